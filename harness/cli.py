@@ -1,0 +1,149 @@
+"""The ``convbench`` command line. User errors print one line and exit 2; tracebacks mean bugs."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from typing import Any, NoReturn, Sequence
+
+from harness.errors import ConvbenchError
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise ConvbenchError(f"{self.prog}: {message}")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def device_name(text: str) -> str:
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}; use cpu, cuda or cuda:N")
+    return text
+
+
+def name_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of names")
+    return names
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="convbench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    run = sub.add_parser("run", help="train (and time) a matrix of framework x model x device")
+    run.add_argument("--frameworks", type=name_list, help="comma-separated; default: every available one")
+    run.add_argument("--models", type=name_list, help="comma-separated; default: simple_cnn,lenet5")
+    run.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    run.add_argument("--dataset", default="digits", help="digits (default), cifar10 or synthetic")
+    run.add_argument("--data-dir", help="folder holding cifar-10-python.tar.gz or cifar-10-batches-py/")
+    run.add_argument("--no-checksum", action="store_true", help="accept CIFAR-10 files whose MD5 differs from the release")
+    run.add_argument("--epochs", type=positive_int, help="default: 10 on digits, 200 on cifar10, 1 on synthetic")
+    run.add_argument("--batch-size", type=positive_int, default=128)
+    run.add_argument("--lr", type=positive_float, default=0.1, help="initial learning rate (x0.1 at half the epochs)")
+    run.add_argument("--augment", action="store_true", help="4-pixel pad + random crop + horizontal flip")
+    run.add_argument("--seed", type=non_negative_int, default=0)
+    run.add_argument("--threads", type=positive_int, help="CPU threads per worker (default: all cores)")
+    run.add_argument("--output", default="results", help="parent of the run directory (default ./results)")
+
+    lst = sub.add_parser("list", help="list the models with shapes, parameters and FLOPs")
+    lst.add_argument("--format", choices=("table", "json"), default="table")
+
+    sub.add_parser("plugins", help="list plugins, their versions, availability and hooks")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "run":
+            from harness.run_command import run_matrix
+            return run_matrix(args, argv)
+        if args.command == "list":
+            return list_models(args.format)
+        return list_plugins()
+    except ConvbenchError as exc:
+        print(f"convbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("convbench: interrupted", file=sys.stderr)
+        return 130
+
+
+def list_models(fmt: str) -> int:
+    from harness.plugin_manager import build_registries, get_plugin_manager
+    from harness.shapes import summarize
+    rows: list[dict[str, Any]] = []
+    for model in build_registries(get_plugin_manager()).models:
+        s = summarize(model)
+        rows.append({"id": model.name, "input_shape": list(model.input_shape), "classes": model.num_classes,
+                     "params": s.params, "flops_per_image": s.flops, "description": model.description})
+    if fmt == "json":
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'id':20s} {'input':>11s} {'classes':>7s} {'params':>13s} {'GFLOPs':>8s}")
+    for r in rows:
+        shape = "x".join(map(str, r["input_shape"]))
+        print(f"{r['id']:20s} {shape:>11s} {r['classes']:>7d} {r['params']:>13,d} {r['flops_per_image'] / 1e9:>8.3f}")
+    print("FLOPs: forward pass per image, 2 x multiply-accumulates of conv and linear layers")
+    return 0
+
+
+def list_plugins() -> int:
+    from harness.plugin_manager import build_registries, get_plugin_manager
+    pm = get_plugin_manager()
+    regs = build_registries(pm)
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
+        if plugin is None:
+            continue
+        dist = dists.get(id(plugin))
+        origin = f"{dist.project_name} {dist.version}" if dist else "(registered directly)"
+        hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
+        print(f"{name}: {origin}")
+        print(f"  hooks: {', '.join(hooks)}")
+    for spec in regs.frameworks:
+        ok, reason = spec.installed()
+        state = f"available, {spec.module} {spec.version()}" if ok else f"unavailable: {reason}"
+        print(f"framework {spec.name}: {state}")
+    blocked = [n for n in os.environ.get("CONVBENCH_DISABLE_PLUGINS", "").split(",") if n.strip()]
+    for name in blocked:
+        print(f"{name.strip()}: disabled by CONVBENCH_DISABLE_PLUGINS")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""What the orchestrator knows of a framework without importing it."""
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """A device as a framework sees it: ``name`` is what ``--device`` accepts (``cpu``, ``cuda:0``)."""
+    name: str
+    description: str = ""
+    memory_mb: float | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "description": self.description, "memory_mb": self.memory_mb}
+
+
+@dataclass(frozen=True)
+class FrameworkSpec:
+    """A framework: its name, the module it imports and the distributions that may provide it.
+
+    ``device_kinds`` lists the device prefixes it supports (``cpu``, ``cuda``). ``env`` holds
+    environment variables every worker of this framework gets (thread settings and the like).
+    """
+    name: str
+    module: str
+    distributions: tuple[str, ...]
+    device_kinds: tuple[str, ...] = ("cpu", "cuda")
+    env: dict[str, str] = field(default_factory=dict)
+
+    def installed(self) -> tuple[bool, str]:
+        """(True, "") if the module can be found, else (False, reason); imports nothing."""
+        if importlib.util.find_spec(self.module) is None:
+            extra = self.name
+            return False, f"python module {self.module!r} is not installed (pip install 'convbench[{extra}]')"
+        return True, ""
+
+    def version(self) -> str | None:
+        for dist in self.distributions:
+            try:
+                return importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        return None

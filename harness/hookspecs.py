@@ -1,0 +1,101 @@
+"""Hook specifications: the reference documentation of convbench's plugin interface.
+
+Three concerns: frameworks (``convbench_add_frameworks``, ``convbench_build_model``), models
+(``convbench_add_models``) and devices (``convbench_discover_devices``, ``convbench_synchronize``,
+``convbench_peak_memory_mb``). Hooks that take a ``framework`` name are called inside that
+framework's worker process only, so an implementation may import its framework there; every
+other hook runs in the orchestrator, which must never import a deep-learning framework.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from harness import hookspec
+
+if TYPE_CHECKING:
+    from harness.frameworks import DeviceInfo, FrameworkSpec
+    from harness.graph import ModelDef
+    from harness.native import NativeModel
+    from harness.registry import Registry
+
+
+@hookspec
+def convbench_add_frameworks(registry: "Registry[FrameworkSpec]") -> None:
+    """Register the frameworks this plugin provides.
+
+    Called once per plugin manager, in the orchestrator and in every worker, before anything runs.
+    Must not import the framework itself: a ``FrameworkSpec`` names the import module and the
+    distribution, so availability and version are read without importing.
+
+    :param registry: add each framework with ``registry.add(spec.name, spec)``; a duplicate name raises.
+    :return: None.
+    """
+
+
+@hookspec
+def convbench_add_models(registry: "Registry[ModelDef]") -> None:
+    """Register framework-neutral network definitions.
+
+    Called once per plugin manager, in the orchestrator and in every worker.
+
+    :param registry: add each network with ``registry.add(model.name, model)``; a duplicate name raises.
+    :return: None.
+    """
+
+
+@hookspec(firstresult=True)
+def convbench_build_model(framework: str, model: "ModelDef", device: str, settings: dict[str, Any]) -> "NativeModel | None":
+    """Realise ``model`` natively in ``framework`` on ``device``.
+
+    Called in the cell's worker process. Stops at first non-None result: an implementation returns
+    None for frameworks it does not provide. The harness then loads the shared initial weights into
+    the result with ``set_weights``, so the builder's own initialisation does not matter.
+
+    :param framework: the framework name, as registered.
+    :param model: the network definition.
+    :param device: a device string such as ``cpu`` or ``cuda:0``.
+    :param settings: optimiser and execution settings: ``momentum``, ``weight_decay``, ``seed``,
+        ``threads`` and, where present, ``precision`` and ``compile``.
+    :return: an object implementing ``harness.native.NativeModel``, or None.
+    """
+
+
+@hookspec(firstresult=True)
+def convbench_discover_devices(framework: str) -> "list[DeviceInfo] | None":
+    """List the devices ``framework`` can run on in this machine.
+
+    Called in a short-lived probe process per framework, before any cell starts. Stops at first
+    non-None result. Raise (any exception) if the framework cannot be imported: the harness then
+    marks it unavailable with the exception's message as the reason.
+
+    :param framework: the framework name, as registered.
+    :return: a list of ``DeviceInfo`` (``cpu`` first), or None for frameworks this plugin does not provide.
+    """
+
+
+@hookspec(firstresult=True)
+def convbench_synchronize(framework: str, device: str) -> "bool | None":
+    """Block until all work queued on ``device`` by ``framework`` has finished.
+
+    Called in the worker before every clock reading that closes a timed region. Stops at first
+    non-None result; the built-in CPU plugin answers True for ``cpu`` (nothing is asynchronous there).
+
+    :param framework: the framework name.
+    :param device: the device string of the cell.
+    :return: True once synchronised, or None for devices this plugin does not handle.
+    """
+
+
+@hookspec(firstresult=True)
+def convbench_peak_memory_mb(framework: str, device: str, reset: bool) -> "float | None":
+    """Peak memory in MiB used on ``device`` since the last reset.
+
+    Called in the worker after timed work (``reset=False``) and before it (``reset=True``). Stops at
+    first non-None result. On ``cpu`` the built-in plugin answers the worker process's own peak
+    resident set (``ru_maxrss``, which cannot be reset, so it covers the process's whole life).
+
+    :param framework: the framework name.
+    :param device: the device string of the cell.
+    :param reset: start a new measurement window (the return value is then ignored).
+    :return: the peak in MiB, or None for devices this plugin does not handle.
+    """

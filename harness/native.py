@@ -1,0 +1,34 @@
+"""The interface a framework plugin's model object implements (returned by convbench_build_model).
+
+All arrays crossing this boundary are numpy: images float32 NCHW in [0, 1] (the plugin converts to
+its native layout), labels int64, weights in the portable layout of ``harness.weights``.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+
+class NativeModel(Protocol):
+    def param_count(self) -> int:
+        """Trainable parameters as the framework counts them (running statistics excluded)."""
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """All parameters and batch-norm statistics in the portable layout."""
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Load a full portable weight dict; raises on a missing key or a shape mismatch."""
+
+    def forward(self, images: np.ndarray) -> np.ndarray:
+        """Evaluation-mode logits of the main head, shape (N, classes), float32."""
+
+    def train_step(self, images: np.ndarray, labels: np.ndarray, lr: float) -> float:
+        """One SGD step (momentum, L2 weight decay on every parameter) at learning rate ``lr``.
+
+        The loss is mean softmax cross-entropy of the main head plus each auxiliary head's
+        cross-entropy times its weight. Returns that loss as a Python float.
+        """
+
+    def evaluate(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
+        """Evaluation mode: (summed cross-entropy of the main head, number of correct top-1 predictions)."""

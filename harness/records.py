@@ -1,0 +1,31 @@
+"""Result rows: flat dicts with a fixed column order and a status field."""
+from __future__ import annotations
+
+from typing import Any
+
+COLUMNS = (
+    "run_id", "cell", "framework", "framework_version", "model", "mode", "phase", "device", "device_name",
+    "dataset", "batch_size", "epochs", "seed", "lr", "threads", "precision", "status", "error", "params",
+    "flops_per_image", "test_accuracy", "test_loss", "train_loss", "train_time_s", "eval_time_s",
+    "images_per_sec", "peak_mem_mb", "wall_time_s",
+)
+STATUSES = ("ok", "error", "crashed", "timeout", "diverged", "oom", "unavailable")
+
+
+def cell_id(framework: str, model: str, device: str) -> str:
+    return f"{framework}-{model}-{device.replace(':', '')}"
+
+
+def make_row(cell: dict[str, Any], **values: Any) -> dict[str, Any]:
+    """A row with every column present: the cell's settings, then ``values``; missing ones are None."""
+    row: dict[str, Any] = {c: None for c in COLUMNS}
+    for key in ("run_id", "framework", "model", "device", "dataset", "batch_size", "epochs", "seed", "lr",
+                "threads", "mode"):
+        row[key] = cell.get(key)
+    row["cell"] = cell_id(cell["framework"], cell["model"], cell["device"])
+    row["phase"] = "train"
+    row["precision"] = cell.get("precision", "fp32")
+    row.update(values)
+    if row["status"] not in STATUSES:
+        raise ValueError(f"bad status {row['status']!r}")
+    return row

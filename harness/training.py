@@ -1,0 +1,89 @@
+"""The training loop every framework shares: same batches, same schedule, same clock."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from harness.datasets import Dataset
+from harness.datasets.batches import test_batches, train_batches
+from harness.native import NativeModel
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """SGD with momentum and L2 weight decay; lr multiplied by ``decay_factor`` at each milestone epoch.
+
+    Defaults are the articles' (REFERENCE s.3); ``milestones=None`` means one decay at half the epochs.
+    """
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 2e-4
+    milestones: tuple[int, ...] | None = None
+    decay_factor: float = 0.1
+    augment: bool = False
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate for 0-based ``epoch``."""
+        marks = self.milestones if self.milestones is not None else ((self.epochs // 2,) if self.epochs > 1 else ())
+        return self.lr * self.decay_factor ** sum(1 for m in marks if epoch >= m)
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, float]] = field(default_factory=list)
+    train_time_s: float = 0.0
+    eval_time_s: float = 0.0
+    train_images: int = 0
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.history[-1]["test_accuracy"] if self.history else float("nan")
+
+
+def evaluate(native: NativeModel, data: Dataset, batch_size: int) -> tuple[float, float]:
+    """(mean test loss, test accuracy) over every test image."""
+    loss_sum, correct = 0.0, 0
+    for xb, yb in test_batches(data.x_test, data.y_test, batch_size):
+        loss, hits = native.evaluate(xb, yb)
+        loss_sum += loss
+        correct += hits
+    n = len(data.y_test)
+    return loss_sum / n, correct / n
+
+
+def train(native: NativeModel, data: Dataset, recipe: Recipe, seed: int, sync: Callable[[], None],
+          on_epoch: Callable[[dict[str, float]], None] = lambda row: None,
+          clock: Callable[[], float] = time.perf_counter) -> TrainResult:
+    """Trains for ``recipe.epochs``; training time excludes evaluation, and both are synchronised."""
+    result = TrainResult()
+    for epoch in range(recipe.epochs):
+        lr = recipe.lr_at(epoch)
+        loss_sum, steps = 0.0, 0
+        sync()
+        start = clock()
+        for xb, yb in train_batches(data.x_train, data.y_train, recipe.batch_size, seed, epoch, recipe.augment):
+            loss = native.train_step(xb, yb, lr)
+            if not math.isfinite(loss):
+                raise Diverged(f"loss became {loss} at epoch {epoch + 1}, step {steps + 1}")
+            loss_sum += loss
+            steps += 1
+        sync()
+        result.train_time_s += clock() - start
+        result.train_images += steps * recipe.batch_size
+        start = clock()
+        test_loss, test_acc = evaluate(native, data, recipe.batch_size)
+        sync()
+        result.eval_time_s += clock() - start
+        row = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / max(steps, 1), "test_loss": test_loss,
+               "test_accuracy": test_acc, "train_time_s": result.train_time_s, "eval_time_s": result.eval_time_s}
+        result.history.append(row)
+        on_epoch(row)
+    return result

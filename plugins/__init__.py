@@ -1,0 +1,1 @@
+"""convbench's built-in framework plugins: one subpackage per framework, each imported lazily."""
