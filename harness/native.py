@@ -32,3 +32,18 @@ class NativeModel(Protocol):
 
     def evaluate(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
         """Evaluation mode: (summed cross-entropy of the main head, number of correct top-1 predictions)."""
+
+
+PHASES = ("forward", "forward_backward", "train_step")
+
+
+class TimedModel(NativeModel, Protocol):
+    """Speed-mode additions (``convbench run --mode speed``); none of these synchronise the device."""
+
+    def prepare_batch(self, images: np.ndarray, labels: np.ndarray) -> object:
+        """Converts a batch to native tensors on the model's device, once, outside any timed region."""
+
+    def run_phase(self, phase: str, batch: object, lr: float) -> None:
+        """One step of ``phase`` on a prepared batch, without waiting for the device:
+        ``forward`` (eval mode, no gradients), ``forward_backward`` (training mode, loss and gradients of
+        every parameter, no update) or ``train_step`` (forward, backward and the SGD update)."""
