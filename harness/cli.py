@@ -78,6 +78,12 @@ def build_parser() -> Parser:
     run.add_argument("--threads", type=positive_int, help="CPU threads per worker (default: all cores)")
     run.add_argument("--output", default="results", help="parent of the run directory (default ./results)")
 
+    ver = sub.add_parser("verify", help="prove equal parameter counts and equal logits across frameworks")
+    ver.add_argument("--frameworks", type=name_list, help="comma-separated; default: every installed one")
+    ver.add_argument("--models", type=name_list, help="comma-separated; default: every model")
+    ver.add_argument("--seed", type=non_negative_int, default=0)
+    ver.add_argument("--threads", type=positive_int, help="CPU threads per worker (default: all cores)")
+
     lst = sub.add_parser("list", help="list the models with shapes, parameters and FLOPs")
     lst.add_argument("--format", choices=("table", "json"), default="table")
 
@@ -92,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             from harness.run_command import run_matrix
             return run_matrix(args, argv)
+        if args.command == "verify":
+            from harness.verify import run_verify
+            return run_verify(args.frameworks, args.models, args.seed, args.threads or os.cpu_count() or 1)
         if args.command == "list":
             return list_models(args.format)
         return list_plugins()
@@ -126,22 +135,25 @@ def list_plugins() -> int:
     from harness.plugin_manager import build_registries, get_plugin_manager
     pm = get_plugin_manager()
     regs = build_registries(pm)
-    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
-    for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
-        if plugin is None:
+    origins = getattr(pm, "convbench_origins", {})
+    names = sorted({n for n, p in pm.list_name_plugin() if p is not None} | set(origins))
+    for name in names:
+        origin = origins.get(name)
+        plugin = pm.get_plugin(name)
+        where = f"{origin.distribution} {origin.version}" if origin and origin.distribution else "(registered directly)"
+        if origin and origin.disabled:
+            print(f"{name}: disabled by CONVBENCH_DISABLE_PLUGINS")
             continue
-        dist = dists.get(id(plugin))
-        origin = f"{dist.project_name} {dist.version}" if dist else "(registered directly)"
+        if origin and origin.error:
+            print(f"{name}: {where}: failed to load: {origin.error}")
+            continue
         hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
-        print(f"{name}: {origin}")
+        print(f"{name}: {where}")
         print(f"  hooks: {', '.join(hooks)}")
     for spec in regs.frameworks:
         ok, reason = spec.installed()
-        state = f"available, {spec.module} {spec.version()}" if ok else f"unavailable: {reason}"
+        state = f"available ({spec.module} {spec.version()})" if ok else f"unavailable: {reason}"
         print(f"framework {spec.name}: {state}")
-    blocked = [n for n in os.environ.get("CONVBENCH_DISABLE_PLUGINS", "").split(",") if n.strip()]
-    for name in blocked:
-        print(f"{name.strip()}: disabled by CONVBENCH_DISABLE_PLUGINS")
     return 0
 
 

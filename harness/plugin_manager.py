@@ -1,8 +1,9 @@
 """The single place that assembles the plugin manager and the registries built from it."""
 from __future__ import annotations
 
+import importlib.metadata
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pluggy
 
@@ -14,17 +15,58 @@ from harness.registry import Registry
 DISABLE_ENV = "CONVBENCH_DISABLE_PLUGINS"
 
 
+@dataclass
+class PluginOrigin:
+    """Where a plugin came from: its distribution and version, or why it failed to load."""
+    name: str
+    distribution: str | None = None
+    version: str | None = None
+    error: str | None = None
+    disabled: bool = False
+
+
+@dataclass
+class LoadReport:
+    origins: dict[str, PluginOrigin] = field(default_factory=dict)
+
+
+def disabled_names() -> list[str]:
+    return [n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()]
+
+
 def get_plugin_manager(load_entrypoints: bool = True) -> pluggy.PluginManager:
     """Hookspecs added, plugins named in $CONVBENCH_DISABLE_PLUGINS blocked, the ``convbench``
-    entry-point group loaded (built-in plugins come through it too), then ``check_pending``."""
+    entry-point group loaded (built-in plugins come through it too), then ``check_pending``.
+
+    A plugin whose module fails to import is skipped and its error kept in ``pm.convbench_origins``
+    (``convbench plugins`` shows it), so one broken plugin never stops the others.
+    """
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
-    for name in filter(None, (n.strip() for n in os.environ.get(DISABLE_ENV, "").split(","))):
+    report = LoadReport()
+    pm.convbench_origins = report.origins  # type: ignore[attr-defined]
+    for name in disabled_names():
         pm.set_blocked(name)
+        report.origins[name] = PluginOrigin(name, disabled=True)
     if load_entrypoints:
-        pm.load_setuptools_entrypoints(PROJECT)
+        load_entrypoints_into(pm, report)
     pm.check_pending()
     return pm
+
+
+def load_entrypoints_into(pm: pluggy.PluginManager, report: LoadReport) -> None:
+    for ep in importlib.metadata.entry_points(group=PROJECT):
+        if pm.is_blocked(ep.name) or pm.has_plugin(ep.name):
+            continue
+        dist = getattr(ep, "dist", None)
+        origin = PluginOrigin(ep.name, dist.metadata["Name"] if dist else None, dist.version if dist else None)
+        try:
+            plugin = ep.load()
+        except Exception as exc:  # a broken third-party plugin must not take the others down
+            origin.error = f"{type(exc).__name__}: {exc}"
+        else:
+            pm.register(plugin, name=ep.name)
+        report.origins[ep.name] = origin
 
 
 @dataclass

@@ -45,7 +45,7 @@ def worker_env(spec: FrameworkSpec | None, threads: int) -> dict[str, str]:
     return env
 
 
-def _worker(args: list[str], env: dict[str, str], log: Path, timeout: float | None,
+def run_worker(args: list[str], env: dict[str, str], log: Path, timeout: float | None,
             on_line: Callable[[str], None]) -> tuple[int, dict[str, Any] | None]:
     """Runs one worker; returns (exit code, its JSON payload or None)."""
     with tempfile.TemporaryDirectory(prefix="convbench-") as tmp:
@@ -65,7 +65,7 @@ def probe_framework(spec: FrameworkSpec, threads: int, log: Path) -> Probe:
     installed, reason = spec.installed()
     if not installed:
         return Probe(spec.name, False, reason)
-    code, payload = _worker(["probe", spec.name], worker_env(spec, threads), log, 300, lambda line: None)
+    code, payload = run_worker(["probe", spec.name], worker_env(spec, threads), log, 300, lambda line: None)
     if code != 0 or payload is None:
         why = (payload or {}).get("error") or f"probe exited with code {code}; see {log}"
         return Probe(spec.name, False, f"import failed: {why}")
@@ -79,7 +79,7 @@ def run_cell(cell: dict[str, Any], spec: FrameworkSpec, cell_dir: Path,
     spec_path = cell_dir / "cell.json"
     spec_path.write_text(json.dumps(cell, indent=1))
     log = cell_dir / "worker.log"
-    code, payload = _worker(["cell", str(spec_path)], worker_env(spec, cell["threads"]), log, None, on_line)
+    code, payload = run_worker(["cell", str(spec_path)], worker_env(spec, cell["threads"]), log, None, on_line)
     if payload is not None and "status" in payload:
         history = payload.pop("history", None)
         if history is not None:

@@ -1,5 +1,5 @@
-"""The per-cell worker process: ``python -m harness.worker cell SPEC.json OUT.json`` or
-``python -m harness.worker probe FRAMEWORK OUT.json``.
+"""The per-cell worker process: ``python -m harness.worker cell SPEC.json OUT.json``,
+``... probe FRAMEWORK OUT.json`` or ``... verify JOB.json OUT.json``.
 
 It is the only kind of process that imports a deep-learning framework. Progress lines go to the
 original stdout; anything the framework prints to stdout is diverted to stderr (the cell's log).
@@ -12,6 +12,7 @@ import os
 import sys
 import time
 import traceback
+from pathlib import Path
 from typing import Any, TextIO
 
 from harness.errors import ConvbenchError
@@ -96,6 +97,11 @@ def main(argv: list[str]) -> int:
     try:
         if command == "probe":
             payload = probe(target)
+        elif command == "verify":
+            from harness.verify import compute_logits
+            with open(target) as fh:
+                job = json.load(fh)
+            payload = compute_logits(job["framework"], job["models"], Path(job["folder"]), job["threads"])
         else:
             with open(target) as fh:
                 payload = run_cell(json.load(fh), progress)
