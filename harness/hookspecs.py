@@ -47,7 +47,7 @@ def convbench_add_models(registry: "Registry[ModelDef]") -> None:
 def convbench_build_model(framework: str, model: "ModelDef", device: str, settings: dict[str, Any]) -> "NativeModel | None":
     """Realise ``model`` natively in ``framework`` on ``device``.
 
-    Called in the cell's worker process. Stops at first non-None result: an implementation returns
+    Called in the cell's worker process. Stops at first non-None result. An implementation returns
     None for frameworks it does not provide. The harness then loads the shared initial weights into
     the result with ``set_weights``, so the builder's own initialisation does not matter.
 
