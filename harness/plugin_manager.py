@@ -13,6 +13,7 @@ from harness.graph import ModelDef
 from harness.registry import Registry
 
 DISABLE_ENV = "CONVBENCH_DISABLE_PLUGINS"
+EXTRA_ENV = "CONVBENCH_PLUGINS"
 
 
 @dataclass
@@ -50,6 +51,7 @@ def get_plugin_manager(load_entrypoints: bool = True) -> pluggy.PluginManager:
         report.origins[name] = PluginOrigin(name, disabled=True)
     if load_entrypoints:
         load_entrypoints_into(pm, report)
+        load_env_plugins(pm, report)
     pm.check_pending()
     return pm
 
@@ -67,6 +69,21 @@ def load_entrypoints_into(pm: pluggy.PluginManager, report: LoadReport) -> None:
         else:
             pm.register(plugin, name=ep.name)
         report.origins[ep.name] = origin
+
+
+def load_env_plugins(pm: pluggy.PluginManager, report: LoadReport) -> None:
+    """Modules named in $CONVBENCH_PLUGINS (comma-separated), like ``pytest -p``: a plugin used
+    without installing it. Workers inherit the variable, so the plugin is loaded there too."""
+    import importlib
+    for module in filter(None, (m.strip() for m in os.environ.get(EXTRA_ENV, "").split(","))):
+        if pm.is_blocked(module) or pm.has_plugin(module):
+            continue
+        origin = PluginOrigin(module)
+        try:
+            pm.register(importlib.import_module(module), name=module)
+        except Exception as exc:
+            origin.error = f"{type(exc).__name__}: {exc}"
+        report.origins[module] = origin
 
 
 @dataclass

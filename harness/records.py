@@ -7,7 +7,7 @@ COLUMNS = (
     "run_id", "cell", "framework", "framework_version", "model", "mode", "phase", "device", "device_name",
     "dataset", "batch_size", "epochs", "seed", "lr", "threads", "precision", "status", "error", "params",
     "flops_per_image", "test_accuracy", "test_loss", "train_loss", "train_time_s", "eval_time_s",
-    "images_per_sec", "peak_mem_mb", "wall_time_s",
+    "images_per_sec", "peak_mem_mb", "wall_time_s", "note",
 )
 STATUSES = ("ok", "error", "crashed", "timeout", "diverged", "oom", "unavailable")
 

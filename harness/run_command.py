@@ -1,29 +1,46 @@
-"""``convbench run``: validate everything, then run the matrix cell by cell into a new run directory."""
+"""``convbench run``: validate everything, write the plan, then run it cell by cell into the journal.
+
+``--resume RUN_DIR`` reads the plan back and runs only the cells without an ``ok`` row.
+"""
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
+from harness import journal
 from harness.datasets import DATASETS, load_dataset
 from harness.errors import ConvbenchError
-from harness.plugin_manager import build_registries, get_plugin_manager
+from harness.plugin_manager import Registries, build_registries, get_plugin_manager
 from harness.records import make_row
 from harness.registry import unknown_name
 from harness.report import comparison_table, write_csv
-from harness.runner import Probe, cell_name, probe_framework, run_cell
+from harness.runner import Probe, cell_name, kill_current_worker, probe_framework, run_cell
 from harness.rundir import base_meta, new_run_dir, write_json
 
 DEFAULT_MODELS = ("simple_cnn", "lenet5")
 DEFAULT_EPOCHS = {"digits": 10, "cifar10": 200, "synthetic": 1}
+PLAN = "plan.json"
+RUN_DEFAULTS: dict[str, Any] = {"device": "cpu", "dataset": "digits", "batch_size": 128, "lr": 0.1, "seed": 0}
+MATRIX_OPTIONS = ("device", "frameworks", "models", "dataset", "data_dir", "epochs", "batch_size", "lr", "seed", "threads",
+                  "timeout", "oom_retry", "augment", "no_checksum")
 
 
 def run_matrix(args: argparse.Namespace, argv: list[str]) -> int:
-    pm = get_plugin_manager()
-    regs = build_registries(pm)
-    frameworks = [regs.frameworks.get(n) for n in (args.frameworks or regs.frameworks.names())]
+    regs = build_registries(get_plugin_manager())
+    plan = resume_plan(args, regs) if args.resume else new_plan(args, argv, regs)
+    return execute(plan, regs)
+
+
+def new_plan(args: argparse.Namespace, argv: list[str], regs: Registries) -> dict[str, Any]:
+    for option, default in RUN_DEFAULTS.items():
+        if getattr(args, option) is None:
+            setattr(args, option, default)
+    frameworks = [regs.frameworks.get(n).name for n in (args.frameworks or regs.frameworks.names())]
     models = [regs.models.get(n) for n in (args.models or DEFAULT_MODELS)]
     if args.dataset not in DATASETS:
         raise ConvbenchError(unknown_name("dataset", args.dataset, DATASETS))
@@ -34,51 +51,119 @@ def run_matrix(args: argparse.Namespace, argv: list[str]) -> int:
                 raise ConvbenchError(f"model {m.name} takes {'x'.join(map(str, m.input_shape))} images and "
                                      f"{m.num_classes} classes; dataset {args.dataset} has "
                                      f"{'x'.join(map(str, data.shape))} and {data.num_classes}: use --dataset synthetic")
-    epochs = args.epochs or DEFAULT_EPOCHS[args.dataset]
-    threads = args.threads or os.cpu_count() or 1
     run_id, run_dir = new_run_dir(args.output)
-    settings = {"dataset": args.dataset, "data_dir": args.data_dir, "epochs": epochs, "batch_size": args.batch_size,
-                "lr": args.lr, "momentum": 0.9, "weight_decay": 2e-4, "augment": args.augment, "seed": args.seed,
-                "threads": threads, "device": args.device, "no_checksum": args.no_checksum}
-    meta = base_meta(run_id, argv, settings)
-    print(f"run {run_id}: {len(frameworks)} framework(s) x {len(models)} model(s) on {args.device}, "
-          f"{args.dataset}, {epochs} epoch(s), batch {args.batch_size} -> {run_dir}")
+    settings = {"mode": "train", "dataset": args.dataset,
+                "data_dir": str(Path(args.data_dir).resolve()) if args.data_dir else None,
+                "epochs": args.epochs or DEFAULT_EPOCHS[args.dataset], "batch_size": args.batch_size, "lr": args.lr,
+                "momentum": 0.9, "weight_decay": 2e-4, "augment": args.augment, "seed": args.seed,
+                "threads": args.threads or os.cpu_count() or 1, "device": args.device,
+                "no_checksum": args.no_checksum, "timeout": args.timeout, "oom_retry": args.oom_retry}
+    plan = {"run_id": run_id, "run_dir": str(run_dir), "argv": argv, "frameworks": frameworks,
+            "models": [m.name for m in models], "settings": settings}
+    write_json(run_dir / PLAN, plan)
+    return plan
 
-    probes: dict[str, Probe] = {}
-    for spec in frameworks:
-        probes[spec.name] = p = probe_framework(spec, threads, run_dir / "probe.log")
-        devices = ", ".join(d["name"] for d in p.devices)
-        print(f"  {spec.name}: {p.version} ({devices})" if p.available else f"  {spec.name}: unavailable ({p.reason})")
+
+def resume_plan(args: argparse.Namespace, regs: Registries) -> dict[str, Any]:
+    given = [f"--{o.replace('_', '-')}" for o in MATRIX_OPTIONS if getattr(args, o) not in (None, False)]
+    if given:
+        raise ConvbenchError(f"--resume reuses the run's own settings; drop {', '.join(given)}")
+    run_dir = Path(args.resume)
+    try:
+        plan = json.loads((run_dir / PLAN).read_text())
+    except (OSError, ValueError):
+        raise ConvbenchError(f"{str(run_dir)!r} is not a convbench run directory (no readable {PLAN})") from None
+    plan["run_dir"] = str(run_dir)
+    for name in plan["frameworks"]:
+        regs.frameworks.get(name)
+    for name in plan["models"]:
+        regs.models.get(name)
+    return plan
+
+
+def execute(plan: dict[str, Any], regs: Registries) -> int:
+    run_dir, settings, run_id = Path(plan["run_dir"]), plan["settings"], plan["run_id"]
+    meta = base_meta(run_id, plan["argv"], settings)
+    print(f"run {run_id}: {len(plan['frameworks'])} framework(s) x {len(plan['models'])} model(s) on "
+          f"{settings['device']}, {settings['dataset']}, {settings['epochs']} epoch(s), batch {settings['batch_size']}"
+          f" -> {run_dir}")
+    probes = {name: report_probe(probe_framework(regs.frameworks.get(name), settings["threads"], run_dir / "probe.log"))
+              for name in plan["frameworks"]}
     meta["frameworks"] = {name: vars(p) for name, p in probes.items()}
-    if args.device != "cpu" and not any(p.available and p.device(args.device) for p in probes.values()):
+    if settings["device"] != "cpu" and not any(p.available and p.device(settings["device"]) for p in probes.values()):
         write_json(run_dir / "meta.json", meta)
-        raise ConvbenchError(f"device {args.device!r} not found: no available framework sees it on this machine")
+        raise ConvbenchError(f"device {settings['device']!r} not found: no available framework sees it on this machine")
 
-    rows: list[dict[str, Any]] = []
-    for spec in frameworks:
-        probe = probes[spec.name]
-        for model in models:
-            cell = {"run_id": run_id, "framework": spec.name, "framework_version": probe.version, "model": model.name,
-                    "mode": "train", **settings}
-            dev = probe.device(args.device) if probe.available else None
-            if not probe.available:
-                row = make_row(cell, status="unavailable", error=probe.reason)
-            elif dev is None:
-                row = make_row(cell, status="unavailable", error=f"{spec.name} sees no device {args.device!r}")
-            else:
-                cell["device"] = dev["name"]
-                name = cell_name(cell)
-                cell["checkpoint"] = str(run_dir / "cells" / name / "final.npz")
-                print(f"[{name}] start")
-                row = run_cell(cell, spec, run_dir / "cells" / name, lambda line, n=name: print(f"[{n}] {line}", flush=True))
-                row["device_name"] = dev.get("description")
-                print(f"[{name}] {row['status']}" + (f": {row['error']}" if row["error"] else ""))
-            rows.append(row)
-            write_csv(rows, run_dir / "results.csv")
+    previous = journal.latest(journal.read(run_dir))
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    interrupted = False
+    try:
+        for fw in plan["frameworks"]:
+            for model in plan["models"]:
+                run_one(fw, model, plan, probes[fw], regs, run_dir, previous)
+    except KeyboardInterrupt:
+        kill_current_worker()
+        interrupted = True
+    rows = list(journal.latest(journal.read(run_dir)).values())
+    write_csv(rows, run_dir / "results.csv")
     meta["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    meta["statuses"] = {r["cell"]: r["status"] for r in rows}
+    meta["interrupted"] = interrupted
+    meta["statuses"] = {journal.row_key(r): r["status"] for r in rows}
     write_json(run_dir / "meta.json", meta)
     print()
     print(comparison_table(rows))
     print(f"\nresults: {run_dir / 'results.csv'}")
-    return 0 if all(r["status"] == "ok" for r in rows) else 1
+    if interrupted:
+        print(f"interrupted; finished cells are kept. Resume with: convbench run --resume {run_dir}")
+        return 130
+    return 0 if rows and all(r["status"] == "ok" for r in rows) else 1
+
+
+def report_probe(p: Probe) -> Probe:
+    devices = ", ".join(d["name"] for d in p.devices)
+    print(f"  {p.framework}: {p.version} ({devices})" if p.available else f"  {p.framework}: unavailable ({p.reason})")
+    return p
+
+
+def run_one(fw: str, model: str, plan: dict[str, Any], probe: Probe, regs: Registries, run_dir: Path,
+            previous: dict[str, dict[str, Any]]) -> None:
+    settings = plan["settings"]
+    cell = {"run_id": plan["run_id"], "framework": fw, "framework_version": probe.version, "model": model, **settings}
+    dev = probe.device(settings["device"]) if probe.available else None
+    if dev is not None:
+        cell["device"] = dev["name"]
+    name = cell_name(cell)
+    done = [r for k, r in previous.items() if k.startswith(name + "/")]
+    if done and all(r["status"] == "ok" for r in done):
+        print(f"[{name}] ok in an earlier attempt; kept")
+        return
+    if not probe.available:
+        row = make_row(cell, status="unavailable", error=probe.reason)
+    elif dev is None:
+        row = make_row(cell, status="unavailable", error=f"{fw} sees no device {settings['device']!r}")
+    else:
+        row = run_with_retries(cell, regs, run_dir / "cells" / name, name)
+        row["device_name"] = dev.get("description")
+    journal.append(run_dir, row)
+    write_csv(list(journal.latest(journal.read(run_dir)).values()), run_dir / "results.csv")
+
+
+def run_with_retries(cell: dict[str, Any], regs: Registries, cell_dir: Path, name: str) -> dict[str, Any]:
+    spec = regs.frameworks.get(cell["framework"])
+    cell["checkpoint"] = str(cell_dir / "final.npz")
+    first_batch = cell["batch_size"]
+    while True:
+        print(f"[{name}] start (batch {cell['batch_size']})")
+        row = run_cell(cell, spec, cell_dir, cell.get("timeout"), lambda line: print(f"[{name}] {line}", flush=True))
+        print(f"[{name}] {row['status']}" + (f": {row['error']}" if row["error"] else ""), flush=True)
+        if row["status"] != "oom" or not cell.get("oom_retry") or cell["batch_size"] == 1:
+            break
+        cell = {**cell, "batch_size": cell["batch_size"] // 2}
+        print(f"[{name}] out of memory: retrying with batch {cell['batch_size']}")
+    if cell["batch_size"] != first_batch:
+        row["note"] = f"batch halved from {first_batch} to {cell['batch_size']} after out-of-memory (--oom-retry)"
+    return row
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -1,15 +1,17 @@
-"""The orchestrator: probes frameworks, runs each cell in its own worker process, gathers rows.
+"""Running workers: one process per cell (or probe), its own process group, a deadline, a status.
 
-It never imports a deep-learning framework: everything framework-side happens in
+The orchestrator never imports a deep-learning framework: everything framework-side happens in
 ``python -m harness.worker``, with thread settings given explicitly in the environment.
 """
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -18,6 +20,7 @@ from harness.frameworks import FrameworkSpec
 from harness.records import cell_id, make_row
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
+EXIT_USER_ERROR, EXIT_EXCEPTION = 3, 4
 
 
 @dataclass
@@ -33,6 +36,17 @@ class Probe:
         return next((d for d in self.devices if d["name"] == wanted), None)
 
 
+@dataclass
+class WorkerResult:
+    code: int | None          # None: killed at the deadline
+    payload: dict[str, Any] | None
+    log: Path
+
+    def tail(self, lines: int = 5) -> str:
+        text = self.log.read_text(errors="replace").strip().splitlines() if self.log.exists() else []
+        return " | ".join(text[-lines:])
+
+
 def worker_env(spec: FrameworkSpec | None, threads: int) -> dict[str, str]:
     env = dict(os.environ)
     for var in THREAD_VARS:
@@ -40,25 +54,62 @@ def worker_env(spec: FrameworkSpec | None, threads: int) -> dict[str, str]:
     env["TF_NUM_INTEROP_THREADS"] = "1" if threads <= 2 else "2"
     env["TF_CPP_MIN_LOG_LEVEL"] = env.get("TF_CPP_MIN_LOG_LEVEL", "2")
     env["PYTHONUNBUFFERED"] = "1"
+    env["CONVBENCH_PARENT_PID"] = str(os.getpid())
     if spec is not None:
         env.update(spec.env)
     return env
 
 
-def run_worker(args: list[str], env: dict[str, str], log: Path, timeout: float | None,
-            on_line: Callable[[str], None]) -> tuple[int, dict[str, Any] | None]:
-    """Runs one worker; returns (exit code, its JSON payload or None)."""
-    with tempfile.TemporaryDirectory(prefix="convbench-") as tmp:
-        out = Path(tmp) / "out.json"
+class Worker:
+    """A worker process in its own process group, so a timeout or Ctrl-C can kill all of it."""
+
+    current: "Worker | None" = None
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.tmp = tempfile.TemporaryDirectory(prefix="convbench-")
+        self.out = Path(self.tmp.name) / "out.json"
+        self.log = log
         with open(log, "ab") as err:
-            proc = subprocess.Popen([sys.executable, "-m", "harness.worker", *args, str(out)],
-                                    stdout=subprocess.PIPE, stderr=err, env=env, text=True, start_new_session=True)
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                on_line(line.rstrip("\n"))
-            code = proc.wait(timeout=timeout)
-        payload = json.loads(out.read_text()) if out.exists() else None
-    return code, payload
+            self.proc = subprocess.Popen([sys.executable, "-m", "harness.worker", *args, str(self.out)],
+                                         stdout=subprocess.PIPE, stderr=err, env=env, text=True,
+                                         start_new_session=True)
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def run(self, timeout: float | None, on_line: Callable[[str], None]) -> WorkerResult:
+        assert self.proc.stdout is not None
+        reader = threading.Thread(target=lambda: [on_line(l.rstrip("\n")) for l in self.proc.stdout], daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        Worker.current = self
+        try:
+            code: int | None = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            self.proc.wait()
+            code = None
+        finally:
+            Worker.current = None
+        self.kill()  # anything the worker left behind in its group
+        reader.join(timeout=5)
+        payload = json.loads(self.out.read_text()) if self.out.exists() else None
+        self.tmp.cleanup()
+        return WorkerResult(code, payload, self.log)
+
+
+def run_worker(args: list[str], env: dict[str, str], log: Path, timeout: float | None,
+               on_line: Callable[[str], None]) -> tuple[int | None, dict[str, Any] | None]:
+    """Runs one worker to the end or the deadline; (exit code or None on timeout, JSON payload or None)."""
+    result = Worker(args, env, log).run(timeout, on_line)
+    return result.code, result.payload
+
+
+def kill_current_worker() -> None:
+    if Worker.current is not None:
+        Worker.current.kill()
 
 
 def probe_framework(spec: FrameworkSpec, threads: int, log: Path) -> Probe:
@@ -72,24 +123,39 @@ def probe_framework(spec: FrameworkSpec, threads: int, log: Path) -> Probe:
     return Probe(spec.name, True, "", payload.get("version"), payload.get("devices", []))
 
 
-def run_cell(cell: dict[str, Any], spec: FrameworkSpec, cell_dir: Path,
+def run_cell(cell: dict[str, Any], spec: FrameworkSpec, cell_dir: Path, timeout: float | None,
              on_line: Callable[[str], None]) -> dict[str, Any]:
     """Runs one cell in a fresh worker; always returns a row, whatever happened to the worker."""
     cell_dir.mkdir(parents=True, exist_ok=True)
     spec_path = cell_dir / "cell.json"
     spec_path.write_text(json.dumps(cell, indent=1))
-    log = cell_dir / "worker.log"
-    code, payload = run_worker(["cell", str(spec_path)], worker_env(spec, cell["threads"]), log, None, on_line)
+    result = Worker(["cell", str(spec_path)], worker_env(spec, cell["threads"]), cell_dir / "worker.log").run(timeout, on_line)
+    return row_from_result(cell, result, timeout, cell_dir)
+
+
+def row_from_result(cell: dict[str, Any], result: WorkerResult, timeout: float | None, cell_dir: Path) -> dict[str, Any]:
+    payload = result.payload
+    if result.code is None:
+        return make_row(cell, status="timeout", error=f"no result within --timeout {timeout:g}s; worker killed")
     if payload is not None and "status" in payload:
         history = payload.pop("history", None)
         if history is not None:
             (cell_dir / "epochs.json").write_text(json.dumps(history, indent=1))
         return payload
     if payload is not None:
-        return make_row(cell, status="error", error=payload["error"])
-    tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-    how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
-    return make_row(cell, status="crashed", error=f"worker {how}: {' | '.join(tail)}")
+        status = payload.get("status_hint", "error")
+        where = f" (traceback in {result.log})" if result.code == EXIT_EXCEPTION else ""
+        return make_row(cell, status=status, error=payload["error"] + where)
+    code = result.code
+    how = f"killed by signal {signal_name(-code)}" if code < 0 else f"exited with code {code}"
+    return make_row(cell, status="crashed", error=f"worker {how}: {result.tail()}")
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
 
 
 def cell_name(cell: dict[str, Any]) -> str:

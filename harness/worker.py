@@ -19,6 +19,29 @@ from harness.errors import ConvbenchError
 from harness.records import make_row
 
 
+OOM_NAMES = ("OutOfMemoryError", "ResourceExhaustedError", "MemoryError")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Torch's OutOfMemoryError / 'out of memory' RuntimeError, TF's ResourceExhaustedError, MemoryError."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & set(OOM_NAMES)) or "out of memory" in str(exc).lower()
+
+
+def die_with_parent() -> None:
+    """Linux: the kernel kills this worker if the orchestrator dies (even by kill -9)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+    parent = os.environ.get("CONVBENCH_PARENT_PID")
+    if parent and int(parent) != os.getppid():  # the orchestrator died before prctl took hold
+        os._exit(137)
+
+
 def _progress_stream() -> TextIO:
     saved = os.dup(1)
     os.dup2(2, 1)
@@ -92,6 +115,7 @@ def run_cell(cell: dict[str, Any], progress: TextIO) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
+    die_with_parent()
     progress = _progress_stream()
     command, target, out_path = argv
     try:
@@ -108,9 +132,12 @@ def main(argv: list[str]) -> int:
         code = 0
     except ConvbenchError as exc:
         payload, code = {"error": str(exc), "kind": "user"}, 3
-    except Exception as exc:  # a bug, or a framework failure: keep the traceback for the log
+    except BaseException as exc:  # a bug, or a framework failure: keep the traceback for the log
         traceback.print_exc()
-        payload, code = {"error": f"{type(exc).__name__}: {exc}", "kind": "exception"}, 4
+        message = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        payload, code = {"error": message, "kind": "exception"}, 4
+        if is_out_of_memory(exc):
+            payload["status_hint"] = "oom"
     tmp = out_path + ".tmp"
     with open(tmp, "w") as fh:
         json.dump(payload, fh, default=float)

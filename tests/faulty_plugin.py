@@ -1,0 +1,96 @@
+"""A test-only framework, "faulty", in plain numpy: softmax regression whose cells misbehave on purpose.
+
+Loaded through $CONVBENCH_PLUGINS=faulty_plugin (with tests/ on PYTHONPATH). Each fault is a model:
+fault_ok trains normally; fault_crash aborts the process (SIGABRT); fault_segv segfaults; fault_hang
+sleeps forever; fault_oom raises MemoryError until the batch is at most 32; fault_nan returns a NaN
+loss; fault_error raises a plain exception. Faults that depend on a marker file wait for it
+(slow_ok: sleeps until $FAULTY_RELEASE exists), to let tests kill the orchestrator mid-run.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+
+import numpy as np
+
+from harness import hookimpl
+from harness.frameworks import DeviceInfo, FrameworkSpec
+from harness.graph import Flatten, Linear, ModelDef, Seq
+
+FAULTS = ("ok", "crash", "segv", "hang", "oom", "nan", "error", "slow_ok")
+
+
+class SoftmaxRegression:
+    def __init__(self, model: ModelDef, settings: dict) -> None:
+        self.model, self.fault = model, model.name.removeprefix("fault_")
+        self.w = self.b = None
+        self.momentum = settings.get("momentum", 0.9)
+
+    def param_count(self) -> int:
+        return self.w.size + self.b.size
+
+    def get_weights(self):
+        return {"fc.weight": self.w.copy(), "fc.bias": self.b.copy()}
+
+    def set_weights(self, weights) -> None:
+        self.w, self.b = weights["fc.weight"].copy(), weights["fc.bias"].copy()
+        self.v = [np.zeros_like(self.w), np.zeros_like(self.b)]
+
+    def forward(self, images):
+        return images.reshape(len(images), -1) @ self.w.T + self.b
+
+    def train_step(self, images, labels, lr: float) -> float:
+        if self.fault == "crash":
+            os.abort()
+        if self.fault == "segv":
+            ctypes.string_at(0)
+        if self.fault == "hang":
+            time.sleep(3600)
+        if self.fault == "oom" and len(images) > 32:
+            raise MemoryError("fake allocator: out of memory")
+        if self.fault == "nan":
+            return float("nan")
+        if self.fault == "error":
+            raise RuntimeError("boom")
+        if self.fault == "slow_ok":
+            while not os.path.exists(os.environ["FAULTY_RELEASE"]):
+                time.sleep(0.05)
+        x = images.reshape(len(images), -1)
+        logits = self.forward(images)
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        loss = -np.log(p[np.arange(len(labels)), labels] + 1e-12).mean()
+        p[np.arange(len(labels)), labels] -= 1
+        grads = [p.T @ x / len(x), p.mean(0)]
+        for param, v, g in zip((self.w, self.b), self.v, grads):
+            v *= self.momentum
+            v += g
+            param -= lr * v
+        return float(loss)
+
+    def evaluate(self, images, labels):
+        logits = self.forward(images)
+        return float(len(labels)), int((logits.argmax(1) == labels).sum())
+
+
+@hookimpl
+def convbench_add_frameworks(registry) -> None:
+    registry.add("faulty", FrameworkSpec("faulty", "numpy", ("numpy",), ("cpu",)))
+
+
+@hookimpl
+def convbench_add_models(registry) -> None:
+    for fault in FAULTS:
+        registry.add(f"fault_{fault}", ModelDef(f"fault_{fault}", (3, 32, 32), 10,
+                                                Seq("net", (Flatten("flatten"), Linear("fc", 10)))))
+
+
+@hookimpl
+def convbench_build_model(framework, model, device, settings):
+    return SoftmaxRegression(model, settings) if framework == "faulty" else None
+
+
+@hookimpl
+def convbench_discover_devices(framework):
+    return [DeviceInfo("cpu", "numpy")] if framework == "faulty" else None
