@@ -64,19 +64,29 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = sub.add_parser("run", help="train (and time) a matrix of framework x model x device")
+    run.add_argument("--mode", choices=("train", "speed"), help="train to accuracy (default) or time the step phases")
     run.add_argument("--frameworks", type=name_list, help="comma-separated; default: every available one")
     run.add_argument("--models", type=name_list, help="comma-separated; default: simple_cnn,lenet5")
     run.add_argument("--device", type=device_name, help="cpu, cuda or cuda:N (default cpu)")
-    run.add_argument("--dataset", help="digits (default), cifar10 or synthetic")
+    run.add_argument("--dataset", help="digits (default in train mode), cifar10 or synthetic (default in speed mode)")
     run.add_argument("--data-dir", help="folder holding cifar-10-python.tar.gz or cifar-10-batches-py/")
     run.add_argument("--no-checksum", action="store_true", help="accept CIFAR-10 files whose MD5 differs from the release")
     run.add_argument("--epochs", type=positive_int, help="default: 10 on digits, 200 on cifar10, 1 on synthetic")
-    run.add_argument("--batch-size", type=positive_int, help="default 128")
+    run.add_argument("--batch-size", type=positive_int,
+                     help="default 128; in speed mode 32 for 224x224 models, 128 for 32x32 ones")
     run.add_argument("--lr", type=positive_float, help="initial learning rate (x0.1 at half the epochs)")
     run.add_argument("--augment", action="store_true", help="4-pixel pad + random crop + horizontal flip")
     run.add_argument("--seed", type=non_negative_int, help="default 0")
     run.add_argument("--threads", type=positive_int, help="CPU threads per worker (default: all cores)")
     run.add_argument("--output", default="results", help="parent of the run directory (default ./results)")
+    run.add_argument("--warmup", type=non_negative_int, help="speed mode: burn-in steps after the first (default 10)")
+    run.add_argument("--steps", type=positive_int, help="speed mode: timed steps (default 100)")
+    run.add_argument("--compile", choices=("auto", "none", "default", "xla"),
+                     help="auto (default): each framework's usual path (torch eager, TF tf.function, paddle dygraph); "
+                          "none: eager everywhere; default: torch.compile, tf.function, paddle.jit.to_static; "
+                          "xla: tf.function(jit_compile=True)")
+    run.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="autocast / mixed precision (default fp32)")
+    run.add_argument("--layout", choices=("native", "nchw", "nhwc"), help="memory layout (default: each framework's fast one)")
     run.add_argument("--timeout", type=positive_float, help="seconds per cell before its worker is killed")
     run.add_argument("--oom-retry", action="store_true", help="on out-of-memory, halve the batch and run the cell again")
     run.add_argument("--resume", metavar="RUN_DIR", help="complete an earlier run: only its missing or failed cells")

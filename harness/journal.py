@@ -1,6 +1,7 @@
-"""The crash-safe journal: one JSON line per finished cell, flushed and fsynced before anything else.
+"""The crash-safe journal: one JSON line per finished cell attempt, flushed and fsynced first.
 
-``results.csv`` is always regenerated from the journal (the latest row of each cell wins), so a run
+A line is ``{"cell": NAME, "rows": [...]}`` (one row in train mode, one per phase in speed mode).
+``results.csv`` is always regenerated from the journal, the last attempt of each cell winning, so a run
 killed at any moment leaves a consistent directory that ``--resume`` can complete.
 """
 from __future__ import annotations
@@ -13,38 +14,38 @@ from typing import Any
 JOURNAL = "journal.jsonl"
 
 
-def append(run_dir: Path, row: dict[str, Any]) -> None:
-    line = json.dumps(row, default=_jsonable) + "\n"
+def append(run_dir: Path, cell: str, rows: list[dict[str, Any]]) -> None:
+    line = json.dumps({"cell": cell, "rows": rows}, default=_jsonable) + "\n"
     with open(run_dir / JOURNAL, "a") as fh:
         fh.write(line)
         fh.flush()
         os.fsync(fh.fileno())
 
 
-def read(run_dir: Path) -> list[dict[str, Any]]:
+def attempts(run_dir: Path) -> list[dict[str, Any]]:
     """Every complete line; a torn last line (the process died mid-write) is ignored."""
     path = run_dir / JOURNAL
     if not path.exists():
         return []
-    rows = []
+    out = []
     for line in path.read_text().splitlines():
         try:
-            rows.append(json.loads(line))
+            out.append(json.loads(line))
         except json.JSONDecodeError:
             continue
-    return rows
-
-
-def latest(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """cell key -> its most recent row, in first-seen order."""
-    out: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        out[row_key(row)] = row
     return out
 
 
-def row_key(row: dict[str, Any]) -> str:
-    return f"{row['cell']}/{row.get('phase') or 'train'}"
+def latest(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """cell name -> the rows of its last attempt, cells in first-seen order."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for attempt in attempts(run_dir):
+        out[attempt["cell"]] = attempt["rows"]
+    return out
+
+
+def latest_rows(run_dir: Path) -> list[dict[str, Any]]:
+    return [row for rows in latest(run_dir).values() for row in rows]
 
 
 def _jsonable(value: Any) -> Any:

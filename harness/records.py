@@ -5,9 +5,11 @@ from typing import Any
 
 COLUMNS = (
     "run_id", "cell", "framework", "framework_version", "model", "mode", "phase", "device", "device_name",
-    "dataset", "batch_size", "epochs", "seed", "lr", "threads", "precision", "status", "error", "params",
-    "flops_per_image", "test_accuracy", "test_loss", "train_loss", "train_time_s", "eval_time_s",
-    "images_per_sec", "peak_mem_mb", "wall_time_s", "note",
+    "dataset", "batch_size", "epochs", "seed", "lr", "threads", "precision", "compile", "layout", "tf32",
+    "cudnn_benchmark", "deterministic", "status", "error", "params", "flops_per_image",
+    "test_accuracy", "test_loss", "train_loss", "train_time_s", "eval_time_s", "images_per_sec",
+    "steps", "warmup", "ms_mean", "ms_std", "ms_median", "ms_iqr", "ms_min", "ms_max", "ms_ci_low", "ms_ci_high",
+    "first_step_s", "achieved_gflops", "peak_gflops", "peak_fraction", "peak_mem_mb", "note",
 )
 STATUSES = ("ok", "error", "crashed", "timeout", "diverged", "oom", "unavailable")
 
@@ -19,12 +21,11 @@ def cell_id(framework: str, model: str, device: str) -> str:
 def make_row(cell: dict[str, Any], **values: Any) -> dict[str, Any]:
     """A row with every column present: the cell's settings, then ``values``; missing ones are None."""
     row: dict[str, Any] = {c: None for c in COLUMNS}
-    for key in ("run_id", "framework", "model", "device", "dataset", "batch_size", "epochs", "seed", "lr",
-                "threads", "mode"):
+    for key in ("run_id", "framework", "framework_version", "model", "device", "device_name", "dataset",
+                "batch_size", "epochs", "seed", "lr", "threads", "mode", "precision", "compile", "layout"):
         row[key] = cell.get(key)
     row["cell"] = cell_id(cell["framework"], cell["model"], cell["device"])
-    row["phase"] = "train"
-    row["precision"] = cell.get("precision", "fp32")
+    row["phase"] = "train" if cell.get("mode", "train") == "train" else None
     row.update(values)
     if row["status"] not in STATUSES:
         raise ValueError(f"bad status {row['status']!r}")

@@ -19,14 +19,16 @@ from harness.plugin_manager import Registries, build_registries, get_plugin_mana
 from harness.records import make_row
 from harness.registry import unknown_name
 from harness.report import comparison_table, write_csv
-from harness.runner import Probe, cell_name, kill_current_worker, probe_framework, run_cell
+from harness.runner import (Probe, cell_name, kill_current_worker, probe_framework, run_cell, run_worker,
+                            worker_env)
 from harness.rundir import base_meta, new_run_dir, write_json
 
 DEFAULT_MODELS = ("simple_cnn", "lenet5")
 DEFAULT_EPOCHS = {"digits": 10, "cifar10": 200, "synthetic": 1}
 PLAN = "plan.json"
-RUN_DEFAULTS: dict[str, Any] = {"device": "cpu", "dataset": "digits", "batch_size": 128, "lr": 0.1, "seed": 0}
-MATRIX_OPTIONS = ("device", "frameworks", "models", "dataset", "data_dir", "epochs", "batch_size", "lr", "seed", "threads",
+RUN_DEFAULTS: dict[str, Any] = {"mode": "train", "device": "cpu", "lr": 0.1, "seed": 0, "warmup": 10, "steps": 100,
+                                "compile": "auto", "precision": "fp32", "layout": "native"}
+MATRIX_OPTIONS = ("mode", "warmup", "steps", "compile", "precision", "layout", "device", "frameworks", "models", "dataset", "data_dir", "epochs", "batch_size", "lr", "seed", "threads",
                   "timeout", "oom_retry", "augment", "no_checksum")
 
 
@@ -40,6 +42,8 @@ def new_plan(args: argparse.Namespace, argv: list[str], regs: Registries) -> dic
     for option, default in RUN_DEFAULTS.items():
         if getattr(args, option) is None:
             setattr(args, option, default)
+    if args.dataset is None:
+        args.dataset = "synthetic" if args.mode == "speed" else "digits"
     frameworks = [regs.frameworks.get(n).name for n in (args.frameworks or regs.frameworks.names())]
     models = [regs.models.get(n) for n in (args.models or DEFAULT_MODELS)]
     if args.dataset not in DATASETS:
@@ -52,12 +56,16 @@ def new_plan(args: argparse.Namespace, argv: list[str], regs: Registries) -> dic
                                      f"{m.num_classes} classes; dataset {args.dataset} has "
                                      f"{'x'.join(map(str, data.shape))} and {data.num_classes}: use --dataset synthetic")
     run_id, run_dir = new_run_dir(args.output)
-    settings = {"mode": "train", "dataset": args.dataset,
+    settings = {"mode": args.mode, "dataset": args.dataset,
                 "data_dir": str(Path(args.data_dir).resolve()) if args.data_dir else None,
                 "epochs": args.epochs or DEFAULT_EPOCHS[args.dataset], "batch_size": args.batch_size, "lr": args.lr,
                 "momentum": 0.9, "weight_decay": 2e-4, "augment": args.augment, "seed": args.seed,
                 "threads": args.threads or os.cpu_count() or 1, "device": args.device,
-                "no_checksum": args.no_checksum, "timeout": args.timeout, "oom_retry": args.oom_retry}
+                "no_checksum": args.no_checksum, "timeout": args.timeout, "oom_retry": args.oom_retry,
+                "warmup": args.warmup, "steps": args.steps, "compile": args.compile, "precision": args.precision,
+                "layout": args.layout}
+    if args.mode == "speed":
+        settings["epochs"] = None
     plan = {"run_id": run_id, "run_dir": str(run_dir), "argv": argv, "frameworks": frameworks,
             "models": [m.name for m in models], "settings": settings}
     write_json(run_dir / PLAN, plan)
@@ -84,17 +92,23 @@ def resume_plan(args: argparse.Namespace, regs: Registries) -> dict[str, Any]:
 def execute(plan: dict[str, Any], regs: Registries) -> int:
     run_dir, settings, run_id = Path(plan["run_dir"]), plan["settings"], plan["run_id"]
     meta = base_meta(run_id, plan["argv"], settings)
+    what = (f"{settings['epochs']} epoch(s)" if settings["mode"] == "train"
+            else f"speed: {settings['warmup']} burn-in + {settings['steps']} timed steps")
     print(f"run {run_id}: {len(plan['frameworks'])} framework(s) x {len(plan['models'])} model(s) on "
-          f"{settings['device']}, {settings['dataset']}, {settings['epochs']} epoch(s), batch {settings['batch_size']}"
+          f"{settings['device']}, {settings['dataset']}, {what}, batch {settings['batch_size'] or 'per model'}"
           f" -> {run_dir}")
     probes = {name: report_probe(probe_framework(regs.frameworks.get(name), settings["threads"], run_dir / "probe.log"))
               for name in plan["frameworks"]}
     meta["frameworks"] = {name: vars(p) for name, p in probes.items()}
+    if settings["mode"] == "speed" and settings["device"] == "cpu" and "cpu_peak_gflops" not in settings:
+        settings["cpu_peak_gflops"] = measure_cpu_peak(settings["threads"], run_dir / "probe.log")
+        print(f"  cpu fp32 GEMM peak: {settings['cpu_peak_gflops']:.1f} GFLOP/s ({settings['threads']} threads)")
+        meta["cpu_peak_gflops"] = settings["cpu_peak_gflops"]
     if settings["device"] != "cpu" and not any(p.available and p.device(settings["device"]) for p in probes.values()):
         write_json(run_dir / "meta.json", meta)
         raise ConvbenchError(f"device {settings['device']!r} not found: no available framework sees it on this machine")
 
-    previous = journal.latest(journal.read(run_dir))
+    previous = journal.latest(run_dir)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     interrupted = False
     try:
@@ -104,11 +118,11 @@ def execute(plan: dict[str, Any], regs: Registries) -> int:
     except KeyboardInterrupt:
         kill_current_worker()
         interrupted = True
-    rows = list(journal.latest(journal.read(run_dir)).values())
+    rows = journal.latest_rows(run_dir)
     write_csv(rows, run_dir / "results.csv")
     meta["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     meta["interrupted"] = interrupted
-    meta["statuses"] = {journal.row_key(r): r["status"] for r in rows}
+    meta["statuses"] = {f"{r['cell']}/{r['phase']}": r["status"] for r in rows}
     write_json(run_dir / "meta.json", meta)
     print()
     print(comparison_table(rows))
@@ -119,6 +133,15 @@ def execute(plan: dict[str, Any], regs: Registries) -> int:
     return 0 if rows and all(r["status"] == "ok" for r in rows) else 1
 
 
+def measure_cpu_peak(threads: int, log: Path) -> float | None:
+    code, payload = run_worker(["gemm", "-"], worker_env(None, threads), log, 300, lambda line: None)
+    return payload.get("gflops") if payload and code == 0 else None
+
+
+def default_batch(shape: tuple[int, int, int] | list[int], mode: str) -> int:
+    return 32 if mode == "speed" and shape[-1] >= 224 else 128
+
+
 def report_probe(p: Probe) -> Probe:
     devices = ", ".join(d["name"] for d in p.devices)
     print(f"  {p.framework}: {p.version} ({devices})" if p.available else f"  {p.framework}: unavailable ({p.reason})")
@@ -126,43 +149,48 @@ def report_probe(p: Probe) -> Probe:
 
 
 def run_one(fw: str, model: str, plan: dict[str, Any], probe: Probe, regs: Registries, run_dir: Path,
-            previous: dict[str, dict[str, Any]]) -> None:
+            previous: dict[str, list[dict[str, Any]]]) -> None:
     settings = plan["settings"]
     cell = {"run_id": plan["run_id"], "framework": fw, "framework_version": probe.version, "model": model, **settings}
+    if cell["batch_size"] is None:
+        cell["batch_size"] = default_batch(regs.models.get(model).input_shape, settings["mode"])
     dev = probe.device(settings["device"]) if probe.available else None
     if dev is not None:
         cell["device"] = dev["name"]
     name = cell_name(cell)
-    done = [r for k, r in previous.items() if k.startswith(name + "/")]
+    done = previous.get(name)
     if done and all(r["status"] == "ok" for r in done):
         print(f"[{name}] ok in an earlier attempt; kept")
         return
     if not probe.available:
-        row = make_row(cell, status="unavailable", error=probe.reason)
+        rows = [make_row(cell, status="unavailable", error=probe.reason)]
     elif dev is None:
-        row = make_row(cell, status="unavailable", error=f"{fw} sees no device {settings['device']!r}")
+        rows = [make_row(cell, status="unavailable", error=f"{fw} sees no device {settings['device']!r}")]
     else:
-        row = run_with_retries(cell, regs, run_dir / "cells" / name, name)
-        row["device_name"] = dev.get("description")
-    journal.append(run_dir, row)
-    write_csv(list(journal.latest(journal.read(run_dir)).values()), run_dir / "results.csv")
+        cell["device_name"] = dev.get("description")
+        rows = run_with_retries(cell, regs, run_dir / "cells" / name, name)
+    journal.append(run_dir, name, rows)
+    write_csv(journal.latest_rows(run_dir), run_dir / "results.csv")
 
 
-def run_with_retries(cell: dict[str, Any], regs: Registries, cell_dir: Path, name: str) -> dict[str, Any]:
+def run_with_retries(cell: dict[str, Any], regs: Registries, cell_dir: Path, name: str) -> list[dict[str, Any]]:
     spec = regs.frameworks.get(cell["framework"])
     cell["checkpoint"] = str(cell_dir / "final.npz")
     first_batch = cell["batch_size"]
     while True:
         print(f"[{name}] start (batch {cell['batch_size']})")
-        row = run_cell(cell, spec, cell_dir, cell.get("timeout"), lambda line: print(f"[{name}] {line}", flush=True))
-        print(f"[{name}] {row['status']}" + (f": {row['error']}" if row["error"] else ""), flush=True)
-        if row["status"] != "oom" or not cell.get("oom_retry") or cell["batch_size"] == 1:
+        rows = run_cell(cell, spec, cell_dir, cell.get("timeout"), lambda line: print(f"[{name}] {line}", flush=True))
+        for row in rows:
+            print(f"[{name}] {row['phase'] or ''} {row['status']}" + (f": {row['error']}" if row["error"] else ""),
+                  flush=True)
+        if not any(r["status"] == "oom" for r in rows) or not cell.get("oom_retry") or cell["batch_size"] == 1:
             break
         cell = {**cell, "batch_size": cell["batch_size"] // 2}
         print(f"[{name}] out of memory: retrying with batch {cell['batch_size']}")
     if cell["batch_size"] != first_batch:
-        row["note"] = f"batch halved from {first_batch} to {cell['batch_size']} after out-of-memory (--oom-retry)"
-    return row
+        for row in rows:
+            row["note"] = f"batch halved from {first_batch} to {cell['batch_size']} after out-of-memory (--oom-retry)"
+    return rows
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

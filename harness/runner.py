@@ -124,31 +124,32 @@ def probe_framework(spec: FrameworkSpec, threads: int, log: Path) -> Probe:
 
 
 def run_cell(cell: dict[str, Any], spec: FrameworkSpec, cell_dir: Path, timeout: float | None,
-             on_line: Callable[[str], None]) -> dict[str, Any]:
-    """Runs one cell in a fresh worker; always returns a row, whatever happened to the worker."""
+             on_line: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Runs one cell in a fresh worker; always returns its rows, whatever happened to the worker."""
     cell_dir.mkdir(parents=True, exist_ok=True)
     spec_path = cell_dir / "cell.json"
     spec_path.write_text(json.dumps(cell, indent=1))
     result = Worker(["cell", str(spec_path)], worker_env(spec, cell["threads"]), cell_dir / "worker.log").run(timeout, on_line)
-    return row_from_result(cell, result, timeout, cell_dir)
+    return rows_from_result(cell, result, timeout, cell_dir)
 
 
-def row_from_result(cell: dict[str, Any], result: WorkerResult, timeout: float | None, cell_dir: Path) -> dict[str, Any]:
+def rows_from_result(cell: dict[str, Any], result: WorkerResult, timeout: float | None,
+                     cell_dir: Path) -> list[dict[str, Any]]:
     payload = result.payload
     if result.code is None:
-        return make_row(cell, status="timeout", error=f"no result within --timeout {timeout:g}s; worker killed")
-    if payload is not None and "status" in payload:
-        history = payload.pop("history", None)
-        if history is not None:
-            (cell_dir / "epochs.json").write_text(json.dumps(history, indent=1))
-        return payload
+        return [make_row(cell, status="timeout", error=f"no result within --timeout {timeout:g}s; worker killed")]
+    if payload is not None and "rows" in payload:
+        for key, name in (("history", "epochs.json"), ("samples", "samples.json")):
+            if key in payload:
+                (cell_dir / name).write_text(json.dumps(payload[key], indent=1))
+        return payload["rows"]
     if payload is not None:
         status = payload.get("status_hint", "error")
         where = f" (traceback in {result.log})" if result.code == EXIT_EXCEPTION else ""
-        return make_row(cell, status=status, error=payload["error"] + where)
+        return [make_row(cell, status=status, error=payload["error"] + where)]
     code = result.code
     how = f"killed by signal {signal_name(-code)}" if code < 0 else f"exited with code {code}"
-    return make_row(cell, status="crashed", error=f"worker {how}: {result.tail()}")
+    return [make_row(cell, status="crashed", error=f"worker {how}: {result.tail()}")]
 
 
 def signal_name(number: int) -> str:

@@ -7,16 +7,13 @@ original stdout; anything the framework prints to stdout is diverted to stderr (
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
-import time
 import traceback
 from pathlib import Path
 from typing import Any, TextIO
 
 from harness.errors import ConvbenchError
-from harness.records import make_row
 
 
 OOM_NAMES = ("OutOfMemoryError", "ResourceExhaustedError", "MemoryError")
@@ -61,57 +58,12 @@ def probe(framework: str) -> dict[str, Any]:
 
 
 def run_cell(cell: dict[str, Any], progress: TextIO) -> dict[str, Any]:
-    from harness.datasets import load_dataset
-    from harness.plugin_manager import build_registries, get_plugin_manager
-    from harness.shapes import summarize
-    from harness.training import Diverged, Recipe, train
-    from harness.weights import init_weights, save_weights
-
-    started = time.perf_counter()
-    pm = get_plugin_manager()
-    regs = build_registries(pm)
-    model = regs.models.get(cell["model"])
-    summary = summarize(model)
-    fw, device = cell["framework"], cell["device"]
-    data = load_dataset(cell["dataset"], data_dir=cell.get("data_dir"), shape=model.input_shape,
-                        num_classes=model.num_classes, seed=cell["seed"],
-                        checksums_off=cell.get("no_checksum", False))
-    if data.shape != tuple(model.input_shape):
-        raise ConvbenchError(f"model {model.name} takes {model.input_shape}, dataset {data.name} gives {data.shape}")
-    recipe = Recipe(epochs=cell["epochs"], batch_size=cell["batch_size"], lr=cell["lr"], momentum=cell["momentum"],
-                    weight_decay=cell["weight_decay"], augment=cell.get("augment", False))
-    settings = {"momentum": recipe.momentum, "weight_decay": recipe.weight_decay, "seed": cell["seed"],
-                "threads": cell["threads"]}
-    native = pm.hook.convbench_build_model(framework=fw, model=model, device=device, settings=settings)
-    if native is None:
-        raise ConvbenchError(f"no plugin builds models for framework {fw!r}")
-    native.set_weights(init_weights(model, cell["seed"]))
-    pm.hook.convbench_peak_memory_mb(framework=fw, device=device, reset=True)
-
-    def sync() -> None:
-        pm.hook.convbench_synchronize(framework=fw, device=device)
-
-    def on_epoch(row: dict[str, float]) -> None:
-        print(f"epoch {row['epoch']}/{recipe.epochs} loss {row['train_loss']:.4f} "
-              f"test_acc {row['test_accuracy']:.4f} lr {row['lr']:g} train {row['train_time_s']:.1f}s", file=progress)
-
-    common = {"params": native.param_count(), "flops_per_image": summary.flops,
-              "framework_version": cell.get("framework_version")}
-    try:
-        result = train(native, data, recipe, cell["seed"], sync, on_epoch)
-    except Diverged as exc:
-        return make_row(cell, status="diverged", error=str(exc), **common)
-    peak = pm.hook.convbench_peak_memory_mb(framework=fw, device=device, reset=False)
-    if cell.get("checkpoint"):
-        save_weights(cell["checkpoint"], native.get_weights(), model=model.name, framework=fw)
-    last = result.history[-1] if result.history else {}
-    row = make_row(cell, status="ok", error="", test_accuracy=result.test_accuracy,
-                   test_loss=last.get("test_loss"), train_loss=last.get("train_loss"),
-                   train_time_s=result.train_time_s, eval_time_s=result.eval_time_s,
-                   images_per_sec=result.train_images / result.train_time_s if result.train_time_s else math.nan,
-                   peak_mem_mb=peak, wall_time_s=time.perf_counter() - started, **common)
-    row["history"] = result.history
-    return row
+    """Returns {"rows": [...], and optionally "history" (per-epoch rows) and "samples" (raw timings)}."""
+    if cell["mode"] == "speed":
+        from harness.speed_cell import run_speed_cell
+        return run_speed_cell(cell, progress)
+    from harness.train_cell import run_train_cell
+    return run_train_cell(cell, progress)
 
 
 def main(argv: list[str]) -> int:
@@ -121,6 +73,9 @@ def main(argv: list[str]) -> int:
     try:
         if command == "probe":
             payload = probe(target)
+        elif command == "gemm":
+            from harness.peaks import measure_cpu_gemm_gflops
+            payload = {"gflops": measure_cpu_gemm_gflops()}
         elif command == "verify":
             from harness.verify import compute_logits
             with open(target) as fh:

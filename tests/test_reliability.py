@@ -42,7 +42,7 @@ def test_every_fault_gets_its_status_and_the_others_finish(tmp_path):
     oom = df[df["model"] == "fault_oom"].iloc[0]
     assert oom["batch_size"] == 32 and "halved from 64 to 32" in oom["note"]
     assert df.loc[df["model"] == "fault_ok", "test_accuracy"].iloc[0] > 0.1
-    assert len(journal.read(run_dir)) == 7
+    assert len(journal.attempts(run_dir)) == 7
 
 
 def test_oom_without_retry(tmp_path):
@@ -93,21 +93,20 @@ def test_kill_9_mid_run_then_resume_loses_and_duplicates_nothing(tmp_path):
     proc = start_run(tmp_path, release)
     wait_for(lambda: (tmp_path / "out").exists() and any((tmp_path / "out").iterdir()))
     run_dir = next((tmp_path / "out").iterdir())
-    wait_for(lambda: len(journal.read(run_dir)) == 1 and slow_worker_pids())
+    wait_for(lambda: len(journal.attempts(run_dir)) == 1 and slow_worker_pids())
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     wait_for(lambda: not slow_worker_pids(), 30)  # the worker died with its orchestrator
-    assert [r["model"] for r in journal.read(run_dir)] == ["fault_ok"]
+    assert list(journal.latest(run_dir)) == ["faulty-fault_ok-cpu"]
     release.write_text("")
     resumed = run_cli("run", "--resume", str(run_dir), env={**FAULT_ENV, "FAULTY_RELEASE": str(release)})
     assert resumed.returncode == 1, resumed.stderr  # fault_nan diverges
     assert "ok in an earlier attempt; kept" in resumed.stdout
-    rows = journal.read(run_dir)
-    assert [r["model"] for r in rows] == ["fault_ok", "fault_slow_ok", "fault_nan"]
+    assert [a["rows"][0]["model"] for a in journal.attempts(run_dir)] == ["fault_ok", "fault_slow_ok", "fault_nan"]
     df = pd.read_csv(run_dir / "results.csv")
     assert df["status"].tolist() == ["ok", "ok", "diverged"]
     again = run_cli("run", "--resume", str(run_dir), env=FAULT_ENV)  # only the diverged cell runs again
-    assert [r["model"] for r in journal.read(run_dir)][3:] == ["fault_nan"] and again.returncode == 1
+    assert [a["rows"][0]["model"] for a in journal.attempts(run_dir)][3:] == ["fault_nan"] and again.returncode == 1
     assert len(pd.read_csv(run_dir / "results.csv")) == 3
 
 

@@ -1,11 +1,13 @@
-"""TorchModel: the NativeModel of the torch plugin."""
+"""TorchModel: the NativeModel (and TimedModel) of the torch plugin."""
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
 import torch
 
+from harness.errors import ConvbenchError
 from harness.graph import ModelDef
 from harness.shapes import summarize
 from harness.weights import check_weights
@@ -13,6 +15,7 @@ from plugins.torch_plugin.device import torch_device
 from plugins.torch_plugin.layers import Net, loss_fn
 
 PREFIX = "body."
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class TorchModel:
@@ -22,9 +25,40 @@ class TorchModel:
         if "threads" in settings:
             torch.set_num_threads(int(settings["threads"]))
         torch.manual_seed(int(settings.get("seed", 0)))
+        self.precision = settings.get("precision", "fp32")
+        self.compile_mode = {"auto": "none"}.get(settings.get("compile", "auto"), settings.get("compile", "auto"))
+        self.layout = settings.get("layout", "native")
+        self._check_execution()
         self.net = Net(model, summarize(model)).to(self.device)
+        self.channels_last = self.layout == "nhwc"
+        if self.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.SGD(self.net.parameters(), lr=0.0, momentum=settings.get("momentum", 0.9),
                                          weight_decay=settings.get("weight_decay", 0.0))
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        self.run = torch.compile(self.net) if self.compile_mode == "default" else self.net
+
+    def _check_execution(self) -> None:
+        if self.compile_mode == "xla":
+            raise ConvbenchError("torch has no XLA compile mode here; use --compile none or default")
+        if self.precision == "fp16" and self.device.type == "cpu":
+            raise ConvbenchError("torch fp16 autocast needs a GPU; use --precision bf16 on cpu")
+        if self.layout not in ("native", "nchw", "nhwc"):
+            raise ConvbenchError(f"torch has no layout {self.layout!r}")
+
+    def execution_info(self) -> dict[str, Any]:
+        cuda = self.device.type == "cuda"
+        return {"precision": self.precision, "compile": "torch.compile" if self.compile_mode == "default" else "eager",
+                "layout": "nhwc" if self.channels_last else "nchw",
+                "tf32": bool(cuda and torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32)
+                if cuda else False,
+                "cudnn_benchmark": bool(torch.backends.cudnn.benchmark) if cuda else None,
+                "deterministic": torch.are_deterministic_algorithms_enabled()}
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=DTYPES[self.precision])
 
     def param_count(self) -> int:
         return sum(p.numel() for p in self.net.parameters() if p.requires_grad)
@@ -40,32 +74,63 @@ class TorchModel:
             for key, value in weights.items():
                 state[PREFIX + key].copy_(torch.from_numpy(np.ascontiguousarray(value)))
 
-    def _tensor(self, array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device, non_blocking=True)
+    def _images(self, array: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(array)).to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def _labels(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array.astype(np.int64)).to(self.device, non_blocking=True)
 
     def forward(self, images: np.ndarray) -> np.ndarray:
         self.net.eval()
-        with torch.no_grad():
-            logits, _ = self.net(self._tensor(images))
+        with torch.no_grad(), self._autocast():
+            logits, _ = self.run(self._images(images))
         return logits.float().cpu().numpy()
 
-    def train_step(self, images: np.ndarray, labels: np.ndarray, lr: float) -> float:
-        self.net.train()
+    def _set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        x, y = self._tensor(images), self._tensor(labels.astype(np.int64))
+
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with self._autocast():
+            logits, aux = self.run(x)
+            return loss_fn(logits.float(), [(w, a.float()) for w, a in aux], y)
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor, lr: float, update: bool) -> torch.Tensor:
+        self.net.train()
         self.optimizer.zero_grad(set_to_none=True)
-        logits, aux = self.net(x)
-        loss = loss_fn(logits, aux, y)
-        loss.backward()
-        self.optimizer.step()
-        return float(loss.item())
+        loss = self._loss(x, y)
+        self.scaler.scale(loss).backward()
+        if update:
+            self._set_lr(lr)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        return loss
+
+    def train_step(self, images: np.ndarray, labels: np.ndarray, lr: float) -> float:
+        return float(self._step(self._images(images), self._labels(labels), lr, True).item())
 
     def evaluate(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
         self.net.eval()
         with torch.no_grad():
-            y = self._tensor(labels.astype(np.int64))
-            logits, _ = self.net(self._tensor(images))
+            y = self._labels(labels)
+            with self._autocast():
+                logits, _ = self.run(self._images(images))
             loss = torch.nn.functional.cross_entropy(logits.float(), y, reduction="sum")
             correct = (logits.argmax(dim=1) == y).sum()
         return float(loss.item()), int(correct.item())
+
+    # speed mode -----------------------------------------------------------------------------------
+    def prepare_batch(self, images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._images(images), self._labels(labels)
+
+    def run_phase(self, phase: str, batch: tuple[torch.Tensor, torch.Tensor], lr: float) -> None:
+        x, y = batch
+        if phase == "forward":
+            self.net.eval()
+            with torch.no_grad(), self._autocast():
+                self.run(x)
+        elif phase in ("forward_backward", "train_step"):
+            self._step(x, y, lr, update=phase == "train_step")
+        else:
+            raise ValueError(f"unknown phase {phase!r}")
