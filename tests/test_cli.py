@@ -92,3 +92,36 @@ def test_plugins_shows_disabled(tmp_path):
     proc = run_cli("plugins", env={"CONVBENCH_DISABLE_PLUGINS": "paddle"})
     assert "paddle: disabled by CONVBENCH_DISABLE_PLUGINS" in proc.stdout
     assert "framework paddle" not in proc.stdout
+
+
+SPEED_COLUMNS = ["ms_mean", "ms_std", "ms_median", "ms_iqr", "ms_min", "ms_max", "steps", "first_step_s",
+                 "images_per_sec", "flops_per_image", "achieved_gflops", "peak_fraction", "peak_mem_mb",
+                 "precision", "compile", "layout", "tf32"]
+
+
+@needs("torch")
+def test_speed_mode_rows_and_raw_samples(tmp_path):
+    proc = run_cli("run", "--mode", "speed", "--frameworks", "torch", "--models", "lenet5", "--steps", "7",
+                   "--warmup", "2", "--batch-size", "16", "--output", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    (run_dir,) = tmp_path.iterdir()
+    df = pd.read_csv(run_dir / "results.csv")
+    assert df["phase"].tolist() == ["forward", "forward_backward", "train_step"]
+    assert set(SPEED_COLUMNS) <= set(df.columns) and (df["steps"] == 7).all()
+    assert (df["dataset"] == "synthetic").all() and (df["compile"] == "eager").all()
+    assert (df["ms_min"] <= df["ms_median"]).all() and (df["ms_median"] <= df["ms_max"]).all()
+    assert (df["peak_fraction"] > 0).all() and (df["achieved_gflops"] > 0).all()
+    assert df["images_per_sec"].iloc[0] == pytest.approx(16 / (df["ms_median"].iloc[0] / 1000))
+    samples = json.loads((run_dir / "cells" / "torch-lenet5-cpu" / "samples.json").read_text())
+    assert {k: len(v) for k, v in samples.items()} == {"forward": 7, "forward_backward": 7, "train_step": 7}
+    assert "Forward across 7 steps," in proc.stdout and "Forward-backward across 7 steps," in proc.stdout
+    assert json.loads((run_dir / "meta.json").read_text())["cpu_peak_gflops"] > 0
+
+
+@needs("torch")
+def test_unsupported_execution_variant_is_an_error_row(tmp_path):
+    proc = run_cli("run", "--mode", "speed", "--frameworks", "torch", "--models", "lenet5", "--steps", "2",
+                   "--compile", "xla", "--output", str(tmp_path))
+    assert proc.returncode == 1
+    df = pd.read_csv(next(tmp_path.iterdir()) / "results.csv")
+    assert df["status"].tolist() == ["error"] and "no XLA" in df["error"][0]
