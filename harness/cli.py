@@ -76,6 +76,14 @@ def build_parser() -> Parser:
                      help="default 128; in speed mode 32 for 224x224 models, 128 for 32x32 ones")
     run.add_argument("--lr", type=positive_float, help="initial learning rate (x0.1 at half the epochs)")
     run.add_argument("--augment", action="store_true", help="4-pixel pad + random crop + horizontal flip")
+    run.add_argument("--recipe", metavar="FILE.toml", help="recipe file; command-line options override it")
+    run.add_argument("--schedule", help="lr schedule: step (x0.1 at half the epochs, default), step:E1,E2, constant")
+    run.add_argument("--optimizer", choices=("momentum", "sgd"), help="momentum (SGD, momentum 0.9; default) or sgd (no momentum)")
+    run.add_argument("--momentum", type=float, help="default 0.9")
+    run.add_argument("--weight-decay", type=float, help="L2 weight decay on every parameter (default 2e-4)")
+    run.add_argument("--target", type=float, help="stop at this test accuracy (0-1) and report time to reach it")
+    run.add_argument("--seeds", type=positive_int, help="repeat each cell with N seeds: --seed, --seed+1, ...")
+    run.add_argument("--resume-from", metavar="CHECKPOINT", help="continue training from a portable checkpoint (.npz)")
     run.add_argument("--seed", type=non_negative_int, help="default 0")
     run.add_argument("--threads", type=positive_int, help="CPU threads per worker (default: all cores)")
     run.add_argument("--output", default="results", help="parent of the run directory (default ./results)")
@@ -97,6 +105,17 @@ def build_parser() -> Parser:
     ver.add_argument("--seed", type=non_negative_int, default=0)
     ver.add_argument("--threads", type=positive_int, help="CPU threads per worker (default: all cores)")
 
+    ev = sub.add_parser("eval", help="evaluate a portable checkpoint in any framework")
+    ev.add_argument("--weights", required=True, help="portable weight file (.npz) from any framework")
+    ev.add_argument("--framework", required=True)
+    ev.add_argument("--model", required=True)
+    ev.add_argument("--dataset", default="digits")
+    ev.add_argument("--data-dir")
+    ev.add_argument("--no-checksum", action="store_true")
+    ev.add_argument("--device", type=device_name, default="cpu")
+    ev.add_argument("--batch-size", type=positive_int, default=256)
+    ev.add_argument("--threads", type=positive_int)
+
     lst = sub.add_parser("list", help="list the models with shapes, parameters and FLOPs")
     lst.add_argument("--format", choices=("table", "json"), default="table")
 
@@ -111,6 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             from harness.run_command import run_matrix
             return run_matrix(args, argv)
+        if args.command == "eval":
+            from harness.eval_command import run_eval
+            return run_eval(args)
         if args.command == "verify":
             from harness.verify import run_verify
             return run_verify(args.frameworks, args.models, args.seed, args.threads or os.cpu_count() or 1)

@@ -9,7 +9,8 @@ COLUMNS = (
     "cudnn_benchmark", "deterministic", "status", "error", "params", "flops_per_image",
     "test_accuracy", "test_loss", "train_loss", "train_time_s", "eval_time_s", "images_per_sec",
     "steps", "warmup", "ms_mean", "ms_std", "ms_median", "ms_iqr", "ms_min", "ms_max", "ms_ci_low", "ms_ci_high",
-    "first_step_s", "achieved_gflops", "peak_gflops", "peak_fraction", "peak_mem_mb", "note",
+    "first_step_s", "achieved_gflops", "peak_gflops", "peak_fraction", "peak_mem_mb", "target",
+    "time_to_target_s", "epochs_to_target", "epochs_run", "note",
 )
 STATUSES = ("ok", "error", "crashed", "timeout", "diverged", "oom", "unavailable")
 
@@ -24,7 +25,7 @@ def make_row(cell: dict[str, Any], **values: Any) -> dict[str, Any]:
     for key in ("run_id", "framework", "framework_version", "model", "device", "device_name", "dataset",
                 "batch_size", "epochs", "seed", "lr", "threads", "mode", "precision", "compile", "layout"):
         row[key] = cell.get(key)
-    row["cell"] = cell_id(cell["framework"], cell["model"], cell["device"])
+    row["cell"] = cell.get("cell") or cell_id(cell["framework"], cell["model"], cell["device"])
     row["phase"] = "train" if cell.get("mode", "train") == "train" else None
     row.update(values)
     if row["status"] not in STATUSES:

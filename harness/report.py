@@ -23,18 +23,34 @@ def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _cell_text(row: dict[str, Any]) -> str:
-    if row["status"] != "ok":
-        return row["status"]
-    if row.get("phase") not in (None, "train") and row.get("ms_median") is not None:
-        return f"{row['ms_median']:.1f} ms ({row['images_per_sec']:.0f} img/s)"
-    acc, secs = row.get("test_accuracy"), row.get("train_time_s")
-    parts = []
-    if acc is not None and not pd.isna(acc):
-        parts.append(f"{100 * acc:.2f}%")
-    if secs is not None and not pd.isna(secs):
-        parts.append(f"{secs:.1f}s")
+def _mean_std(values: list[float], fmt: str) -> str:
+    if len(values) == 1:
+        return fmt.format(values[0])
+    mean = sum(values) / len(values)
+    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{fmt.format(mean)}+/-{fmt.format(std)}"
+
+
+def _cell_text(rows: list[dict[str, Any]]) -> str:
+    """One table cell from the rows of one (model, framework): several rows are seeds."""
+    bad = [r["status"] for r in rows if r["status"] != "ok"]
+    if bad:
+        return bad[0] if len(rows) == 1 else f"{len(bad)}/{len(rows)} {bad[0]}"
+    first = rows[0]
+    if first.get("phase") not in (None, "train") and first.get("ms_median") is not None:
+        return f"{first['ms_median']:.1f} ms ({first['images_per_sec']:.0f} img/s)"
+    acc = [100 * r["test_accuracy"] for r in rows if _num(r.get("test_accuracy"))]
+    secs = [r["train_time_s"] for r in rows if _num(r.get("train_time_s"))]
+    parts = [_mean_std(acc, "{:.2f}") + "%"] if acc else []
+    parts += [_mean_std(secs, "{:.1f}") + "s"] if secs else []
+    ttt = [r["time_to_target_s"] for r in rows if _num(r.get("time_to_target_s"))]
+    if first.get("target") is not None and _num(first.get("target")):
+        parts.append(f"target in {_mean_std(ttt, '{:.1f}')}s ({len(ttt)}/{len(rows)})" if ttt else "target missed")
     return " / ".join(parts) or "ok"
+
+
+def _num(value: Any) -> bool:
+    return value is not None and not pd.isna(value)
 
 
 def comparison_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -46,10 +62,11 @@ def comparison_table(rows: Sequence[dict[str, Any]]) -> str:
     models = list(dict.fromkeys(label(r) for r in rows))
     frameworks = list(dict.fromkeys(r["framework"] for r in rows))
     devices = list(dict.fromkeys(r["device"] for r in rows))
-    table: dict[tuple[str, str], str] = {}
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         col = r["framework"] if len(devices) == 1 else f"{r['framework']}@{r['device']}"
-        table[(label(r), col)] = _cell_text(r)
+        groups.setdefault((label(r), col), []).append(r)
+    table = {key: _cell_text(group) for key, group in groups.items()}
     columns = list(dict.fromkeys(c for (_, c) in table)) if len(devices) > 1 else frameworks
     header = ["model", *columns]
     body = [[m, *(table.get((m, c), "-") for c in columns)] for m in models]
@@ -58,5 +75,5 @@ def comparison_table(rows: Sequence[dict[str, Any]]) -> str:
         return "  ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip()
     sep = "  ".join("-" * w for w in widths)
     note = ("cells: median step time (images/s = batch / median)" if speed
-            else "cells: test accuracy / training time (evaluation excluded)")
+            else "cells: test accuracy / training time (evaluation excluded); mean+/-std over seeds")
     return "\n".join([fmt(header), sep, *map(fmt, body), note])

@@ -16,6 +16,8 @@ from harness import journal
 from harness.datasets import DATASETS, load_dataset
 from harness.errors import ConvbenchError
 from harness.plugin_manager import Registries, build_registries, get_plugin_manager
+from harness.progress import Progress
+from harness.recipes import load_recipe_file, resolve
 from harness.records import make_row
 from harness.registry import unknown_name
 from harness.report import comparison_table, write_csv
@@ -26,10 +28,11 @@ from harness.rundir import base_meta, new_run_dir, write_json
 DEFAULT_MODELS = ("simple_cnn", "lenet5")
 DEFAULT_EPOCHS = {"digits": 10, "cifar10": 200, "synthetic": 1}
 PLAN = "plan.json"
-RUN_DEFAULTS: dict[str, Any] = {"mode": "train", "device": "cpu", "lr": 0.1, "seed": 0, "warmup": 10, "steps": 100,
+RUN_DEFAULTS: dict[str, Any] = {"mode": "train", "device": "cpu", "seed": 0, "seeds": 1, "warmup": 10, "steps": 100,
                                 "compile": "auto", "precision": "fp32", "layout": "native"}
 MATRIX_OPTIONS = ("mode", "warmup", "steps", "compile", "precision", "layout", "device", "frameworks", "models", "dataset", "data_dir", "epochs", "batch_size", "lr", "seed", "threads",
-                  "timeout", "oom_retry", "augment", "no_checksum")
+                  "timeout", "oom_retry", "augment", "no_checksum", "recipe", "schedule", "momentum",
+                  "weight_decay", "optimizer", "target", "seeds", "resume_from")
 
 
 def run_matrix(args: argparse.Namespace, argv: list[str]) -> int:
@@ -55,19 +58,26 @@ def new_plan(args: argparse.Namespace, argv: list[str], regs: Registries) -> dic
                 raise ConvbenchError(f"model {m.name} takes {'x'.join(map(str, m.input_shape))} images and "
                                      f"{m.num_classes} classes; dataset {args.dataset} has "
                                      f"{'x'.join(map(str, data.shape))} and {data.num_classes}: use --dataset synthetic")
-    run_id, run_dir = new_run_dir(args.output)
+    file_values = load_recipe_file(args.recipe) if args.recipe else {}
+    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "momentum": args.momentum,
+                 "weight_decay": args.weight_decay, "schedule": args.schedule, "optimizer": args.optimizer,
+                 "target": args.target, "augment": True if args.augment else None}
+    recipe = resolve(file_values, overrides, DEFAULT_EPOCHS[args.dataset])
+    if args.mode == "speed":
+        recipe.update(epochs=None, batch_size=args.batch_size or file_values.get("batch_size"), target=None)
+    resume_from = str(Path(args.resume_from).resolve()) if args.resume_from else None
+    if resume_from:
+        check_resume_checkpoint(resume_from, frameworks, models, recipe)
     settings = {"mode": args.mode, "dataset": args.dataset,
-                "data_dir": str(Path(args.data_dir).resolve()) if args.data_dir else None,
-                "epochs": args.epochs or DEFAULT_EPOCHS[args.dataset], "batch_size": args.batch_size, "lr": args.lr,
-                "momentum": 0.9, "weight_decay": 2e-4, "augment": args.augment, "seed": args.seed,
-                "threads": args.threads or os.cpu_count() or 1, "device": args.device,
+                "data_dir": str(Path(args.data_dir).resolve()) if args.data_dir else None, **recipe,
+                "seed": args.seed, "threads": args.threads or os.cpu_count() or 1, "device": args.device,
                 "no_checksum": args.no_checksum, "timeout": args.timeout, "oom_retry": args.oom_retry,
                 "warmup": args.warmup, "steps": args.steps, "compile": args.compile, "precision": args.precision,
-                "layout": args.layout}
-    if args.mode == "speed":
-        settings["epochs"] = None
+                "layout": args.layout, "resume_from": resume_from}
+    run_id, run_dir = new_run_dir(args.output)
     plan = {"run_id": run_id, "run_dir": str(run_dir), "argv": argv, "frameworks": frameworks,
-            "models": [m.name for m in models], "settings": settings}
+            "models": [m.name for m in models], "seeds": list(range(args.seed, args.seed + args.seeds)),
+            "settings": settings}
     write_json(run_dir / PLAN, plan)
     return plan
 
@@ -114,7 +124,8 @@ def execute(plan: dict[str, Any], regs: Registries) -> int:
     try:
         for fw in plan["frameworks"]:
             for model in plan["models"]:
-                run_one(fw, model, plan, probes[fw], regs, run_dir, previous)
+                for seed in plan["seeds"]:
+                    run_one(fw, model, seed, plan, probes[fw], regs, run_dir, previous)
     except KeyboardInterrupt:
         kill_current_worker()
         interrupted = True
@@ -138,6 +149,18 @@ def measure_cpu_peak(threads: int, log: Path) -> float | None:
     return payload.get("gflops") if payload and code == 0 else None
 
 
+def check_resume_checkpoint(path: str, frameworks: list[str], models: list[Any], recipe: dict[str, Any]) -> None:
+    """One clear line now rather than a failed cell later."""
+    from harness.weights import check_weights, load_weights
+    weights, meta = load_weights(path)
+    if len(models) != 1:
+        raise ConvbenchError("--resume-from continues one model; pass exactly one with --models")
+    check_weights(models[0], weights, source=f"checkpoint {path!r}")
+    done = int(meta.get("epoch", 0))
+    if recipe["epochs"] is not None and done >= recipe["epochs"]:
+        raise ConvbenchError(f"checkpoint {path!r} has {done} epoch(s) already; ask for more with --epochs")
+
+
 def default_batch(shape: tuple[int, int, int] | list[int], mode: str) -> int:
     return 32 if mode == "speed" and shape[-1] >= 224 else 128
 
@@ -148,16 +171,18 @@ def report_probe(p: Probe) -> Probe:
     return p
 
 
-def run_one(fw: str, model: str, plan: dict[str, Any], probe: Probe, regs: Registries, run_dir: Path,
+def run_one(fw: str, model: str, seed: int, plan: dict[str, Any], probe: Probe, regs: Registries, run_dir: Path,
             previous: dict[str, list[dict[str, Any]]]) -> None:
     settings = plan["settings"]
-    cell = {"run_id": plan["run_id"], "framework": fw, "framework_version": probe.version, "model": model, **settings}
+    cell = {"run_id": plan["run_id"], "framework": fw, "framework_version": probe.version, "model": model,
+            **settings, "seed": seed}
     if cell["batch_size"] is None:
         cell["batch_size"] = default_batch(regs.models.get(model).input_shape, settings["mode"])
     dev = probe.device(settings["device"]) if probe.available else None
     if dev is not None:
         cell["device"] = dev["name"]
-    name = cell_name(cell)
+    name = cell_name(cell) + (f"-s{seed}" if len(plan["seeds"]) > 1 else "")
+    cell["cell"] = name
     done = previous.get(name)
     if done and all(r["status"] == "ok" for r in done):
         print(f"[{name}] ok in an earlier attempt; kept")
@@ -175,11 +200,11 @@ def run_one(fw: str, model: str, plan: dict[str, Any], probe: Probe, regs: Regis
 
 def run_with_retries(cell: dict[str, Any], regs: Registries, cell_dir: Path, name: str) -> list[dict[str, Any]]:
     spec = regs.frameworks.get(cell["framework"])
-    cell["checkpoint"] = str(cell_dir / "final.npz")
+    cell["checkpoint"] = str(cell_dir / "checkpoint.npz")
     first_batch = cell["batch_size"]
     while True:
         print(f"[{name}] start (batch {cell['batch_size']})")
-        rows = run_cell(cell, spec, cell_dir, cell.get("timeout"), lambda line: print(f"[{name}] {line}", flush=True))
+        rows = run_cell(cell, spec, cell_dir, cell.get("timeout"), Progress(name))
         for row in rows:
             print(f"[{name}] {row['phase'] or ''} {row['status']}" + (f": {row['error']}" if row["error"] else ""),
                   flush=True)

@@ -1,37 +1,75 @@
-"""A train-mode cell: the shared training loop, per-epoch rows, a checkpoint, one result row."""
+"""A train-mode cell: the shared training loop, per-epoch rows and checkpoints, one result row."""
 from __future__ import annotations
 
+import json
 import math
+import time
+from pathlib import Path
 from typing import Any, TextIO
 
 from harness.cell import setup
 from harness.records import make_row
 from harness.training import Diverged, Recipe, train
-from harness.weights import save_weights
+from harness.weights import check_weights, load_weights, save_weights
+
+PROGRESS_EVERY_S = 1.0
+
+
+def recipe_of(cell: dict[str, Any]) -> Recipe:
+    return Recipe(epochs=cell["epochs"], batch_size=cell["batch_size"], lr=cell["lr"], momentum=cell["momentum"],
+                  weight_decay=cell["weight_decay"], milestones=tuple(cell.get("milestones") or ()),
+                  decay_factor=cell.get("decay_factor", 0.1), augment=cell.get("augment", False),
+                  target=cell.get("target"))
+
+
+def emit(progress: TextIO, **event: Any) -> None:
+    """Progress events are JSON lines; the orchestrator renders them (a live line, or plain lines)."""
+    print(json.dumps(event), file=progress, flush=True)
 
 
 def run_train_cell(cell: dict[str, Any], progress: TextIO) -> dict[str, Any]:
     ctx = setup(cell)
-    recipe = Recipe(epochs=cell["epochs"], batch_size=cell["batch_size"], lr=cell["lr"], momentum=cell["momentum"],
-                    weight_decay=cell["weight_decay"], augment=cell.get("augment", False))
+    recipe = recipe_of(cell)
+    first_epoch = 0
+    if cell.get("resume_from"):
+        weights, meta = load_weights(cell["resume_from"])
+        check_weights(ctx.model, weights, source=f"checkpoint {cell['resume_from']!r}")
+        ctx.native.set_weights(weights)
+        first_epoch = int(meta.get("epoch", 0))
     ctx.peak_memory_mb(reset=True)
+    steps_per_epoch = len(ctx.data.x_train) // recipe.batch_size
+    checkpoint = Path(cell["checkpoint"]) if cell.get("checkpoint") else None
+    last_emit = [0.0]
+
+    def on_step(epoch: int, step: int, loss: float) -> None:
+        now = time.monotonic()
+        if now - last_emit[0] >= PROGRESS_EVERY_S:
+            last_emit[0] = now
+            emit(progress, event="step", epoch=epoch + 1, epochs=recipe.epochs, step=step, steps=steps_per_epoch,
+                 loss=loss)
 
     def on_epoch(row: dict[str, float]) -> None:
-        print(f"epoch {row['epoch']}/{recipe.epochs} loss {row['train_loss']:.4f} "
-              f"test_acc {row['test_accuracy']:.4f} lr {row['lr']:g} train {row['train_time_s']:.1f}s", file=progress)
+        if checkpoint is not None:
+            save_weights(checkpoint, ctx.native.get_weights(), model=ctx.model.name, framework=ctx.framework,
+                         epoch=str(row["epoch"]))
+        emit(progress, event="epoch", epochs=recipe.epochs, **row)
 
     common = ctx.common()
     try:
-        result = train(ctx.native, ctx.data, recipe, cell["seed"], ctx.sync, on_epoch)
+        result = train(ctx.native, ctx.data, recipe, cell["seed"], ctx.sync, on_epoch, first_epoch=first_epoch,
+                       on_step=on_step)
     except Diverged as exc:
         return {"rows": [make_row(cell, status="diverged", error=str(exc), **common)]}
-    peak = ctx.peak_memory_mb()
-    if cell.get("checkpoint"):
-        save_weights(cell["checkpoint"], ctx.native.get_weights(), model=ctx.model.name, framework=ctx.framework)
     last = result.history[-1] if result.history else {}
+    note = ""
+    if recipe.target is not None and result.time_to_target_s is None:
+        note = f"target {recipe.target:g} not reached in {recipe.epochs} epochs"
+    if first_epoch:
+        note = (note + "; " if note else "") + f"resumed after epoch {first_epoch} (momentum buffers restart at zero)"
     row = make_row(cell, status="ok", error="", test_accuracy=result.test_accuracy,
                    test_loss=last.get("test_loss"), train_loss=last.get("train_loss"),
                    train_time_s=result.train_time_s, eval_time_s=result.eval_time_s,
                    images_per_sec=result.train_images / result.train_time_s if result.train_time_s else math.nan,
-                   peak_mem_mb=peak, **common)
+                   peak_mem_mb=ctx.peak_memory_mb(), target=recipe.target, time_to_target_s=result.time_to_target_s,
+                   epochs_to_target=result.epochs_to_target, epochs_run=len(result.history), note=note, **common)
     return {"rows": [row], "history": result.history}

@@ -73,6 +73,10 @@ def main(argv: list[str]) -> int:
     try:
         if command == "probe":
             payload = probe(target)
+        elif command == "eval":
+            from harness.eval_command import evaluate_job
+            with open(target) as fh:
+                payload = evaluate_job(json.load(fh), progress)
         elif command == "gemm":
             from harness.peaks import measure_cpu_gemm_gflops
             payload = {"gflops": measure_cpu_gemm_gflops()}

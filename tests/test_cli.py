@@ -35,7 +35,7 @@ def test_run_two_cells_end_to_end(tmp_path):
     assert any(l.startswith("lenet5") and "%" in l and "s" in l for l in lines)
     epochs = json.loads((run_dir / "cells" / "torch-lenet5-cpu" / "epochs.json").read_text())
     assert len(epochs) == 1 and epochs[0]["epoch"] == 1
-    assert (run_dir / "cells" / "torch-lenet5-cpu" / "final.npz").exists()
+    assert (run_dir / "cells" / "torch-lenet5-cpu" / "checkpoint.npz").exists()
 
 
 @pytest.mark.parametrize("args,message", [

@@ -48,7 +48,7 @@ def test_loop_times_training_apart_from_evaluation():
     assert [h["test_accuracy"] for h in result.history] == [0.5, 0.5]
     assert result.train_images == 2 * 2 * 4  # 10 samples, batch 4: last partial batch dropped
     assert result.train_time_s == 2.0 and result.eval_time_s == 2.0  # one tick per timed region
-    assert len(syncs) == 6  # before and after training, after evaluation, per epoch
+    assert len(syncs) == 7  # once at the start; before and after training and after evaluation, per epoch
 
 
 def test_nan_loss_raises_diverged():
@@ -65,3 +65,20 @@ def test_lenet5_learns_digits_in_one_epoch(registries):
     result = train(native, load_dataset("digits"), Recipe(epochs=1, batch_size=32, lr=0.05), 0, lambda: None)
     assert result.test_accuracy > 0.5, result.history  # chance is 0.1
     assert np.isfinite(result.history[0]["train_loss"])
+
+
+def test_target_stops_training_and_times_from_first_touch():
+    ticks = iter(range(100))
+    data = small_data()
+    result = train(Scripted([1.0] * 20), data, Recipe(epochs=5, batch_size=4, target=0.5), 0, lambda: None,
+                   clock=lambda: float(next(ticks)))
+    assert result.epochs_to_target == 1 and len(result.history) == 1
+    assert result.time_to_target_s == 4.0   # clock 0 (start) .. 4 (end of the first evaluation)
+    assert train(Scripted([1.0] * 20), data, Recipe(epochs=2, batch_size=4, target=0.9), 0,
+                 lambda: None).time_to_target_s is None
+
+
+def test_resume_starts_at_the_given_epoch_with_its_learning_rate():
+    model = Scripted([1.0] * 20)
+    result = train(model, small_data(), Recipe(epochs=4, batch_size=4), 0, lambda: None, first_epoch=2)
+    assert [h["epoch"] for h in result.history] == [3, 4] and model.steps == [pytest.approx(0.01)] * 4
