@@ -8,6 +8,7 @@ import re
 import sys
 from typing import Any, NoReturn, Sequence
 
+from harness.compare_command import alpha_arg, percent_arg
 from harness.errors import ConvbenchError
 
 
@@ -95,6 +96,9 @@ def build_parser() -> Parser:
                           "xla: tf.function(jit_compile=True)")
     run.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="autocast / mixed precision (default fp32)")
     run.add_argument("--layout", choices=("native", "nchw", "nhwc"), help="memory layout (default: each framework's fast one)")
+    run.add_argument("--executor", choices=("local", "ray"), help="local (default): cells one after another here; "
+                     "ray: each cell a task on a Ray cluster")
+    run.add_argument("--ray-address", help="address of an existing Ray cluster (default: start Ray locally)")
     run.add_argument("--timeout", type=positive_float, help="seconds per cell before its worker is killed")
     run.add_argument("--oom-retry", action="store_true", help="on out-of-memory, halve the batch and run the cell again")
     run.add_argument("--resume", metavar="RUN_DIR", help="complete an earlier run: only its missing or failed cells")
@@ -120,6 +124,19 @@ def build_parser() -> Parser:
     lst.add_argument("--format", choices=("table", "json"), default="table")
 
     sub.add_parser("plugins", help="list plugins, their versions, availability and hooks")
+
+    rep = sub.add_parser("report", help="write report.md and PNG plots for a finished run")
+    rep.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (results/<run-id>)")
+    rep.add_argument("--output", metavar="DIR", help="folder for report.md and the plots (default: RUN_DIR)")
+
+    comp = sub.add_parser("compare", help="compare run B with run A cell by cell, noise-aware")
+    comp.add_argument("run_a", metavar="RUN_A")
+    comp.add_argument("run_b", metavar="RUN_B")
+    comp.add_argument("--threshold", type=percent_arg, default=5.0, metavar="PCT",
+                      help="smallest relative change that counts, e.g. 5 or 5%% (default 5)")
+    comp.add_argument("--alpha", type=alpha_arg, default=0.05, help="significance level (default 0.05)")
+    comp.add_argument("--fail-on-regression", type=percent_arg, metavar="PCT",
+                      help="exit 1 if a cell is significantly slower by more than PCT, or failed only in B")
     return parser
 
 
@@ -130,6 +147,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             from harness.run_command import run_matrix
             return run_matrix(args, argv)
+        if args.command == "report":
+            from harness.report_command import write_report
+            print(f"report: {write_report(args.run_dir, args.output)}")
+            return 0
+        if args.command == "compare":
+            from harness.compare_command import compare_runs
+            text, code = compare_runs(args.run_a, args.run_b, threshold=args.threshold, alpha=args.alpha,
+                                      fail_on=args.fail_on_regression)
+            print(text)
+            return code
         if args.command == "eval":
             from harness.eval_command import run_eval
             return run_eval(args)

@@ -36,7 +36,10 @@ class Comparison:
 def parse_percent(value: float | str) -> float:
     """'5%', '5' or 5 -> 5.0. Raises ValueError for anything else or a negative number."""
     text = str(value).strip()
-    number = float(text[:-1] if text.endswith("%") else text)
+    try:
+        number = float(text[:-1] if text.endswith("%") else text)
+    except ValueError:
+        number = math.nan
     if not number >= 0 or math.isinf(number):
         raise ValueError(f"expected a non-negative percentage, got {value!r}")
     return number
@@ -52,10 +55,10 @@ def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:
 def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
     """Two-sided Welch t-test p-value (unequal variances); needs at least 2 values per side."""
     from scipy.stats import ttest_ind
+    if len(set(a)) == 1 and len(set(b)) == 1:  # no variance on either side: the difference is exact
+        return 1.0 if a[0] == b[0] else 0.0
     p = float(ttest_ind(list(a), list(b), equal_var=False).pvalue)
-    if math.isnan(p):  # no variance on either side: the difference is exact
-        return 1.0 if statistics.fmean(a) == statistics.fmean(b) else 0.0
-    return p
+    return 1.0 if math.isnan(p) else p
 
 
 def decide(ratio: float, significant: bool, threshold_pct: float) -> str:

@@ -1,7 +1,6 @@
 """``convbench report`` (report.md + PNG plots of a finished run) and ``convbench compare`` (run B against A)."""
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import statistics
@@ -9,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from harness import compare as cmp
 from harness import plots
 from harness.errors import ConvbenchError
 from harness.stats import summarize
@@ -17,8 +15,6 @@ from harness.stats import summarize
 REFERENCE_CSV = Path(__file__).resolve().parent.parent / "results" / "reference" / "articles.csv"
 # Two rows describe the same cell when these agree; framework_version, device_name, threads, lr and seed
 # may differ (they are what one usually compares across).
-MATCH_KEYS = ("mode", "framework", "model", "device", "phase", "dataset", "batch_size", "epochs", "precision",
-              "compile", "layout")
 
 
 @dataclass
@@ -121,6 +117,10 @@ def _train_text(group: list[dict[str, Any]]) -> str:
     secs = [r["train_time_s"] for r in ok if r.get("train_time_s") is not None]
     parts = [_mean_std([100 * a for a in accs], lambda v: f"{v:.2f}", "%") if accs else "-",
              _mean_std(secs, lambda v: f"{v:.1f}", " s") if secs else "-"]
+    if ok[0].get("target") is not None:
+        ttt = [r["time_to_target_s"] for r in ok if r.get("time_to_target_s") is not None]
+        parts.append(f"{100 * ok[0]['target']:g}% in " + (_mean_std(ttt, lambda v: f"{v:.1f}", " s") if ttt
+                                                          else "-") + f" ({len(ttt)}/{len(ok)} reached)")
     text = " / ".join(parts) + (f" (n={len(ok)})" if len(ok) > 1 else "")
     return text + (f", {len(group) - len(ok)} failed" if len(group) > len(ok) else "")
 
@@ -190,8 +190,11 @@ def render_markdown(run: Run, images: dict[str, str]) -> str:
     out = [f"# convbench report: {run.name}", ""]
     if meta.get("command"):
         out += [f"`{' '.join(map(str, meta['command']))}`", ""]
-    out += [f"Mode {settings.get('mode') or run.rows[0]['mode']}, dataset {dataset}, device "
-            f"{settings.get('device') or run.rows[0].get('device')}.", ""]
+    first = run.rows[0] if run.rows else {}
+    out += [f"Mode {settings.get('mode') or first.get('mode')}, dataset {dataset}, device "
+            f"{settings.get('device') or first.get('device')}.", ""]
+    if not run.rows:
+        out += ["No cell has finished in this run (results.csv has no rows).", ""]
     if train:
         models = list(dict.fromkeys(r["model"] for r in train))
         cols = list(dict.fromkeys(_column(r, train) for r in train))
@@ -253,107 +256,3 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
     report = out / "report.md"
     report.write_text(render_markdown(run, images))
     return report
-
-
-# ---- compare ---------------------------------------------------------------------------------------------
-
-def percent_arg(text: str) -> float:
-    """argparse type: '5%' or '5' -> 5.0."""
-    try:
-        return cmp.parse_percent(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a percentage such as 5 or 5%, got {text!r}") from None
-
-
-def alpha_arg(text: str) -> float:
-    """argparse type: a significance level strictly between 0 and 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a significance level between 0 and 1, got {text!r}")
-    return value
-
-
-def _key(row: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(int(v) if isinstance(v, float) and v.is_integer() else v for v in (row.get(k) for k in MATCH_KEYS))
-
-
-def _label(key: tuple[Any, ...]) -> str:
-    k = dict(zip(MATCH_KEYS, key))
-    extra = ", ".join(f"{n} {k[n]}" for n in ("batch_size", "epochs", "precision", "compile", "layout", "dataset")
-                      if k[n] is not None)
-    return f"{k['framework']} {k['model']} {k['device']} {k['phase'] or k['mode']}" + (f" ({extra})" if extra else "")
-
-
-def _compare_cell(ra: Run, a: list[dict[str, Any]], rb: Run, b: list[dict[str, Any]], threshold: float,
-                  alpha: float) -> tuple[str, cmp.Comparison, str]:
-    """(metric name, comparison, accuracy note) for the ok rows of one matched cell in each run."""
-    if a[0]["mode"] == "speed":
-        phase = a[0]["phase"]
-        sa, sb = ([1e3 * s for r in rows for s in run.samples.get(r["cell"], {}).get(phase, [])]
-                  for run, rows in ((ra, a), (rb, b)))
-        if sa and sb:
-            return "median step ms", cmp.compare_samples(sa, sb, threshold, alpha), ""
-        return "median step ms", cmp.compare_repeats([r["ms_median"] for r in a], [r["ms_median"] for r in b],
-                                                     threshold, alpha), "(no samples.json: CSV medians)"
-    c = cmp.compare_repeats([r["train_time_s"] for r in a], [r["train_time_s"] for r in b], threshold, alpha)
-    acc_a, acc_b = ([r["test_accuracy"] for r in rows if r.get("test_accuracy") is not None] for rows in (a, b))
-    note = ""
-    if acc_a and acc_b:
-        diff, p = cmp.difference(acc_a, acc_b)
-        note = f"accuracy {100 * diff:+.2f} pp" + (f" (Welch p={p:.3g})" if p is not None else "")
-    return "train time s", c, note
-
-
-def _align(rows: list[list[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
-
-
-def compare_runs(a: str | Path, b: str | Path, threshold: float | str = cmp.DEFAULT_THRESHOLD,
-                 alpha: float = cmp.DEFAULT_ALPHA, fail_on: float | str | None = None) -> tuple[str, int]:
-    """Cell-by-cell B/A comparison of two runs; returns (text, exit code). The exit code is 1 only with
-    ``fail_on`` and a matched cell significantly slower than that many percent, or ok in A but failed in B."""
-    try:
-        threshold = cmp.parse_percent(threshold)
-        fail = None if fail_on is None else cmp.parse_percent(fail_on)
-    except ValueError as exc:
-        raise ConvbenchError(str(exc)) from None
-    if not 0 < alpha < 1:
-        raise ConvbenchError(f"alpha must be between 0 and 1, got {alpha}")
-    ra, rb = load_run(a), load_run(b)
-    ga, gb = _group(ra.rows, _key), _group(rb.rows, _key)
-    table = [["cell", "metric", "A", "B", "B/A", "change", "p", "test", "verdict", ""]]
-    notes: list[str] = []
-    regressions: list[str] = []
-    for key in (k for k in ga if k in gb):
-        oka, okb = _ok(ga[key]), _ok(gb[key])
-        if not oka or not okb:
-            side = "A" if not oka else "B"
-            notes.append(f"not compared, failed in {side}: {_label(key)} "
-                         f"({'/'.join(dict.fromkeys(r['status'] for r in (ga if side == 'A' else gb)[key]))})")
-            if oka and fail is not None:
-                regressions.append(f"{_label(key)}: ok in A, failed in B")
-            continue
-        metric, c, note = _compare_cell(ra, oka, rb, okb, threshold, alpha)
-        p = "-" if c.p_value is None else f"{c.p_value:.2g}"
-        table.append([_label(key), metric, f"{c.a:.4g}", f"{c.b:.4g}", f"{c.ratio:.3f}", f"{c.change_pct:+.1f}%",
-                      p, c.test, c.verdict, note])
-        if fail is not None and cmp.is_regression(c, fail):
-            regressions.append(f"{_label(key)}: {c.change_pct:+.1f}% ({c.test}, p={p})")
-    notes += [f"only in A: {_label(k)}" for k in ga if k not in gb]
-    notes += [f"only in B: {_label(k)}" for k in gb if k not in ga]
-    out = [f"compare A = {ra.path} ({ra.name})  ->  B = {rb.path} ({rb.name})", ""]
-    out += _align(table) if len(table) > 1 else ["no cells matched"]
-    out += ["", f"verdict: faster/slower only if p < {alpha:g} AND |change| > {threshold:g}%; 'single sample' "
-                f"(one value per side): the threshold alone decides.",
-            "speed cells: Mann-Whitney U on the raw per-step samples (pooled over seeds); train cells: training "
-            "time, Welch t over seeds.",
-            f"matched on: {', '.join(MATCH_KEYS)} (framework_version, device_name, threads, lr, seed may differ)."]
-    out += [""] + notes if notes else []
-    if fail is not None:
-        out += ["", f"regressions over {fail:g}%: " + ("none" if not regressions else str(len(regressions)))]
-        out += [f"  {r}" for r in regressions]
-    return "\n".join(out), 1 if regressions else 0

@@ -10,7 +10,7 @@ import json
 import os
 import signal
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from harness import journal
 from harness.datasets import DATASETS, load_dataset
@@ -21,8 +21,9 @@ from harness.recipes import load_recipe_file, resolve
 from harness.records import make_row
 from harness.registry import unknown_name
 from harness.report import comparison_table, write_csv
-from harness.runner import (Probe, cell_name, kill_current_worker, probe_framework, run_cell, run_worker,
-                            worker_env)
+from harness.executors import make_executor
+from harness.frameworks import FrameworkSpec
+from harness.runner import Probe, cell_name, probe_framework, run_cell, run_worker, worker_env
 from harness.rundir import base_meta, new_run_dir, write_json
 
 DEFAULT_MODELS = ("simple_cnn", "lenet5")
@@ -32,7 +33,7 @@ RUN_DEFAULTS: dict[str, Any] = {"mode": "train", "device": "cpu", "seed": 0, "se
                                 "compile": "auto", "precision": "fp32", "layout": "native"}
 MATRIX_OPTIONS = ("mode", "warmup", "steps", "compile", "precision", "layout", "device", "frameworks", "models", "dataset", "data_dir", "epochs", "batch_size", "lr", "seed", "threads",
                   "timeout", "oom_retry", "augment", "no_checksum", "recipe", "schedule", "momentum",
-                  "weight_decay", "optimizer", "target", "seeds", "resume_from")
+                  "weight_decay", "optimizer", "target", "seeds", "resume_from", "executor", "ray_address")
 
 
 def run_matrix(args: argparse.Namespace, argv: list[str]) -> int:
@@ -73,7 +74,8 @@ def new_plan(args: argparse.Namespace, argv: list[str], regs: Registries) -> dic
                 "seed": args.seed, "threads": args.threads or os.cpu_count() or 1, "device": args.device,
                 "no_checksum": args.no_checksum, "timeout": args.timeout, "oom_retry": args.oom_retry,
                 "warmup": args.warmup, "steps": args.steps, "compile": args.compile, "precision": args.precision,
-                "layout": args.layout, "resume_from": resume_from}
+                "layout": args.layout, "resume_from": resume_from, "executor": args.executor or "local",
+                "ray_address": args.ray_address}
     run_id, run_dir = new_run_dir(args.output)
     plan = {"run_id": run_id, "run_dir": str(run_dir), "argv": argv, "frameworks": frameworks,
             "models": [m.name for m in models], "seeds": list(range(args.seed, args.seed + args.seeds)),
@@ -120,14 +122,23 @@ def execute(plan: dict[str, Any], regs: Registries) -> int:
 
     previous = journal.latest(run_dir)
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    executor = make_executor(settings.get("executor", "local"), settings.get("ray_address"), run_dir)
     interrupted = False
     try:
         for fw in plan["frameworks"]:
             for model in plan["models"]:
                 for seed in plan["seeds"]:
-                    run_one(fw, model, seed, plan, probes[fw], regs, run_dir, previous)
+                    name, cell, rows = prepare_cell(fw, model, seed, plan, probes[fw], regs)
+                    if previous.get(name) and all(r["status"] == "ok" for r in previous[name]):
+                        print(f"[{name}] ok in an earlier attempt; kept")
+                    elif rows is not None:
+                        record(run_dir, name, rows)
+                    else:
+                        executor.submit(name, cell, regs.frameworks.get(fw))
+        for name, rows in executor.results():
+            record(run_dir, name, rows)
     except KeyboardInterrupt:
-        kill_current_worker()
+        executor.cancel()
         interrupted = True
     rows = journal.latest_rows(run_dir)
     write_csv(rows, run_dir / "results.csv")
@@ -165,14 +176,21 @@ def default_batch(shape: tuple[int, int, int] | list[int], mode: str) -> int:
     return 32 if mode == "speed" and shape[-1] >= 224 else 128
 
 
+def record(run_dir: Path, name: str, rows: list[dict[str, Any]]) -> None:
+    """The journal first (fsynced), then results.csv rebuilt from it."""
+    journal.append(run_dir, name, rows)
+    write_csv(journal.latest_rows(run_dir), run_dir / "results.csv")
+
+
 def report_probe(p: Probe) -> Probe:
     devices = ", ".join(d["name"] for d in p.devices)
     print(f"  {p.framework}: {p.version} ({devices})" if p.available else f"  {p.framework}: unavailable ({p.reason})")
     return p
 
 
-def run_one(fw: str, model: str, seed: int, plan: dict[str, Any], probe: Probe, regs: Registries, run_dir: Path,
-            previous: dict[str, list[dict[str, Any]]]) -> None:
+def prepare_cell(fw: str, model: str, seed: int, plan: dict[str, Any], probe: Probe,
+                 regs: Registries) -> tuple[str, dict[str, Any], list[dict[str, Any]] | None]:
+    """(cell name, cell spec, rows if it cannot run: unavailable framework or device)."""
     settings = plan["settings"]
     cell = {"run_id": plan["run_id"], "framework": fw, "framework_version": probe.version, "model": model,
             **settings, "seed": seed}
@@ -181,37 +199,30 @@ def run_one(fw: str, model: str, seed: int, plan: dict[str, Any], probe: Probe, 
     dev = probe.device(settings["device"]) if probe.available else None
     if dev is not None:
         cell["device"] = dev["name"]
+        cell["device_name"] = dev.get("description")
     name = cell_name(cell) + (f"-s{seed}" if len(plan["seeds"]) > 1 else "")
     cell["cell"] = name
-    done = previous.get(name)
-    if done and all(r["status"] == "ok" for r in done):
-        print(f"[{name}] ok in an earlier attempt; kept")
-        return
     if not probe.available:
-        rows = [make_row(cell, status="unavailable", error=probe.reason)]
-    elif dev is None:
-        rows = [make_row(cell, status="unavailable", error=f"{fw} sees no device {settings['device']!r}")]
-    else:
-        cell["device_name"] = dev.get("description")
-        rows = run_with_retries(cell, regs, run_dir / "cells" / name, name)
-    journal.append(run_dir, name, rows)
-    write_csv(journal.latest_rows(run_dir), run_dir / "results.csv")
+        return name, cell, [make_row(cell, status="unavailable", error=probe.reason)]
+    if dev is None:
+        return name, cell, [make_row(cell, status="unavailable", error=f"{fw} sees no device {settings['device']!r}")]
+    return name, cell, None
 
 
-def run_with_retries(cell: dict[str, Any], regs: Registries, cell_dir: Path, name: str) -> list[dict[str, Any]]:
-    spec = regs.frameworks.get(cell["framework"])
+def run_with_retries(cell: dict[str, Any], spec: FrameworkSpec, cell_dir: Path, name: str,
+                     say: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Runs a cell in a worker; with --oom-retry, again at half the batch after each out-of-memory."""
     cell["checkpoint"] = str(cell_dir / "checkpoint.npz")
     first_batch = cell["batch_size"]
     while True:
-        print(f"[{name}] start (batch {cell['batch_size']})")
+        say(f"[{name}] start (batch {cell['batch_size']})")
         rows = run_cell(cell, spec, cell_dir, cell.get("timeout"), Progress(name))
         for row in rows:
-            print(f"[{name}] {row['phase'] or ''} {row['status']}" + (f": {row['error']}" if row["error"] else ""),
-                  flush=True)
+            say(f"[{name}] {row['phase'] or ''} {row['status']}" + (f": {row['error']}" if row["error"] else ""))
         if not any(r["status"] == "oom" for r in rows) or not cell.get("oom_retry") or cell["batch_size"] == 1:
             break
         cell = {**cell, "batch_size": cell["batch_size"] // 2}
-        print(f"[{name}] out of memory: retrying with batch {cell['batch_size']}")
+        say(f"[{name}] out of memory: retrying with batch {cell['batch_size']}")
     if cell["batch_size"] != first_batch:
         for row in rows:
             row["note"] = f"batch halved from {first_batch} to {cell['batch_size']} after out-of-memory (--oom-retry)"
