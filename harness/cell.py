@@ -14,7 +14,7 @@ from harness.plugin_manager import build_registries, get_plugin_manager
 from harness.shapes import Summary, summarize
 from harness.weights import init_weights
 
-EXECUTION_KEYS = ("compile", "precision", "layout")
+EXECUTION_KEYS = ("compile", "precision", "layout", "world_size", "rank", "devices", "dp_mode")
 
 
 @dataclass
@@ -57,7 +57,7 @@ def setup(cell: dict[str, Any], data_size: tuple[int, int] = (512, 256)) -> Cell
     if data.shape != tuple(model.input_shape):
         raise ConvbenchError(f"model {model.name} takes {model.input_shape}, dataset {data.name} gives {data.shape}")
     settings = {"momentum": cell["momentum"], "weight_decay": cell["weight_decay"], "seed": cell["seed"],
-                "threads": cell["threads"], **{k: cell[k] for k in EXECUTION_KEYS if cell.get(k)}}
+                "threads": cell["threads"], **{k: cell[k] for k in EXECUTION_KEYS if cell.get(k) is not None}}
     native = pm.hook.convbench_build_model(framework=cell["framework"], model=model, device=cell["device"],
                                            settings=settings)
     if native is None:

@@ -99,6 +99,8 @@ def build_parser() -> Parser:
     run.add_argument("--executor", choices=("local", "ray"), help="local (default): cells one after another here; "
                      "ray: each cell a task on a Ray cluster")
     run.add_argument("--ray-address", help="address of an existing Ray cluster (default: start Ray locally)")
+    run.add_argument("--nproc", type=positive_int, help="train each cell data-parallel over N CPU processes")
+    run.add_argument("--devices", type=name_list, help="train each cell data-parallel over these GPUs (cuda:0,cuda:1)")
     run.add_argument("--timeout", type=positive_float, help="seconds per cell before its worker is killed")
     run.add_argument("--oom-retry", action="store_true", help="on out-of-memory, halve the batch and run the cell again")
     run.add_argument("--resume", metavar="RUN_DIR", help="complete an earlier run: only its missing or failed cells")

@@ -23,12 +23,17 @@ class FrameworkSpec:
 
     ``device_kinds`` lists the device prefixes it supports (``cpu``, ``cuda``). ``env`` holds
     environment variables every worker of this framework gets (thread settings and the like).
+    ``data_parallel`` says how the framework's own engine trains one cell on several devices:
+    ``"processes"`` (the harness starts one worker per device with torchrun/paddle-launch style
+    environment variables), ``"devices"`` (one worker drives every device, e.g. MirroredStrategy) or
+    None (not supported).
     """
     name: str
     module: str
     distributions: tuple[str, ...]
     device_kinds: tuple[str, ...] = ("cpu", "cuda")
     env: dict[str, str] = field(default_factory=dict)
+    data_parallel: str | None = None
 
     def installed(self) -> tuple[bool, str]:
         """(True, "") if the module can be found, else (False, reason); imports nothing."""

@@ -58,7 +58,10 @@ def comparison_table(rows: Sequence[dict[str, Any]]) -> str:
     if not rows:
         return "(no results)"
     speed = any(r.get("mode") == "speed" for r in rows)
-    label = (lambda r: f"{r['model']} {r['phase'] or ''}".rstrip()) if speed else (lambda r: r["model"])
+    def label(r: dict[str, Any]) -> str:
+        world = r.get("world_size")
+        dp = f" x{int(world)} data-parallel" if _num(world) and int(world) > 1 else ""
+        return f"{r['model']}{dp} {r['phase'] or ''}".rstrip() if speed else f"{r['model']}{dp}"
     models = list(dict.fromkeys(label(r) for r in rows))
     frameworks = list(dict.fromkeys(r["framework"] for r in rows))
     devices = list(dict.fromkeys(r["device"] for r in rows))

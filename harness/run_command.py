@@ -8,6 +8,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import signal
 from pathlib import Path
 from typing import Any, Callable
@@ -27,13 +28,14 @@ from harness.runner import Probe, cell_name, probe_framework, run_cell, run_work
 from harness.rundir import base_meta, new_run_dir, write_json
 
 DEFAULT_MODELS = ("simple_cnn", "lenet5")
+RECIPE_BATCH = 128
 DEFAULT_EPOCHS = {"digits": 10, "cifar10": 200, "synthetic": 1}
 PLAN = "plan.json"
 RUN_DEFAULTS: dict[str, Any] = {"mode": "train", "device": "cpu", "seed": 0, "seeds": 1, "warmup": 10, "steps": 100,
                                 "compile": "auto", "precision": "fp32", "layout": "native"}
 MATRIX_OPTIONS = ("mode", "warmup", "steps", "compile", "precision", "layout", "device", "frameworks", "models", "dataset", "data_dir", "epochs", "batch_size", "lr", "seed", "threads",
                   "timeout", "oom_retry", "augment", "no_checksum", "recipe", "schedule", "momentum",
-                  "weight_decay", "optimizer", "target", "seeds", "resume_from", "executor", "ray_address")
+                  "weight_decay", "optimizer", "target", "seeds", "resume_from", "executor", "ray_address", "nproc", "devices")
 
 
 def run_matrix(args: argparse.Namespace, argv: list[str]) -> int:
@@ -75,7 +77,7 @@ def new_plan(args: argparse.Namespace, argv: list[str], regs: Registries) -> dic
                 "no_checksum": args.no_checksum, "timeout": args.timeout, "oom_retry": args.oom_retry,
                 "warmup": args.warmup, "steps": args.steps, "compile": args.compile, "precision": args.precision,
                 "layout": args.layout, "resume_from": resume_from, "executor": args.executor or "local",
-                "ray_address": args.ray_address}
+                "ray_address": args.ray_address, **data_parallel_settings(args)}
     run_id, run_dir = new_run_dir(args.output)
     plan = {"run_id": run_id, "run_dir": str(run_dir), "argv": argv, "frameworks": frameworks,
             "models": [m.name for m in models], "seeds": list(range(args.seed, args.seed + args.seeds)),
@@ -128,15 +130,17 @@ def execute(plan: dict[str, Any], regs: Registries) -> int:
         for fw in plan["frameworks"]:
             for model in plan["models"]:
                 for seed in plan["seeds"]:
-                    name, cell, rows = prepare_cell(fw, model, seed, plan, probes[fw], regs)
-                    if previous.get(name) and all(r["status"] == "ok" for r in previous[name]):
-                        print(f"[{name}] ok in an earlier attempt; kept")
-                    elif rows is not None:
-                        record(run_dir, name, rows)
-                    else:
-                        executor.submit(name, cell, regs.frameworks.get(fw))
+                    worlds = (1, settings["world_size"]) if settings.get("world_size", 1) > 1 else (1,)
+                    for world in worlds:   # data-parallel cells get a single-device baseline first
+                        name, cell, rows = prepare_cell(fw, model, seed, plan, probes[fw], regs, world)
+                        if previous.get(name) and all(r["status"] == "ok" for r in previous[name]):
+                            print(f"[{name}] ok in an earlier attempt; kept")
+                        elif rows is not None:
+                            record(run_dir, name, rows)
+                        else:
+                            executor.submit(name, cell, regs.frameworks.get(fw))
         for name, rows in executor.results():
-            record(run_dir, name, rows)
+            record(run_dir, name, add_scaling_efficiency(rows, journal.latest(run_dir)))
     except KeyboardInterrupt:
         executor.cancel()
         interrupted = True
@@ -160,6 +164,30 @@ def measure_cpu_peak(threads: int, log: Path) -> float | None:
     return payload.get("gflops") if payload and code == 0 else None
 
 
+def data_parallel_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """--nproc N (CPU processes) or --devices cuda:0,cuda:1 -> world_size and per-rank devices."""
+    if args.nproc and args.devices:
+        raise ConvbenchError("give --nproc (CPU) or --devices (GPUs), not both")
+    if not (args.nproc or args.devices):
+        return {"world_size": 1, "devices": None}
+    if args.mode == "speed":
+        raise ConvbenchError("data-parallel runs (--nproc, --devices) are for train mode")
+    if args.executor == "ray":
+        raise ConvbenchError("data-parallel cells run with the local executor; drop --executor ray")
+    devices = args.devices or ["cpu"] * args.nproc
+    bad = [d for d in devices if not re.fullmatch(r"cuda:\d+", d)] if args.devices else []
+    if bad:
+        raise ConvbenchError(f"--devices takes GPUs as cuda:N, got {', '.join(bad)}; use --nproc N for CPU processes")
+    if len(devices) < 2:
+        raise ConvbenchError("data-parallel training needs at least 2 devices or processes")
+    batch = args.batch_size or RECIPE_BATCH
+    if batch % len(devices):
+        raise ConvbenchError(f"global batch {batch} does not split evenly over {len(devices)} devices")
+    if args.devices:
+        args.device = devices[0]
+    return {"world_size": len(devices), "devices": devices}
+
+
 def check_resume_checkpoint(path: str, frameworks: list[str], models: list[Any], recipe: dict[str, Any]) -> None:
     """One clear line now rather than a failed cell later."""
     from harness.weights import check_weights, load_weights
@@ -176,6 +204,18 @@ def default_batch(shape: tuple[int, int, int] | list[int], mode: str) -> int:
     return 32 if mode == "speed" and shape[-1] >= 224 else 128
 
 
+def add_scaling_efficiency(rows: list[dict[str, Any]], done: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """throughput on N devices / (N x throughput of the single-device baseline on the same global batch)."""
+    for row in rows:
+        world = int(row.get("world_size") or 1)
+        if world > 1 and row["status"] == "ok":
+            base_name = row["cell"].replace(f"-x{world}", "")
+            base = [r for r in done.get(base_name, []) if r["status"] == "ok"]
+            if base and base[0].get("images_per_sec"):
+                row["scaling_efficiency"] = row["images_per_sec"] / (world * base[0]["images_per_sec"])
+    return rows
+
+
 def record(run_dir: Path, name: str, rows: list[dict[str, Any]]) -> None:
     """The journal first (fsynced), then results.csv rebuilt from it."""
     journal.append(run_dir, name, rows)
@@ -189,19 +229,26 @@ def report_probe(p: Probe) -> Probe:
 
 
 def prepare_cell(fw: str, model: str, seed: int, plan: dict[str, Any], probe: Probe,
-                 regs: Registries) -> tuple[str, dict[str, Any], list[dict[str, Any]] | None]:
+                 regs: Registries, world: int = 1) -> tuple[str, dict[str, Any], list[dict[str, Any]] | None]:
     """(cell name, cell spec, rows if it cannot run: unavailable framework or device)."""
     settings = plan["settings"]
+    spec = regs.frameworks.get(fw)
     cell = {"run_id": plan["run_id"], "framework": fw, "framework_version": probe.version, "model": model,
-            **settings, "seed": seed}
+            **settings, "seed": seed, "world_size": world, "dp_mode": spec.data_parallel if world > 1 else None}
+    if world == 1:
+        cell["devices"] = None
     if cell["batch_size"] is None:
         cell["batch_size"] = default_batch(regs.models.get(model).input_shape, settings["mode"])
     dev = probe.device(settings["device"]) if probe.available else None
     if dev is not None:
         cell["device"] = dev["name"]
         cell["device_name"] = dev.get("description")
-    name = cell_name(cell) + (f"-s{seed}" if len(plan["seeds"]) > 1 else "")
+    name = cell_name(cell) + (f"-x{world}" if world > 1 else "") + (f"-s{seed}" if len(plan["seeds"]) > 1 else "")
     cell["cell"] = name
+    if world > 1:
+        cell["per_device_batch"] = cell["batch_size"] // world
+    if world > 1 and spec.data_parallel is None:
+        return name, cell, [make_row(cell, status="unavailable", error=f"the {fw} plugin has no data-parallel engine")]
     if not probe.available:
         return name, cell, [make_row(cell, status="unavailable", error=probe.reason)]
     if dev is None:

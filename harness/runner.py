@@ -63,7 +63,7 @@ def worker_env(spec: FrameworkSpec | None, threads: int) -> dict[str, str]:
 class Worker:
     """A worker process in its own process group, so a timeout or Ctrl-C can kill all of it."""
 
-    current: "Worker | None" = None
+    running: set["Worker"] = set()
 
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         self.tmp = tempfile.TemporaryDirectory(prefix="convbench-")
@@ -84,7 +84,7 @@ class Worker:
         assert self.proc.stdout is not None
         reader = threading.Thread(target=lambda: [on_line(l.rstrip("\n")) for l in self.proc.stdout], daemon=True)  # type: ignore[union-attr]
         reader.start()
-        Worker.current = self
+        Worker.running.add(self)
         try:
             code: int | None = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -92,7 +92,7 @@ class Worker:
             self.proc.wait()
             code = None
         finally:
-            Worker.current = None
+            Worker.running.discard(self)
         self.kill()  # anything the worker left behind in its group
         reader.join(timeout=5)
         payload = json.loads(self.out.read_text()) if self.out.exists() else None
@@ -108,8 +108,8 @@ def run_worker(args: list[str], env: dict[str, str], log: Path, timeout: float |
 
 
 def kill_current_worker() -> None:
-    if Worker.current is not None:
-        Worker.current.kill()
+    for worker in list(Worker.running):
+        worker.kill()
 
 
 def probe_framework(spec: FrameworkSpec, threads: int, log: Path) -> Probe:
@@ -129,8 +129,67 @@ def run_cell(cell: dict[str, Any], spec: FrameworkSpec, cell_dir: Path, timeout:
     cell_dir.mkdir(parents=True, exist_ok=True)
     spec_path = cell_dir / "cell.json"
     spec_path.write_text(json.dumps(cell, indent=1))
+    if cell.get("dp_mode") == "processes":
+        return run_process_group_cell(cell, spec, cell_dir, timeout, on_line)
     result = Worker(["cell", str(spec_path)], worker_env(spec, cell["threads"]), cell_dir / "worker.log").run(timeout, on_line)
     return rows_from_result(cell, result, timeout, cell_dir)
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rank_env(spec: FrameworkSpec, threads: int, rank: int, world: int, port: int, device: str) -> dict[str, str]:
+    """What torchrun and paddle.distributed.launch would set for one process of a local job."""
+    env = worker_env(spec, threads)
+    endpoints = [f"127.0.0.1:{port + 1 + r}" for r in range(world)]
+    env.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world),
+               MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), PADDLE_TRAINER_ID=str(rank),
+               PADDLE_TRAINERS_NUM=str(world), PADDLE_TRAINER_ENDPOINTS=",".join(endpoints),
+               PADDLE_CURRENT_ENDPOINT=endpoints[rank], CONVBENCH_RANK_DEVICE=device)
+    return env
+
+
+def run_process_group_cell(cell: dict[str, Any], spec: FrameworkSpec, cell_dir: Path, timeout: float | None,
+                           on_line: Callable[[str], None]) -> list[dict[str, Any]]:
+    """One cell trained by ``world_size`` worker processes together; rank 0 reports. If any rank
+    fails, the others are killed (a survivor would wait forever in a collective)."""
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    world, port = int(cell["world_size"]), free_port()
+    threads = max(1, int(cell["threads"]) // world)
+    devices = cell.get("devices") or [cell["device"]] * world
+    workers = []
+    for rank in range(world):
+        spec_path = cell_dir / f"cell.rank{rank}.json"
+        spec_path.write_text(json.dumps({**cell, "rank": rank, "threads": threads,
+                                         "checkpoint": cell.get("checkpoint") if rank == 0 else None}, indent=1))
+        env = rank_env(spec, threads, rank, world, port, devices[rank])
+        workers.append(Worker(["cell", str(spec_path)], env, cell_dir / f"worker.rank{rank}.log"))
+    results: dict[int, WorkerResult] = {}
+
+    def watch(rank: int) -> None:
+        results[rank] = workers[rank].run(timeout, lambda line: None)
+        if results[rank].code != 0:
+            for w in workers:
+                w.kill()
+    threads_ = [threading.Thread(target=watch, args=(r,), daemon=True) for r in range(1, world)]
+    for t in threads_:
+        t.start()
+    results[0] = workers[0].run(timeout, on_line)
+    if results[0].code != 0:
+        for w in workers:
+            w.kill()
+    for t in threads_:
+        t.join()
+    rows = rows_from_result(cell, results[0], timeout, cell_dir)
+    failed = [(r, res) for r, res in sorted(results.items()) if r and res.code != 0]
+    if failed and all(row["status"] == "ok" for row in rows):
+        rank, res = failed[0]
+        rows = [make_row(cell, status="crashed", error=f"rank {rank}: {res.tail()}")]
+    return rows
 
 
 def rows_from_result(cell: dict[str, Any], result: WorkerResult, timeout: float | None,

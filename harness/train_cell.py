@@ -15,6 +15,13 @@ from harness.weights import check_weights, load_weights, save_weights
 PROGRESS_EVERY_S = 1.0
 
 
+def shard_of(cell: dict[str, Any]) -> tuple[int, int]:
+    """(rank, world size) when this worker is one of several processes training the cell together."""
+    if cell.get("dp_mode") == "processes":
+        return int(cell["rank"]), int(cell["world_size"])
+    return 0, 1
+
+
 def recipe_of(cell: dict[str, Any]) -> Recipe:
     return Recipe(epochs=cell["epochs"], batch_size=cell["batch_size"], lr=cell["lr"], momentum=cell["momentum"],
                   weight_decay=cell["weight_decay"], milestones=tuple(cell.get("milestones") or ()),
@@ -57,7 +64,7 @@ def run_train_cell(cell: dict[str, Any], progress: TextIO) -> dict[str, Any]:
     common = ctx.common()
     try:
         result = train(ctx.native, ctx.data, recipe, cell["seed"], ctx.sync, on_epoch, first_epoch=first_epoch,
-                       on_step=on_step)
+                       on_step=on_step, shard=shard_of(cell))
     except Diverged as exc:
         return {"rows": [make_row(cell, status="diverged", error=str(exc), **common)]}
     last = result.history[-1] if result.history else {}

@@ -66,14 +66,19 @@ def evaluate(native: NativeModel, data: Dataset, batch_size: int) -> tuple[float
 def train(native: NativeModel, data: Dataset, recipe: Recipe, seed: int, sync: Callable[[], None],
           on_epoch: Callable[[dict[str, float]], None] = lambda row: None,
           clock: Callable[[], float] = time.perf_counter, first_epoch: int = 0,
-          on_step: Callable[[int, int, float], None] = lambda epoch, step, loss: None) -> TrainResult:
+          on_step: Callable[[int, int, float], None] = lambda epoch, step, loss: None,
+          shard: tuple[int, int] = (0, 1)) -> TrainResult:
     """Trains epochs ``first_epoch`` .. ``recipe.epochs - 1``.
 
     ``train_time_s`` covers training steps only and ``eval_time_s`` the per-epoch evaluation, each
     synchronised. ``time_to_target_s`` follows MLPerf: the clock starts when the data is first touched
     (the first batch is drawn) and stops when the evaluation that reaches ``recipe.target`` ends, so it
     includes evaluation; training stops there.
+
+    ``shard=(rank, world_size)``: data-parallel training; this process trains on its contiguous
+    slice of every global batch (the plugin averages gradients and the loss across processes).
     """
+    rank, world = shard
     result = TrainResult()
     sync()
     run_start = clock()
@@ -83,6 +88,9 @@ def train(native: NativeModel, data: Dataset, recipe: Recipe, seed: int, sync: C
         sync()
         start = clock()
         for xb, yb in train_batches(data.x_train, data.y_train, recipe.batch_size, seed, epoch, recipe.augment):
+            if world > 1:
+                lo, hi = rank * len(xb) // world, (rank + 1) * len(xb) // world
+                xb, yb = xb[lo:hi], yb[lo:hi]
             loss = native.train_step(xb, yb, lr)
             if not math.isfinite(loss):
                 raise Diverged(f"loss became {loss} at epoch {epoch + 1}, step {steps + 1}")

@@ -7,7 +7,7 @@ from harness import hookimpl
 from harness.frameworks import DeviceInfo, FrameworkSpec
 
 NAME = "torch"
-SPEC = FrameworkSpec(NAME, "torch", ("torch",), ("cpu", "cuda"))
+SPEC = FrameworkSpec(NAME, "torch", ("torch",), ("cpu", "cuda"), data_parallel="processes")
 
 
 @hookimpl

@@ -21,6 +21,9 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 class TorchModel:
     def __init__(self, model: ModelDef, device: str, settings: dict[str, Any]) -> None:
         self.model = model
+        self.world = int(settings.get("world_size", 1)) if settings.get("dp_mode") == "processes" else 1
+        if self.world > 1 and settings.get("devices"):
+            device = settings["devices"][int(settings["rank"])]
         self.device = torch_device(device)
         if "threads" in settings:
             torch.set_num_threads(int(settings["threads"]))
@@ -37,7 +40,19 @@ class TorchModel:
                                          weight_decay=settings.get("weight_decay", 0.0))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.run = torch.compile(self.net) if self.compile_mode == "default" else self.net
+        if self.world > 1:
+            self.run = self._distributed(int(settings["rank"]))
 
+    def _distributed(self, rank: int) -> torch.nn.Module:
+        """DistributedDataParallel over a process group set up from torchrun's variables (the harness
+        sets them): gloo on CPU, NCCL on GPUs. Gradients are averaged; batch-norm statistics are each
+        process's own, with rank 0's buffers broadcast at every forward (DDP's default)."""
+        import torch.distributed as dist
+        from torch.nn.parallel import DistributedDataParallel
+        backend = "nccl" if self.device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, init_method="env://", rank=rank, world_size=self.world)
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(self.run, device_ids=ids)
     def _check_execution(self) -> None:
         if self.compile_mode == "xla":
             raise ConvbenchError("torch has no XLA compile mode here; use --compile none or default")
@@ -48,7 +63,7 @@ class TorchModel:
 
     def execution_info(self) -> dict[str, Any]:
         cuda = self.device.type == "cuda"
-        return {"precision": self.precision, "compile": "torch.compile" if self.compile_mode == "default" else "eager",
+        return {"world_size": self.world, "precision": self.precision, "compile": "torch.compile" if self.compile_mode == "default" else "eager",
                 "layout": "nhwc" if self.channels_last else "nchw",
                 "tf32": bool(cuda and torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32)
                 if cuda else False,
@@ -108,7 +123,12 @@ class TorchModel:
         return loss
 
     def train_step(self, images: np.ndarray, labels: np.ndarray, lr: float) -> float:
-        return float(self._step(self._images(images), self._labels(labels), lr, True).item())
+        loss = self._step(self._images(images), self._labels(labels), lr, True).detach()
+        if self.world > 1:   # report the global batch's loss, as single-device training would
+            import torch.distributed as dist
+            dist.all_reduce(loss)
+            loss = loss / self.world
+        return float(loss.item())
 
     def evaluate(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
         self.net.eval()
