@@ -1,0 +1,145 @@
+"""TFModel: the NativeModel (and TimedModel) of the tensorflow plugin.
+
+Runs NHWC internally (TF's CPU convolutions are NHWC only); numpy NCHW batches are transposed on the
+device. Every step is a tf.function (unless --compile none) traced once per batch shape; the learning
+rate is a tensor argument, so changing it does not retrace. Master weights are float32 whatever the
+precision.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from harness.errors import ConvbenchError
+from harness.graph import ModelDef
+from harness.native import PHASES
+from harness.shapes import summarize
+from harness.weights import check_weights
+from plugins.tensorflow_plugin.device import configure, tf_device
+from plugins.tensorflow_plugin.execution import Execution
+from plugins.tensorflow_plugin.net import Net, loss_fn
+from plugins.tensorflow_plugin.optim import SGD, LossScaler
+
+
+class TFModel:
+    def __init__(self, model: ModelDef, device: str, settings: dict[str, Any]) -> None:
+        self.model = model
+        self.device = tf_device(device)  # validation first: these start no TF runtime
+        self.execution = Execution.from_settings(settings, gpu=self.device.startswith("/GPU"))
+        seed = int(settings.get("seed", 0))
+        configure(settings.get("threads"), seed)  # before the first op: thread pools, GPU memory growth
+        with tf.device(self.device):
+            self.net = Net(model, summarize(model), self.execution.dtype, seed)
+            self.optimizer = SGD(self.net.trainable, settings.get("momentum", 0.9), settings.get("weight_decay", 0.0))
+            self.scaler = LossScaler() if self.execution.precision == "fp16" else None
+        wrap = self.execution.wrap
+        self._forward_fn, self._grads_fn = wrap(self._forward), wrap(self._forward_backward)
+        self._train_fn, self._eval_fn = wrap(self._train_step), wrap(self._evaluate)
+
+    def execution_info(self) -> dict[str, Any]:
+        return self.execution.info()
+
+    # -- graph bodies (traced once per input shape) --------------------------------------------------
+
+    def _forward(self, x: tf.Tensor) -> tf.Tensor:
+        return self.net(x, training=False)[0]
+
+    def _loss_and_grads(self, x: tf.Tensor, y: tf.Tensor, update_stats: bool
+                        ) -> tuple[tf.Tensor, list[tf.Tensor | None], tf.Tensor | None]:
+        with tf.GradientTape() as tape:
+            logits, aux = self.net(x, training=True, update_stats=update_stats)
+            loss = loss_fn(logits, aux, y)
+            scaled = loss * self.scaler.scale if self.scaler is not None else loss
+        grads = tape.gradient(scaled, self.net.trainable)
+        if self.scaler is None:
+            return loss, grads, None
+        grads, finite = self.scaler.unscale(grads)
+        return loss, grads, finite
+
+    def _forward_backward(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        loss, grads, _ = self._loss_and_grads(x, y, update_stats=False)
+        return loss, [g for g in grads if g is not None]  # returned, so no gradient is pruned away
+
+    def _train_step(self, x: tf.Tensor, y: tf.Tensor, lr: tf.Tensor) -> tf.Tensor:
+        loss, grads, finite = self._loss_and_grads(x, y, update_stats=True)
+        if self.scaler is None:
+            self.optimizer.apply(grads, lr)
+            return loss
+
+        def step() -> tf.Tensor:
+            self.optimizer.apply(grads, lr)
+            return tf.constant(True)
+        tf.cond(finite, step, lambda: tf.constant(False))  # skip the update on overflow
+        self.scaler.update(finite)
+        return loss
+
+    def _evaluate(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        logits = self.net(x, training=False)[0]
+        ce = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+        hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=y.dtype), y), tf.int32))
+        return ce, hits
+
+    # -- conversions ---------------------------------------------------------------------------------
+
+    def _images(self, images: np.ndarray) -> tf.Tensor:
+        """NCHW numpy -> NHWC float32 tensor on the model's device (transposed there)."""
+        with tf.device(self.device):
+            return tf.transpose(tf.convert_to_tensor(np.asarray(images, np.float32)), [0, 2, 3, 1])
+
+    def _labels(self, labels: np.ndarray) -> tf.Tensor:
+        with tf.device(self.device):
+            return tf.identity(tf.convert_to_tensor(np.asarray(labels, np.int64)))
+
+    # -- NativeModel ---------------------------------------------------------------------------------
+
+    def param_count(self) -> int:
+        return sum(int(np.prod(v.shape)) for v in self.net.trainable)
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return {key: np.array(p.to_portable(p.var.numpy()), dtype=np.float32, order="C", copy=True)
+                for key, p in self.net.params.items()}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        check_weights(self.model, weights)
+        with tf.device(self.device):
+            for key, p in self.net.params.items():
+                p.var.assign(p.to_tf(np.asarray(weights[key], np.float32)))
+
+    def forward(self, images: np.ndarray) -> np.ndarray:
+        with tf.device(self.device):
+            return self._forward_fn(self._images(images)).numpy()
+
+    def train_step(self, images: np.ndarray, labels: np.ndarray, lr: float) -> float:
+        with tf.device(self.device):
+            loss = self._train_fn(self._images(images), self._labels(labels), tf.constant(lr, tf.float32))
+        return float(loss.numpy())
+
+    def evaluate(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
+        with tf.device(self.device):
+            ce, hits = self._eval_fn(self._images(images), self._labels(labels))
+        return float(ce.numpy()), int(hits.numpy())
+
+    # -- TimedModel ----------------------------------------------------------------------------------
+
+    def prepare_batch(self, images: np.ndarray, labels: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
+        return self._images(images), self._labels(labels)
+
+    def run_phase(self, phase: str, batch: object, lr: float) -> None:
+        x, y = batch  # type: ignore[misc]
+        with tf.device(self.device):
+            if phase == "forward":
+                self._forward_fn(x)
+            elif phase == "forward_backward":
+                self._grads_fn(x, y)
+            elif phase == "train_step":
+                self._train_fn(x, y, tf.constant(lr, tf.float32))
+            else:
+                raise ConvbenchError(f"unknown phase {phase!r}; known: {', '.join(PHASES)}")
+
+    def tracing_counts(self) -> dict[str, int]:
+        """How often each step function has been traced (one per distinct batch shape; 0 when eager)."""
+        fns = {"forward": self._forward_fn, "forward_backward": self._grads_fn, "train_step": self._train_fn,
+               "evaluate": self._eval_fn}
+        return {name: getattr(fn, "experimental_get_tracing_count", lambda: 0)() for name, fn in fns.items()}
