@@ -77,8 +77,9 @@ def convbench_discover_devices(framework: str) -> "list[DeviceInfo] | None":
 def convbench_synchronize(framework: str, device: str) -> "bool | None":
     """Block until all work queued on ``device`` by ``framework`` has finished.
 
-    Called in the worker before every clock reading that closes a timed region. Stops at first
-    non-None result; the built-in CPU plugin answers True for ``cpu`` (nothing is asynchronous there).
+    Called in the worker before every clock reading around a timed region. Stops at first non-None
+    result. The built-in CPU plugin answers True for ``cpu`` and runs last (trylast), so a framework
+    that is asynchronous on the CPU too (JAX) answers for itself first.
 
     :param framework: the framework name.
     :param device: the device string of the cell.

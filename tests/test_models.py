@@ -99,7 +99,7 @@ def test_torch_builds_every_model(registries, name):
     x = np.random.default_rng(0).random((2, *model.input_shape), dtype=np.float32)
     logits = native.forward(x)
     assert logits.shape == (2, model.num_classes) and np.isfinite(logits).all()
-    _, aux = native.net.train()(native._tensor(x))
+    _, aux = native.net.train()(native._images(x))
     assert len(aux) == len(aux_heads(model))
     assert all(a.shape == (2, model.num_classes) for _, a in aux)
 
