@@ -7,7 +7,8 @@ from harness import hookimpl
 from harness.frameworks import DeviceInfo, FrameworkSpec
 
 NAME = "tensorflow"
-SPEC = FrameworkSpec(NAME, "tensorflow", ("tensorflow", "tensorflow-cpu"), ("cpu", "cuda"))
+# data parallel: one worker drives every device with tf.distribute.MirroredStrategy (parallel.py)
+SPEC = FrameworkSpec(NAME, "tensorflow", ("tensorflow", "tensorflow-cpu"), ("cpu", "cuda"), data_parallel="devices")
 
 
 def _handles(framework: str, device: str) -> bool:

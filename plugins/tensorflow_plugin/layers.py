@@ -32,8 +32,9 @@ class Param:
     to_portable: Callable[[np.ndarray], np.ndarray] = lambda a: a
 
 
-def _zeros(shape: tuple[int, ...], trainable: bool = True, value: float = 0.0) -> tf.Variable:
-    return tf.Variable(tf.fill(shape, value), trainable=trainable, dtype=tf.float32)
+def _zeros(shape: tuple[int, ...], trainable: bool = True, value: float = 0.0,
+           aggregation: tf.VariableAggregation = tf.VariableAggregation.NONE) -> tf.Variable:
+    return tf.Variable(tf.fill(shape, value), trainable=trainable, dtype=tf.float32, aggregation=aggregation)
 
 
 class Conv:
@@ -76,12 +77,16 @@ class Linear:
 class BatchNorm:
     """Fused batch norm over the last axis of a 2-D or 4-D (NHWC) input, with torch's statistics:
     normalise with the biased batch variance, and move running_var towards the unbiased one (the
-    fused op's training-mode variance output is Bessel-corrected), at torch's momentum."""
+    fused op's training-mode variance output is Bessel-corrected), at torch's momentum.
+
+    Under MirroredStrategy (data parallel) each replica normalises with its own slice's statistics, and
+    the running statistics (aggregation MEAN) get the mean of the replicas' updates, on every copy."""
 
     def __init__(self, node: g.BatchNorm, in_shape: tuple[int, ...]) -> None:
         c = in_shape[0]
         self.gamma, self.beta = _zeros((c,), value=1.0), _zeros((c,))
-        self.mean, self.var = _zeros((c,), False), _zeros((c,), False, 1.0)
+        mean = tf.VariableAggregation.MEAN  # no effect outside a tf.distribute strategy
+        self.mean, self.var = _zeros((c,), False, aggregation=mean), _zeros((c,), False, 1.0, aggregation=mean)
         self.eps, self.momentum = node.eps, node.momentum
 
     def params(self) -> dict[str, Param]:

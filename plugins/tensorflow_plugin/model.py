@@ -4,9 +4,18 @@ Runs NHWC internally (TF's CPU convolutions are NHWC only); numpy NCHW batches a
 device. Every step is a tf.function (unless --compile none) traced once per batch shape; the learning
 rate is a tensor argument, so changing it does not retrace. Master weights are float32 whatever the
 precision.
+
+Data parallel (settings ``dp_mode`` "devices", ``world_size`` N > 1; see ``parallel``): the variables are
+MirroredVariables, the train step runs per replica on its slice of the global batch with gradients
+all-reduced (mean) before the update, and the loss returned is the global batch's mean. Batch norm uses
+each replica's own batch statistics in training (no cross-replica sync, like torch's DDP without
+SyncBatchNorm); its running statistics are ON_WRITE variables with aggregation MEAN, so every replica's
+update is averaged and written to all copies (deterministic: the reduction order is fixed). Forward and
+evaluation run on the first replica's device (every copy holds the same values).
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -21,6 +30,7 @@ from plugins.tensorflow_plugin.device import configure, tf_device
 from plugins.tensorflow_plugin.execution import Execution
 from plugins.tensorflow_plugin.net import Net, loss_fn
 from plugins.tensorflow_plugin.optim import SGD, LossScaler
+from plugins.tensorflow_plugin.parallel import Replicas, all_reduce_mean, replica_devices
 
 
 class TFModel:
@@ -29,17 +39,32 @@ class TFModel:
         self.device = tf_device(device)  # validation first: these start no TF runtime
         self.execution = Execution.from_settings(settings, gpu=self.device.startswith("/GPU"))
         seed = int(settings.get("seed", 0))
+        devices = replica_devices(device, settings)  # logical CPU devices: before the runtime starts, too
+        if devices is not None and self.execution.compile == "xla":
+            raise ConvbenchError("tensorflow data parallel runs with --compile auto or none, not xla")
         configure(settings.get("threads"), seed)  # before the first op: thread pools, GPU memory growth
-        with tf.device(self.device):
+        self.replicas = Replicas(devices) if devices is not None else None
+        if self.replicas is not None:
+            self.device = devices[0]
+        self.world = self.replicas.world if self.replicas is not None else 1
+        with self._scope(), tf.device(self.device):
             self.net = Net(model, summarize(model), self.execution.dtype, seed)
             self.optimizer = SGD(self.net.trainable, settings.get("momentum", 0.9), settings.get("weight_decay", 0.0))
             self.scaler = LossScaler() if self.execution.precision == "fp16" else None
         wrap = self.execution.wrap
-        self._forward_fn, self._grads_fn = wrap(self._forward), wrap(self._forward_backward)
-        self._train_fn, self._eval_fn = wrap(self._train_step), wrap(self._evaluate)
+        self._forward_fn, self._eval_fn = wrap(self._forward), wrap(self._evaluate)
+        if self.replicas is None:
+            self._phase_forward_fn = self._forward_fn
+            self._grads_fn, self._train_fn = wrap(self._forward_backward), wrap(self._train_step)
+        else:
+            self._phase_forward_fn = wrap(self._distributed_forward)
+            self._grads_fn, self._train_fn = wrap(self._distributed_grads), wrap(self._distributed_train)
+
+    def _scope(self) -> contextlib.AbstractContextManager[Any]:
+        return self.replicas.scope() if self.replicas is not None else contextlib.nullcontext()
 
     def execution_info(self) -> dict[str, Any]:
-        return self.execution.info()
+        return {"world_size": self.world, **self.execution.info()}
 
     # -- graph bodies (traced once per input shape) --------------------------------------------------
 
@@ -53,6 +78,8 @@ class TFModel:
             loss = loss_fn(logits, aux, y)
             scaled = loss * self.scaler.scale if self.scaler is not None else loss
         grads = tape.gradient(scaled, self.net.trainable)
+        if self.replicas is not None:  # in a replica: the mean over replicas, the same bits on each
+            grads = all_reduce_mean(grads)
         if self.scaler is None:
             return loss, grads, None
         grads, finite = self.scaler.unscale(grads)
@@ -75,6 +102,16 @@ class TFModel:
         self.scaler.update(finite)
         return loss
 
+    def _distributed_train(self, xs: Any, ys: Any, lr: tf.Tensor) -> tf.Tensor:
+        return self.replicas.mean(self.replicas.run(self._train_step, xs, ys, lr))
+
+    def _distributed_grads(self, xs: Any, ys: Any) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        loss, grads = self.replicas.run(self._forward_backward, xs, ys)
+        return self.replicas.mean(loss), [g for per_replica in grads for g in self.replicas.local(per_replica)]
+
+    def _distributed_forward(self, xs: Any) -> list[tf.Tensor]:
+        return list(self.replicas.local(self.replicas.run(self._forward, xs)))
+
     def _evaluate(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         logits = self.net(x, training=False)[0]
         ce = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
@@ -83,14 +120,28 @@ class TFModel:
 
     # -- conversions ---------------------------------------------------------------------------------
 
+    @staticmethod
+    def _to_nhwc(images: np.ndarray) -> tf.Tensor:
+        return tf.transpose(tf.convert_to_tensor(np.asarray(images, np.float32)), [0, 2, 3, 1])
+
+    @staticmethod
+    def _to_labels(labels: np.ndarray) -> tf.Tensor:
+        return tf.identity(tf.convert_to_tensor(np.asarray(labels, np.int64)))
+
     def _images(self, images: np.ndarray) -> tf.Tensor:
         """NCHW numpy -> NHWC float32 tensor on the model's device (transposed there)."""
         with tf.device(self.device):
-            return tf.transpose(tf.convert_to_tensor(np.asarray(images, np.float32)), [0, 2, 3, 1])
+            return self._to_nhwc(images)
 
     def _labels(self, labels: np.ndarray) -> tf.Tensor:
         with tf.device(self.device):
-            return tf.identity(tf.convert_to_tensor(np.asarray(labels, np.int64)))
+            return self._to_labels(labels)
+
+    def _train_batch(self, images: np.ndarray, labels: np.ndarray) -> tuple[Any, Any]:
+        """The batch as train steps take it: tensors on the device, or per-replica slices on each."""
+        if self.replicas is None:
+            return self._images(images), self._labels(labels)
+        return (self.replicas.distribute(images, self._to_nhwc), self.replicas.distribute(labels, self._to_labels))
 
     # -- NativeModel ---------------------------------------------------------------------------------
 
@@ -103,7 +154,7 @@ class TFModel:
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         check_weights(self.model, weights)
-        with tf.device(self.device):
+        with self._scope(), tf.device(self.device):  # a MirroredVariable's assign writes every copy
             for key, p in self.net.params.items():
                 p.var.assign(p.to_tf(np.asarray(weights[key], np.float32)))
 
@@ -112,8 +163,10 @@ class TFModel:
             return self._forward_fn(self._images(images)).numpy()
 
     def train_step(self, images: np.ndarray, labels: np.ndarray, lr: float) -> float:
+        """One step on the (global) batch; returns its mean loss."""
+        x, y = self._train_batch(images, labels)
         with tf.device(self.device):
-            loss = self._train_fn(self._images(images), self._labels(labels), tf.constant(lr, tf.float32))
+            loss = self._train_fn(x, y, tf.constant(lr, tf.float32))
         return float(loss.numpy())
 
     def evaluate(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
@@ -123,14 +176,14 @@ class TFModel:
 
     # -- TimedModel ----------------------------------------------------------------------------------
 
-    def prepare_batch(self, images: np.ndarray, labels: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
-        return self._images(images), self._labels(labels)
+    def prepare_batch(self, images: np.ndarray, labels: np.ndarray) -> tuple[Any, Any]:
+        return self._train_batch(images, labels)
 
     def run_phase(self, phase: str, batch: object, lr: float) -> None:
         x, y = batch  # type: ignore[misc]
         with tf.device(self.device):
             if phase == "forward":
-                self._forward_fn(x)
+                self._phase_forward_fn(x)
             elif phase == "forward_backward":
                 self._grads_fn(x, y)
             elif phase == "train_step":
@@ -140,6 +193,6 @@ class TFModel:
 
     def tracing_counts(self) -> dict[str, int]:
         """How often each step function has been traced (one per distinct batch shape; 0 when eager)."""
-        fns = {"forward": self._forward_fn, "forward_backward": self._grads_fn, "train_step": self._train_fn,
+        fns = {"forward": self._phase_forward_fn, "forward_backward": self._grads_fn, "train_step": self._train_fn,
                "evaluate": self._eval_fn}
         return {name: getattr(fn, "experimental_get_tracing_count", lambda: 0)() for name, fn in fns.items()}

@@ -3,6 +3,9 @@
 Keras's SGD keeps v = m*v - lr*g and decouples weight decay, so it is not used. TF's fused
 ResourceApplyMomentum computes exactly torch's form: v = m*v + g'; w -= lr*v, with g' = g + wd*w
 (and v starting at 0, the first step's v is g', as torch's).
+
+Updates go through the variables' handles, so under MirroredStrategy each replica updates its own copy
+(with gradients all-reduced beforehand, every copy gets the same update).
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ class SGD:
                 tf.raw_ops.ResourceApplyMomentum(var=var.handle, accum=buf.handle, lr=lr, grad=grad,
                                                  momentum=momentum, use_locking=False, use_nesterov=False)
             else:
-                var.assign_sub(lr * grad)
+                tf.raw_ops.AssignSubVariableOp(resource=var.handle, value=lr * grad)
 
 
 class LossScaler:
@@ -36,8 +39,11 @@ class LossScaler:
     step on non-finite gradients, double after 2000 finite steps in a row."""
 
     def __init__(self, init: float = 2.0**16, growth_interval: int = 2000) -> None:
-        self.scale = tf.Variable(init, trainable=False, dtype=tf.float32)
-        self.good_steps = tf.Variable(0, trainable=False, dtype=tf.int64)
+        # ONLY_FIRST_REPLICA: under MirroredStrategy every replica computes the same new values (from
+        # all-reduced gradients); the first replica's is written to every copy
+        first = tf.VariableAggregation.ONLY_FIRST_REPLICA
+        self.scale = tf.Variable(init, trainable=False, dtype=tf.float32, aggregation=first)
+        self.good_steps = tf.Variable(0, trainable=False, dtype=tf.int64, aggregation=first)
         self.growth_interval = growth_interval
 
     def unscale(self, grads: list[tf.Tensor | None]) -> tuple[list[tf.Tensor | None], tf.Tensor]:
