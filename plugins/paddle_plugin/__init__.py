@@ -8,7 +8,8 @@ from harness import hookimpl
 from harness.frameworks import DeviceInfo, FrameworkSpec
 
 NAME = "paddle"
-SPEC = FrameworkSpec(NAME, "paddle", ("paddlepaddle", "paddlepaddle-gpu"), ("cpu", "cuda"))
+SPEC = FrameworkSpec(NAME, "paddle", ("paddlepaddle", "paddlepaddle-gpu"), ("cpu", "cuda"),
+                     data_parallel="processes")  # paddle.DataParallel, one worker per device (gloo on CPU)
 
 
 @hookimpl

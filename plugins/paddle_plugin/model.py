@@ -10,6 +10,7 @@ import paddle
 from harness.graph import ModelDef
 from harness.shapes import summarize
 from harness.weights import check_weights
+from plugins.paddle_plugin import parallel
 from plugins.paddle_plugin.device import paddle_place
 from plugins.paddle_plugin.execution import parse
 from plugins.paddle_plugin.layers import Net, cross_entropy, loss_fn
@@ -21,6 +22,10 @@ Batch = tuple[paddle.Tensor, paddle.Tensor]
 class PaddleModel:
     def __init__(self, model: ModelDef, device: str, settings: dict[str, Any]) -> None:
         self.model = model
+        self.world = int(settings.get("world_size", 1)) if settings.get("dp_mode") == "processes" else 1
+        self.rank = int(settings.get("rank", 0)) if self.world > 1 else 0
+        if self.world > 1 and settings.get("devices"):
+            device = settings["devices"][self.rank]
         self.place = paddle_place(device)
         self.execution = parse(settings, self.place)
         paddle.disable_static()
@@ -32,6 +37,9 @@ class PaddleModel:
         self.run = self.net
         if self.execution.compile == "to_static":  # SOT mode: falls back to dygraph where it cannot capture
             self.run = paddle.jit.to_static(self.net, full_graph=False)  # the first call traces
+        if self.world > 1:  # one process per device; gradients averaged during backward
+            parallel.init_process_group(self.place, self.rank, self.world)
+            self.run = parallel.wrap(self.run)
         self.params = [p for p in self.net.parameters() if not p.stop_gradient]
         wd = float(settings.get("weight_decay", 0.0))
         # paddle's momentum op: v = m * v + (g + wd * w); w -= lr * v, i.e. torch's SGD with dampening 0
@@ -45,7 +53,7 @@ class PaddleModel:
         self.state = {k[len(PREFIX):]: v for k, v in self.net.state_dict().items()}
 
     def execution_info(self) -> dict[str, Any]:
-        return self.execution.info()
+        return {"world_size": self.world, **self.execution.info()}
 
     # -- weights -----------------------------------------------------------------------------------
     def param_count(self) -> int:
@@ -100,7 +108,10 @@ class PaddleModel:
         return self._logits(_tensor(images)).numpy()
 
     def train_step(self, images: np.ndarray, labels: np.ndarray, lr: float) -> float:
-        return float(self._step(*self.prepare_batch(images, labels), lr, update=True).item())
+        loss = self._step(*self.prepare_batch(images, labels), lr, update=True)
+        if self.world > 1:  # report the global batch's loss, as single-device training would
+            return parallel.mean_over_processes(loss, self.world)
+        return float(loss.item())
 
     def evaluate(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
         x, y = self.prepare_batch(images, labels)

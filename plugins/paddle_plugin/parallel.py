@@ -1,0 +1,49 @@
+"""Data-parallel training with paddle's own engine: ``paddle.distributed.init_parallel_env`` and
+``paddle.DataParallel``, one process per device, started by the harness with the variables
+``paddle.distributed.launch`` would set (PADDLE_TRAINER_ID, PADDLE_TRAINERS_NUM, ...)."""
+from __future__ import annotations
+
+import os
+
+import paddle
+import paddle.distributed as dist
+
+from harness.errors import ConvbenchError
+
+
+def init_process_group(place: str, rank: int, world: int) -> None:
+    """Joins the job's default process group: gloo for CPU processes, NCCL for GPUs.
+
+    On CPU, paddle's default backend ("auto") takes the legacy GLOOParallelContext path, which makes
+    no default group, and ``paddle.DataParallel`` then fails with "Call
+    paddle.distributed.init_parallel_env first"; PADDLE_DISTRI_BACKEND=gloo selects the
+    ProcessGroupGloo path instead. The TCP store listens on PADDLE_MASTER (else on the first trainer
+    endpoint, a port nobody checked was free): point it at MASTER_ADDR:MASTER_PORT, the port the
+    harness picked as free."""
+    env = os.environ  # paddle reads these at init_parallel_env (the C++ store too: os.environ sets putenv)
+    given = (env.get("PADDLE_TRAINER_ID"), env.get("PADDLE_TRAINERS_NUM"))
+    if given != (str(rank), str(world)):
+        raise ConvbenchError(f"paddle data parallel: rank {rank} of {world} asked for, but the environment has "
+                             f"PADDLE_TRAINER_ID={given[0]} PADDLE_TRAINERS_NUM={given[1]}")
+    if place == "cpu":
+        env["PADDLE_DISTRI_BACKEND"] = "gloo"
+    else:
+        env["PADDLE_DISTRI_BACKEND"] = "nccl"
+        env["FLAGS_selected_gpus"] = place.split(":", 1)[1]  # init_parallel_env requires it on CUDA builds
+    if env.get("MASTER_ADDR") and env.get("MASTER_PORT"):
+        env["PADDLE_MASTER"] = f"{env['MASTER_ADDR']}:{env['MASTER_PORT']}"
+    dist.init_parallel_env()
+
+
+def wrap(layer: paddle.nn.Layer) -> paddle.DataParallel:
+    """Gradients are averaged over the processes during backward; the parameters are broadcast from
+    rank 0 here. Batch-norm statistics stay each process's own (paddle does not broadcast buffers
+    at each forward as torch's DDP does; either way rank 0's come from rank 0's slices only)."""
+    return paddle.DataParallel(layer)
+
+
+def mean_over_processes(value: paddle.Tensor, world: int) -> float:
+    """The mean of a scalar over every process of the job (each process's loss -> the global batch's)."""
+    total = value.detach().clone()
+    dist.all_reduce(total)  # sum
+    return float(total.item()) / world
