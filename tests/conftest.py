@@ -16,6 +16,9 @@ FRAMEWORKS = REGISTRIES.frameworks.names()
 
 
 def framework_installed(name: str) -> bool:
+    """True when a plugin registers the framework and the framework itself imports."""
+    if name not in REGISTRIES.frameworks.names():
+        return False
     return importlib.util.find_spec(REGISTRIES.frameworks.get(name).module) is not None
 
 

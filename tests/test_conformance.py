@@ -1,0 +1,113 @@
+"""The conformance kit (harness.testing) against every installed framework, each in its own pytest subprocess,
+and against a deliberately broken plugin, so the kit cannot pass vacuously.
+
+JAX runs the CIFAR-size models whose layers together cover the whole graph vocabulary (conv, BN, pools
+incl. ceil mode, LRN, dropout, concat, residual add, auxiliary heads); the 224x224 ones cost minutes of
+XLA compilation on two cores and are checked by ``convbench verify`` (README). Torch, tensorflow and
+paddle run lenet5 only: here the point is that the kit is framework-neutral; their own suites compare
+every model with torch.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Sequence
+
+import pytest
+from conftest import FRAMEWORKS, framework_installed, needs
+
+JAX_MODELS = ["simple_cnn", "lenet5", "resnet32", "googlenet", "alexnet_lrn"]
+CASES = [("jax", "torch", JAX_MODELS, []), ("torch", "jax", ["lenet5"], []), ("tensorflow", "torch", ["lenet5"], []),
+         ("paddle", "torch", ["lenet5"], [])]
+
+
+def needs_plugin(framework: str) -> pytest.MarkDecorator:
+    """Skip when the framework's plugin (e.g. the separately installed convbench-jax) or the framework is missing."""
+    if framework not in FRAMEWORKS:
+        return pytest.mark.skipif(True, reason=f"no convbench plugin provides {framework} (convbench-{framework})")
+    return needs(framework)
+
+
+def run_kit(tmp_path: Path, framework: str, reference: str, models: list[str], extra: Sequence[str] = (),
+            env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, dict[str, str]]:
+    """Runs the kit in an empty folder; returns the process and {test name: passed|failed|skipped|error}."""
+    report = tmp_path / "kit.xml"
+    cmd = [sys.executable, "-m", "pytest", "-p", "harness.testing", "-p", "no:cacheprovider",
+           "--convbench-framework", framework, "--convbench-reference", reference,
+           "--convbench-models", ",".join(models), "--convbench-threads", "2",
+           "--rootdir", str(tmp_path), f"--junitxml={report}", "-q", *extra]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, **(env or {})})
+    outcomes: dict[str, str] = {}
+    if report.exists():
+        for case in ET.parse(report).getroot().iter("testcase"):
+            kinds = [child.tag for child in case if child.tag in ("failure", "error", "skipped")]
+            outcomes[case.get("name", "")] = {"failure": "failed"}.get(kinds[0], kinds[0]) if kinds else "passed"
+    return proc, outcomes
+
+
+@pytest.mark.parametrize("framework, reference, models, extra",
+                         [pytest.param(*case, marks=needs_plugin(case[0]), id=case[0]) for case in CASES])
+def test_kit_passes(tmp_path: Path, framework: str, reference: str, models: list[str], extra: list[str]):
+    proc, outcomes = run_kit(tmp_path, framework, reference, models, extra)
+    tail = "\n".join(proc.stdout.splitlines()[-30:])
+    assert proc.returncode == 0, f"kit failed for {framework}:\n{tail}\n{proc.stderr[-2000:]}"
+    assert all(f"test_logits_match_reference[{m}]" in outcomes for m in models), tail
+    passed = {name for name, outcome in outcomes.items() if outcome == "passed"}
+    checks = ["test_timing_phases[lenet5]", "test_sgd_matches_torch_rule", "test_train_step_lowers_loss",
+              "test_batch_norm_conventions", "test_auxiliary_head_and_dropout"]
+    if reference in FRAMEWORKS and framework_installed(reference):  # else the kit skips the logits checks
+        checks += [f"test_logits_match_reference[{m}]" for m in models]
+    for check in checks:
+        assert check in passed, f"{check} did not pass for {framework}: {outcomes.get(check)}\n{tail}"
+
+
+BROKEN = '''
+"""A torch-backed framework "broken" whose logits are 1% off and whose SGD ignores weight decay."""
+from harness import hookimpl
+from harness.frameworks import FrameworkSpec
+
+
+class Broken:
+    def __init__(self, inner):
+        self.inner = inner
+        for group in inner.optimizer.param_groups:
+            group["weight_decay"] = 0.0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def forward(self, images):
+        return self.inner.forward(images) * 1.01
+
+
+@hookimpl
+def convbench_add_frameworks(registry):
+    registry.add("broken", FrameworkSpec("broken", "torch", ("torch",)))
+
+
+@hookimpl
+def convbench_build_model(framework, model, device, settings):
+    if framework != "broken":
+        return None
+    from plugins.torch_plugin.model import TorchModel
+    return Broken(TorchModel(model, device, settings))
+'''
+
+
+@needs("torch")
+def test_kit_fails_for_a_broken_plugin(tmp_path: Path):
+    (tmp_path / "broken_plugin.py").write_text(textwrap.dedent(BROKEN))
+    env = {"CONVBENCH_PLUGINS": "broken_plugin",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    proc, outcomes = run_kit(tmp_path, "broken", "torch", ["lenet5"], env=env)
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    failed = {name for name, outcome in outcomes.items() if outcome == "failed"}
+    assert {"test_logits_match_reference[lenet5]", "test_sgd_matches_torch_rule"} <= failed, outcomes
+    for check in ("test_parameter_count[lenet5]", "test_weights_round_trip[lenet5]", "test_timing_phases[lenet5]"):
+        assert outcomes[check] == "passed", (check, outcomes)
+    assert "logits differ from torch" in proc.stdout
