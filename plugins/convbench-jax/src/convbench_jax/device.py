@@ -1,0 +1,81 @@
+"""JAX devices: discovery, convbench device strings -> jax.Device, synchronisation and peak memory."""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from typing import Any
+
+from harness.errors import ConvbenchError
+from harness.frameworks import DeviceInfo
+
+# Outputs of steps dispatched since the last synchronisation (small arrays: a loss or the logits).
+# Independent steps (forward, forward_backward) may run concurrently on the CPU, so we wait for all.
+_PENDING: list[Any] = []
+_MAX_PENDING = 32
+
+
+def configure_threads(threads: int | None) -> None:
+    """XLA's CPU thread pool is sized from $NPROC when the backend starts; later calls change nothing."""
+    if threads and "jax" not in sys.modules:
+        os.environ["NPROC"] = str(int(threads))
+
+
+def _gpus() -> list[Any]:
+    import jax
+    try:
+        return list(jax.devices("gpu"))
+    except RuntimeError:  # a CPU-only jaxlib, or no usable GPU
+        return []
+
+
+def discover() -> list[DeviceInfo]:
+    devices = [DeviceInfo("cpu", platform.processor() or platform.machine())]
+    for i, gpu in enumerate(_gpus()):
+        stats = gpu.memory_stats() or {}
+        limit = stats.get("bytes_limit")
+        devices.append(DeviceInfo(f"cuda:{i}", str(gpu.device_kind), limit / 2**20 if limit else None))
+    return devices
+
+
+def jax_device(device: str) -> Any:
+    """``cpu`` -> the CPU device, ``cuda[:N]`` -> the N-th GPU; a one-line ConvbenchError otherwise."""
+    import jax
+    if device == "cpu":
+        return jax.devices("cpu")[0]
+    if device == "cuda" or device.startswith("cuda:"):
+        suffix = device.partition(":")[2] or "0"
+        if not suffix.isdigit():
+            raise ConvbenchError(f"bad device {device!r}; use cpu or cuda[:N]")
+        gpus = _gpus()
+        if not gpus:
+            raise ConvbenchError(f"device {device!r} asked for, but jax sees no GPU "
+                                 "(CPU-only jaxlib? pip install 'convbench-jax[cuda]')")
+        if int(suffix) >= len(gpus):
+            raise ConvbenchError(f"device {device!r} does not exist; jax sees {len(gpus)} GPU(s)")
+        return gpus[int(suffix)]
+    raise ConvbenchError(f"jax cannot run on device {device!r}; use cpu or cuda[:N]")
+
+
+def track(output: Any) -> None:
+    """Remembers a dispatched step's output for the next ``synchronize``; bounded, so warm-up can't pile up."""
+    if len(_PENDING) >= _MAX_PENDING:
+        synchronize()
+    _PENDING.append(output)
+
+
+def synchronize() -> None:
+    """Blocks until every tracked step has finished (JAX has no device-wide barrier for computations)."""
+    if _PENDING:
+        import jax
+        jax.block_until_ready(list(_PENDING))
+        _PENDING.clear()
+
+
+def peak_memory_mb(device: str, reset: bool) -> float:
+    """Peak bytes in use by XLA's GPU allocator. JAX cannot reset the counter, so it covers the process's
+    life (like ru_maxrss on cpu); ``reset`` answers 0."""
+    if reset:
+        return 0.0
+    stats = jax_device(device).memory_stats() or {}
+    return stats.get("peak_bytes_in_use", 0) / 2**20

@@ -1,0 +1,119 @@
+"""JaxModel: the NativeModel (and TimedModel) of the jax plugin."""
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from convbench_jax.device import jax_device, track
+from convbench_jax.execution import Execution
+from convbench_jax.layers import Arrays, Layout
+from convbench_jax.steps import initial_scale, make_steps
+from harness import graph as g
+from harness.native import PHASES
+from harness.shapes import summarize
+from harness.weights import check_weights
+
+STATS = ("running_mean", "running_var")
+
+
+class JaxModel:
+    def __init__(self, model: g.ModelDef, device: str, settings: dict[str, Any]) -> None:
+        self.model = model
+        self.device = jax_device(device)
+        self.execution = Execution.from_settings(settings, gpu=self.device.platform == "gpu")
+        self.layout = Layout(self.execution.layout)
+        summary = summarize(model)
+        # which weights need a native order: conv kernels (OIHW <-> HWIO) and dense weights ((out,in) <-> (in,out))
+        self._kind = {f"{layer.path}.weight": type(layer.node).__name__ for layer in summary.layers
+                      if isinstance(layer.node, (g.Conv, g.Linear))}
+        zeros = {k: jnp.zeros(self._native_shape(k, s), jnp.float32, device=self.device)
+                 for k, s in summary.param_shapes.items()}  # placeholders until set_weights
+        self.params = {k: v for k, v in zeros.items() if k.rsplit(".", 1)[1] not in STATS}
+        self.stats = {k: v for k, v in zeros.items() if k.rsplit(".", 1)[1] in STATS}
+        self.velocity = jax.tree.map(jnp.zeros_like, self.params)
+        self.key = jax.device_put(jax.random.key(int(settings.get("seed", 0))), self.device)
+        fp16 = self.execution.precision == "fp16"
+        self.scale = jax.device_put(initial_scale(), self.device) if fp16 else None
+        steps = make_steps(model, self.layout, self.execution.dtype, float(settings.get("momentum", 0.9)),
+                           float(settings.get("weight_decay", 0.0)), loss_scaling=fp16)
+        wrap = self.execution.wrap
+        self._logits, self._evaluate, self._grads = wrap(steps.logits), wrap(steps.evaluate), wrap(steps.grads)
+        self._train = wrap(steps.train, donate=(0, 1, 2))  # params, stats, velocity are replaced every step
+        self._last: Any = None  # the latest step's outputs, kept so nothing looks dead
+
+    def execution_info(self) -> dict[str, Any]:
+        return self.execution.info()
+
+    # weights ------------------------------------------------------------------------------------------
+    def _native_shape(self, key: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(self._to_native(key, np.broadcast_to(np.float32(0), shape)).shape)  # no allocation
+
+    def _to_native(self, key: str, value: np.ndarray) -> np.ndarray:
+        kind = self._kind.get(key)
+        if kind == "Conv" and self.layout.name == "nhwc":
+            return value.transpose(2, 3, 1, 0)  # OIHW -> HWIO
+        return value.T if kind == "Linear" else value
+
+    def _to_portable(self, key: str, value: np.ndarray) -> np.ndarray:
+        kind = self._kind.get(key)
+        if kind == "Conv" and self.layout.name == "nhwc":
+            return value.transpose(3, 2, 0, 1)  # HWIO -> OIHW
+        return value.T if kind == "Linear" else value
+
+    def _put(self, arrays: dict[str, np.ndarray]) -> Arrays:
+        return {k: jax.device_put(np.ascontiguousarray(v, np.float32), self.device) for k, v in arrays.items()}
+
+    def param_count(self) -> int:
+        return sum(int(v.size) for v in self.params.values())
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        arrays = {**self.params, **self.stats}
+        # np.array copies: the caller gets writeable arrays that no later (donating) step can touch
+        return {k: np.array(self._to_portable(k, np.asarray(v)), np.float32, order="C") for k, v in arrays.items()}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        check_weights(self.model, weights)
+        native = {k: self._to_native(k, np.asarray(v, np.float32)) for k, v in weights.items()}
+        self.params = self._put({k: native[k] for k in self.params})
+        self.stats = self._put({k: native[k] for k in self.stats})
+
+    # steps --------------------------------------------------------------------------------------------
+    def prepare_batch(self, images: np.ndarray, labels: np.ndarray) -> tuple[jax.Array, jax.Array]:
+        """NCHW float32 images and int32 labels on the device (the layout change happens inside the step)."""
+        x = jax.device_put(np.ascontiguousarray(images, np.float32), self.device)
+        return x, jax.device_put(np.asarray(labels, np.int32), self.device)
+
+    def forward(self, images: np.ndarray) -> np.ndarray:
+        x, _ = self.prepare_batch(images, np.zeros(len(images), np.int32))
+        return np.asarray(self._logits(self.params, self.stats, x), np.float32)
+
+    def _step(self, batch: tuple[jax.Array, jax.Array], lr: float) -> jax.Array:
+        x, y = batch
+        out = self._train(self.params, self.stats, self.velocity, self.key, self.scale, x, y, np.float32(lr))
+        self.params, self.stats, self.velocity, self.key, self.scale, loss = out
+        self._last = loss
+        return loss
+
+    def train_step(self, images: np.ndarray, labels: np.ndarray, lr: float) -> float:
+        return float(self._step(self.prepare_batch(images, labels), lr))
+
+    def evaluate(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
+        x, y = self.prepare_batch(images, labels)
+        loss, correct = self._evaluate(self.params, self.stats, x, y)
+        return float(loss), int(correct)
+
+    # speed mode: dispatch only; convbench_synchronize waits for the tracked outputs -----------------
+    def run_phase(self, phase: str, batch: tuple[jax.Array, jax.Array], lr: float) -> None:
+        if phase == "forward":
+            self._last = self._logits(self.params, self.stats, batch[0])
+        elif phase == "forward_backward":  # gradients are outputs of the jitted function, so XLA computes them
+            loss, grads, _, self.key = self._grads(self.params, self.stats, self.key, self.scale, *batch)
+            self._last = (loss, grads)
+        elif phase == "train_step":
+            self._step(batch, lr)
+        else:
+            raise ValueError(f"unknown phase {phase!r}; known: {', '.join(PHASES)}")
+        track(jax.tree.leaves(self._last)[0])
