@@ -7,8 +7,6 @@ files open in ``pytest-benchmark compare``.
 """
 from __future__ import annotations
 
-import pytest
-
 
 def pytest_addoption(parser):
     parser.addoption("--framework", default="torch", help="framework to benchmark (one per process)")

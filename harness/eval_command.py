@@ -44,8 +44,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def evaluate_job(job: dict[str, Any], progress: TextIO) -> dict[str, Any]:
     """Worker side."""
-    from harness.training import evaluate
     from harness.cell import setup
+    from harness.training import evaluate
     from harness.weights import load_weights
     cell = {**job, "seed": 0, "momentum": 0.9, "weight_decay": 0.0}
     ctx = setup(cell)

@@ -6,8 +6,22 @@ from __future__ import annotations
 
 from harness import hookimpl
 from harness.graph import (
-    LRN, Aux, AvgPool, BatchNorm, Concat, Conv, Dropout, Flatten, GlobalAvgPool, Linear, MaxPool,
-    ModelDef, Node, ReLU, Residual, Seq,
+    LRN,
+    Aux,
+    AvgPool,
+    BatchNorm,
+    Concat,
+    Conv,
+    Dropout,
+    Flatten,
+    GlobalAvgPool,
+    Linear,
+    MaxPool,
+    ModelDef,
+    Node,
+    ReLU,
+    Residual,
+    Seq,
 )
 
 CIFAR = (3, 32, 32)

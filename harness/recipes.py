@@ -5,9 +5,10 @@ augment, target, optimizer. Command-line options override the file; the file ove
 """
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from harness.errors import ConvbenchError
 

@@ -16,16 +16,16 @@ from typing import Any, Callable
 from harness import journal
 from harness.datasets import DATASETS, load_dataset
 from harness.errors import ConvbenchError
+from harness.executors import make_executor
+from harness.frameworks import FrameworkSpec
 from harness.plugin_manager import Registries, build_registries, get_plugin_manager
 from harness.progress import Progress
 from harness.recipes import load_recipe_file, resolve
 from harness.records import make_row
 from harness.registry import unknown_name
 from harness.report import comparison_table, write_csv
-from harness.executors import make_executor
-from harness.frameworks import FrameworkSpec
-from harness.runner import Probe, cell_name, probe_framework, run_cell, run_worker, worker_env
 from harness.rundir import base_meta, new_run_dir, write_json
+from harness.runner import Probe, cell_name, probe_framework, run_cell, run_worker, worker_env
 
 DEFAULT_MODELS = ("simple_cnn", "lenet5")
 RECIPE_BATCH = 128

@@ -82,7 +82,7 @@ class Worker:
 
     def run(self, timeout: float | None, on_line: Callable[[str], None]) -> WorkerResult:
         assert self.proc.stdout is not None
-        reader = threading.Thread(target=lambda: [on_line(l.rstrip("\n")) for l in self.proc.stdout], daemon=True)  # type: ignore[union-attr]
+        reader = threading.Thread(target=lambda: [on_line(line.rstrip("\n")) for line in self.proc.stdout], daemon=True)  # type: ignore[union-attr]
         reader.start()
         Worker.running.add(self)
         try:

@@ -11,8 +11,22 @@ from dataclasses import dataclass
 
 from harness.errors import ConvbenchError
 from harness.graph import (
-    LRN, Aux, AvgPool, BatchNorm, Concat, Conv, Dropout, Flatten, GlobalAvgPool, Linear, MaxPool,
-    ModelDef, Node, ReLU, Residual, Seq,
+    LRN,
+    Aux,
+    AvgPool,
+    BatchNorm,
+    Concat,
+    Conv,
+    Dropout,
+    Flatten,
+    GlobalAvgPool,
+    Linear,
+    MaxPool,
+    ModelDef,
+    Node,
+    ReLU,
+    Residual,
+    Seq,
 )
 
 Shape = tuple[int, ...]
@@ -62,7 +76,7 @@ def summarize(model: ModelDef) -> Summary:
     out = _infer(model.body, tuple(model.input_shape), "", layers, param_shapes, model.name)
     if out != (model.num_classes,):
         raise ConvbenchError(f"model {model.name!r} ends in shape {out}, expected ({model.num_classes},)")
-    return Summary(model.name, out, sum(l.params for l in layers), sum(l.flops for l in layers), layers, param_shapes)
+    return Summary(model.name, out, sum(x.params for x in layers), sum(x.flops for x in layers), layers, param_shapes)
 
 
 def _infer(node: Node, shape: Shape, path: str, layers: list[LayerInfo], pshapes: dict[str, Shape], model: str) -> Shape:

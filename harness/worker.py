@@ -15,7 +15,6 @@ from typing import Any, TextIO
 
 from harness.errors import ConvbenchError
 
-
 OOM_NAMES = ("OutOfMemoryError", "ResourceExhaustedError", "MemoryError")
 
 

@@ -5,7 +5,6 @@ import json
 
 import pandas as pd
 import pytest
-
 from conftest import ALL_MODELS, needs, run_cli
 
 REQUIRED_COLUMNS = ["run_id", "framework", "framework_version", "model", "mode", "phase", "device", "dataset",
@@ -30,9 +29,9 @@ def test_run_two_cells_end_to_end(tmp_path):
     assert {"python", "harness_version", "host", "git_commit", "command", "platform"} <= set(meta)
     assert meta["command"][:2] == ["convbench", "run"]
     lines = proc.stdout.splitlines()
-    header = next(l for l in lines if l.startswith("model"))
+    header = next(x for x in lines if x.startswith("model"))
     assert header.split() == ["model", "torch"]
-    assert any(l.startswith("lenet5") and "%" in l and "s" in l for l in lines)
+    assert any(x.startswith("lenet5") and "%" in x and "s" in x for x in lines)
     epochs = json.loads((run_dir / "cells" / "torch-lenet5-cpu" / "epochs.json").read_text())
     assert len(epochs) == 1 and epochs[0]["epoch"] == 1
     assert (run_dir / "cells" / "torch-lenet5-cpu" / "checkpoint.npz").exists()

@@ -10,8 +10,8 @@ import pytest
 from test_report import make_run
 
 from harness import compare as cmp
-from harness.errors import ConvbenchError
 from harness.compare_command import alpha_arg, compare_runs, percent_arg
+from harness.errors import ConvbenchError
 
 
 def lognormal(mean_s: float, sigma: float, n: int = 100, seed: int = 0) -> list[float]:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from cifar_fixture import extract, make_release
+
 from harness.datasets import load_dataset
 from harness.datasets.batches import pad_crop_flip, train_batches
 from harness.datasets.batches import test_batches as eval_batches

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import ALL_MODELS, needs
+
 from harness.errors import ConvbenchError
 from harness.graph import Conv, Flatten, Linear, MaxPool, ModelDef, Seq, aux_heads
 from harness.shapes import pool_output_size, summarize
@@ -32,7 +32,7 @@ def test_resnet32_is_the_papers_size(registries):
 def test_alexnet_variants_differ_only_by_lrn(registries):
     plain, lrn = (summarize(registries.models.get(n)) for n in ("alexnet", "alexnet_lrn"))
     assert plain.params == lrn.params and plain.flops == lrn.flops
-    assert [l.path for l in lrn.layers if "lrn" not in l.path] == [l.path for l in plain.layers]
+    assert [x.path for x in lrn.layers if "lrn" not in x.path] == [x.path for x in plain.layers]
 
 
 def test_googlenet_has_two_auxiliary_heads(registries):

@@ -6,7 +6,6 @@ import json
 
 import pandas as pd
 import pytest
-
 from conftest import needs, run_cli
 
 ray_installed = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed")

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import needs, run_cli
+
 from harness.errors import ConvbenchError
 from harness.recipes import load_recipe_file, parse_schedule, resolve
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import run_cli
+
 from harness import journal
 from harness.rundir import new_run_dir
 

@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 import pytest
-
 from conftest import needs
+
 from harness.datasets import load_dataset
 from harness.training import Diverged, Recipe, train
 from harness.weights import init_weights
