@@ -79,7 +79,7 @@ def build_parser() -> Parser:
     run.add_argument("--augment", action="store_true", help="4-pixel pad + random crop + horizontal flip")
     run.add_argument("--recipe", metavar="FILE.toml", help="recipe file; command-line options override it")
     run.add_argument("--schedule", help="lr schedule: step (x0.1 at half the epochs, default), step:E1,E2, constant")
-    run.add_argument("--optimizer", choices=("momentum", "sgd"), help="momentum (SGD, momentum 0.9; default) or sgd (no momentum)")
+    run.add_argument("--optimizer", choices=("momentum", "sgd"), help="momentum (SGD, momentum 0.9; default) or sgd")
     run.add_argument("--momentum", type=float, help="default 0.9")
     run.add_argument("--weight-decay", type=float, help="L2 weight decay on every parameter (default 2e-4)")
     run.add_argument("--target", type=float, help="stop at this test accuracy (0-1) and report time to reach it")

@@ -193,7 +193,8 @@ def resnet_cifar(depth: int) -> ModelDef:
         for b in range(n):
             stride = 2 if (s > 1 and b == 0) else 1
             body = seq("body", conv_bn("conv1", ch, 3, stride, 1), conv_bn("conv2", ch, 3, 1, 1, relu=False))
-            short = seq("shortcut") if (stride == 1 and in_ch == ch) else seq("shortcut", conv_bn("proj", ch, 1, stride, 0, relu=False))
+            keep = stride == 1 and in_ch == ch
+            short = seq("shortcut") if keep else seq("shortcut", conv_bn("proj", ch, 1, stride, 0, relu=False))
             blocks += [Residual(f"block{b}", body, short), ReLU(f"relu{b}")]
             in_ch = ch
         stages.append(seq(f"stage{s}", *blocks))

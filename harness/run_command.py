@@ -33,9 +33,10 @@ DEFAULT_EPOCHS = {"digits": 10, "cifar10": 200, "synthetic": 1}
 PLAN = "plan.json"
 RUN_DEFAULTS: dict[str, Any] = {"mode": "train", "device": "cpu", "seed": 0, "seeds": 1, "warmup": 10, "steps": 100,
                                 "compile": "auto", "precision": "fp32", "layout": "native"}
-MATRIX_OPTIONS = ("mode", "warmup", "steps", "compile", "precision", "layout", "device", "frameworks", "models", "dataset", "data_dir", "epochs", "batch_size", "lr", "seed", "threads",
-                  "timeout", "oom_retry", "augment", "no_checksum", "recipe", "schedule", "momentum",
-                  "weight_decay", "optimizer", "target", "seeds", "resume_from", "executor", "ray_address", "nproc", "devices")
+MATRIX_OPTIONS = ("mode", "warmup", "steps", "compile", "precision", "layout", "device", "frameworks", "models",
+                  "dataset", "data_dir", "epochs", "batch_size", "lr", "seed", "threads", "timeout", "oom_retry",
+                  "augment", "no_checksum", "recipe", "schedule", "momentum", "weight_decay", "optimizer", "target",
+                  "seeds", "resume_from", "executor", "ray_address", "nproc", "devices")
 
 
 def run_matrix(args: argparse.Namespace, argv: list[str]) -> int:

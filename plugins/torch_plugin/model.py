@@ -63,7 +63,8 @@ class TorchModel:
 
     def execution_info(self) -> dict[str, Any]:
         cuda = self.device.type == "cuda"
-        return {"world_size": self.world, "precision": self.precision, "compile": "torch.compile" if self.compile_mode == "default" else "eager",
+        return {"world_size": self.world, "precision": self.precision,
+                "compile": "torch.compile" if self.compile_mode == "default" else "eager",
                 "layout": "nhwc" if self.channels_last else "nchw",
                 "tf32": bool(cuda and torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32)
                 if cuda else False,
