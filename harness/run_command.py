@@ -112,19 +112,14 @@ def execute(plan: dict[str, Any], regs: Registries) -> int:
     print(f"run {run_id}: {len(plan['frameworks'])} framework(s) x {len(plan['models'])} model(s) on "
           f"{settings['device']}, {settings['dataset']}, {what}, batch {settings['batch_size'] or 'per model'}"
           f" -> {run_dir}")
-    probes = {name: report_probe(probe_framework(regs.frameworks.get(name), settings["threads"], run_dir / "probe.log"))
-              for name in plan["frameworks"]}
-    meta["frameworks"] = {name: vars(p) for name, p in probes.items()}
-    if settings["mode"] == "speed" and settings["device"] == "cpu" and "cpu_peak_gflops" not in settings:
-        settings["cpu_peak_gflops"] = measure_cpu_peak(settings["threads"], run_dir / "probe.log")
-        print(f"  cpu fp32 GEMM peak: {settings['cpu_peak_gflops']:.1f} GFLOP/s ({settings['threads']} threads)")
-        meta["cpu_peak_gflops"] = settings["cpu_peak_gflops"]
-    if settings["device"] != "cpu" and not any(p.available and p.device(settings["device"]) for p in probes.values()):
-        write_json(run_dir / "meta.json", meta)
-        raise ConvbenchError(f"device {settings['device']!r} not found: no available framework sees it on this machine")
-
-    previous = journal.latest(run_dir)
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        probes = probe_all(plan, settings, meta, run_dir, regs)
+    except KeyboardInterrupt:
+        write_json(run_dir / "meta.json", {**meta, "interrupted": True})
+        print(f"\ninterrupted before any cell ran. Resume with: convbench run --resume {run_dir}")
+        return 130
+    previous = journal.latest(run_dir)
     executor = make_executor(settings.get("executor", "local"), settings.get("ray_address"), run_dir)
     interrupted = False
     try:
@@ -158,6 +153,22 @@ def execute(plan: dict[str, Any], regs: Registries) -> int:
         print(f"interrupted; finished cells are kept. Resume with: convbench run --resume {run_dir}")
         return 130
     return 0 if rows and all(r["status"] == "ok" for r in rows) else 1
+
+
+def probe_all(plan: dict[str, Any], settings: dict[str, Any], meta: dict[str, Any], run_dir: Path,
+              regs: Registries) -> dict[str, Any]:
+    """Each framework's probe (in a worker), the CPU GEMM peak for speed runs, and the device check."""
+    probes = {name: report_probe(probe_framework(regs.frameworks.get(name), settings["threads"], run_dir / "probe.log"))
+              for name in plan["frameworks"]}
+    meta["frameworks"] = {name: vars(p) for name, p in probes.items()}
+    if settings["mode"] == "speed" and settings["device"] == "cpu" and "cpu_peak_gflops" not in settings:
+        settings["cpu_peak_gflops"] = measure_cpu_peak(settings["threads"], run_dir / "probe.log")
+        print(f"  cpu fp32 GEMM peak: {settings['cpu_peak_gflops']:.1f} GFLOP/s ({settings['threads']} threads)")
+        meta["cpu_peak_gflops"] = settings["cpu_peak_gflops"]
+    if settings["device"] != "cpu" and not any(p.available and p.device(settings["device"]) for p in probes.values()):
+        write_json(run_dir / "meta.json", meta)
+        raise ConvbenchError(f"device {settings['device']!r} not found: no available framework sees it on this machine")
+    return probes
 
 
 def measure_cpu_peak(threads: int, log: Path) -> float | None:

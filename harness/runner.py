@@ -91,6 +91,9 @@ class Worker:
             self.kill()
             self.proc.wait()
             code = None
+        except BaseException:  # Ctrl-C / SIGTERM while waiting: the worker's group goes too
+            self.kill()
+            raise
         finally:
             Worker.running.discard(self)
         self.kill()  # anything the worker left behind in its group

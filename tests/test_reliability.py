@@ -123,6 +123,19 @@ def test_ctrl_c_stops_the_worker_and_prints_the_resume_command(tmp_path):
     wait_for(lambda: not slow_worker_pids(), 30)
 
 
+def test_sigterm_at_any_moment_leaves_a_resumable_run(tmp_path):
+    """SIGTERM as soon as the run folder exists (while frameworks are probed, or in the first cell)."""
+    proc = start_run(tmp_path, tmp_path / "never")
+    wait_for(lambda: (tmp_path / "out").exists() and any((tmp_path / "out").iterdir()), 60)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Resume with: convbench run --resume" in out and "Traceback" not in err
+    run_dir = next((tmp_path / "out").iterdir())
+    assert json.loads((run_dir / "meta.json").read_text())["interrupted"] is True
+    wait_for(lambda: not slow_worker_pids(), 30)
+
+
 @pytest.mark.parametrize("args,message", [
     (["--resume", "/nonexistent"], "is not a convbench run directory"),
     (["--resume", ".", "--models", "lenet5"], "drop --models"),
