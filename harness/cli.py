@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import sys
 from typing import Any, NoReturn, Sequence
 
@@ -145,6 +146,7 @@ def build_parser() -> Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM ends every command like Ctrl-C: one line, exit 130
         args = build_parser().parse_args(argv)
         if args.command == "run":
             from harness.run_command import run_matrix
@@ -174,6 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("convbench: interrupted", file=sys.stderr)
         return 130
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def list_models(fmt: str) -> int:

@@ -107,12 +107,12 @@ def resume_plan(args: argparse.Namespace, regs: Registries) -> dict[str, Any]:
 def execute(plan: dict[str, Any], regs: Registries) -> int:
     run_dir, settings, run_id = Path(plan["run_dir"]), plan["settings"], plan["run_id"]
     meta = base_meta(run_id, plan["argv"], settings)
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # before the first line the user (or a test) may react to
     what = (f"{settings['epochs']} epoch(s)" if settings["mode"] == "train"
             else f"speed: {settings['warmup']} burn-in + {settings['steps']} timed steps")
     print(f"run {run_id}: {len(plan['frameworks'])} framework(s) x {len(plan['models'])} model(s) on "
           f"{settings['device']}, {settings['dataset']}, {what}, batch {settings['batch_size'] or 'per model'}"
-          f" -> {run_dir}")
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+          f" -> {run_dir}", flush=True)
     try:
         probes = probe_all(plan, settings, meta, run_dir, regs)
     except KeyboardInterrupt:

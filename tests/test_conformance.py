@@ -20,7 +20,7 @@ from typing import Sequence
 import pytest
 from conftest import FRAMEWORKS, framework_installed, needs
 
-JAX_MODELS = ["simple_cnn", "lenet5", "resnet32", "googlenet", "alexnet_lrn"]
+JAX_MODELS = ["lenet5", "resnet32", "googlenet", "alexnet_lrn"]
 CASES = [("jax", "torch", JAX_MODELS, []), ("torch", "jax", ["lenet5"], []), ("tensorflow", "torch", ["lenet5"], []),
          ("paddle", "torch", ["lenet5"], [])]
 

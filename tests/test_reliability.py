@@ -124,9 +124,9 @@ def test_ctrl_c_stops_the_worker_and_prints_the_resume_command(tmp_path):
 
 
 def test_sigterm_at_any_moment_leaves_a_resumable_run(tmp_path):
-    """SIGTERM as soon as the run folder exists (while frameworks are probed, or in the first cell)."""
+    """SIGTERM as soon as the run announces itself (while frameworks are probed, or in the first cell)."""
     proc = start_run(tmp_path, tmp_path / "never")
-    wait_for(lambda: (tmp_path / "out").exists() and any((tmp_path / "out").iterdir()), 60)
+    assert proc.stdout is not None and proc.stdout.readline().startswith("run ")
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
