@@ -110,19 +110,20 @@ def execute(plan: dict[str, Any], regs: Registries) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)  # before the first line the user (or a test) may react to
     what = (f"{settings['epochs']} epoch(s)" if settings["mode"] == "train"
             else f"speed: {settings['warmup']} burn-in + {settings['steps']} timed steps")
-    print(f"run {run_id}: {len(plan['frameworks'])} framework(s) x {len(plan['models'])} model(s) on "
-          f"{settings['device']}, {settings['dataset']}, {what}, batch {settings['batch_size'] or 'per model'}"
-          f" -> {run_dir}", flush=True)
-    try:
+    try:  # the announcement is inside: a signal handled as print returns must still leave a resumable run
+        print(f"run {run_id}: {len(plan['frameworks'])} framework(s) x {len(plan['models'])} model(s) on "
+              f"{settings['device']}, {settings['dataset']}, {what}, batch {settings['batch_size'] or 'per model'}"
+              f" -> {run_dir}", flush=True)
         probes = probe_all(plan, settings, meta, run_dir, regs)
     except KeyboardInterrupt:
         write_json(run_dir / "meta.json", {**meta, "interrupted": True})
         print(f"\ninterrupted before any cell ran. Resume with: convbench run --resume {run_dir}")
         return 130
-    previous = journal.latest(run_dir)
-    executor = make_executor(settings.get("executor", "local"), settings.get("ray_address"), run_dir)
+    executor = None
     interrupted = False
     try:
+        previous = journal.latest(run_dir)
+        executor = make_executor(settings.get("executor", "local"), settings.get("ray_address"), run_dir)
         for fw in plan["frameworks"]:
             for model in plan["models"]:
                 for seed in plan["seeds"]:
@@ -138,7 +139,8 @@ def execute(plan: dict[str, Any], regs: Registries) -> int:
         for name, rows in executor.results():
             record(run_dir, name, add_scaling_efficiency(rows, journal.latest(run_dir)))
     except KeyboardInterrupt:
-        executor.cancel()
+        if executor is not None:
+            executor.cancel()
         interrupted = True
     rows = journal.latest_rows(run_dir)
     write_csv(rows, run_dir / "results.csv")
