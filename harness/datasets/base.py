@@ -1,6 +1,7 @@
 """The Dataset record and the name -> loader table."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,11 @@ class Dataset:
 
 
 DATASETS = ("digits", "cifar10", "synthetic")
+
+
+def cache_dir() -> Path:
+    """Where datasets are looked for and kept: $CONVBENCH_DATA, else ~/.cache/convbench."""
+    return Path(os.environ.get("CONVBENCH_DATA") or Path.home() / ".cache" / "convbench")
 
 
 def load_dataset(name: str, *, data_dir: str | Path | None = None, shape: tuple[int, int, int] = (3, 32, 32),

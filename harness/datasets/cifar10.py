@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from harness.datasets.base import Dataset
+from harness.datasets.base import Dataset, cache_dir
 from harness.errors import ConvbenchError
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -34,10 +34,6 @@ OFFICIAL_MD5 = {
 }
 TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST = ("test_batch",)
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("CONVBENCH_DATA") or Path.home() / ".cache" / "convbench")
 
 
 def md5(data: bytes) -> str:
