@@ -34,6 +34,21 @@ class NativeModel(Protocol):
         """Evaluation mode: (summed cross-entropy of the main head, number of correct top-1 predictions)."""
 
 
+class ResumableModel(NativeModel, Protocol):
+    """Optional: the optimiser's momentum buffers, so ``--resume-from`` continues exactly where training stopped.
+
+    Keys are the trainable parameters' portable keys (no batch-norm running statistics), arrays in the
+    same portable layout as the parameter they belong to: the ``v`` of the SGD rule above (zeros before
+    the first step). A plugin without these methods still resumes, with momentum restarting at zero.
+    """
+
+    def get_momentum(self) -> dict[str, np.ndarray]:
+        """Every trainable parameter's momentum buffer, portable layout, float32."""
+
+    def set_momentum(self, momentum: dict[str, np.ndarray]) -> None:
+        """Load buffers for every trainable parameter (as ``get_momentum`` returns them); raises on a missing key."""
+
+
 PHASES = ("forward", "forward_backward", "train_step")
 
 

@@ -26,7 +26,7 @@ from harness.plugin_manager import build_registries, get_plugin_manager
 from harness.runner import worker_env
 from harness.shapes import summarize
 from harness.verify import BATCH, TOLERANCE, verification_weights, write_inputs
-from harness.weights import init_weights
+from harness.weights import init_weights, trainable_shapes
 
 OPTIONS = {"framework": "framework under test", "models": "comma-separated models (default: all)",
            "reference": "framework whose logits are the reference (default torch)", "threads": "CPU threads"}
@@ -240,6 +240,35 @@ class TestConformance:
                 ref[k] = ref[k] - lr * velocity[k]
         for k, v in native.get_weights().items():
             np.testing.assert_allclose(v, ref[k], rtol=1e-5, atol=1e-6, err_msg=f"{k} after two SGD steps")
+
+    def test_momentum_buffers(self, convbench_kit: Kit) -> None:
+        """Optional ResumableModel: after one step the buffers are (w0 - w1) / lr in the portable layout, and
+        loading weights and buffers into a fresh model continues the run exactly (what --resume-from needs)."""
+        model = convbench_kit.model("lenet5")
+        first = convbench_kit.build(model, momentum=0.9, weight_decay=2e-4)
+        if not (hasattr(first, "get_momentum") and hasattr(first, "set_momentum")):
+            pytest.skip(f"{convbench_kit.framework} has no get_momentum/set_momentum: resumed runs restart momentum at zero")
+        rng, lr = np.random.default_rng(11), 0.5
+        first.set_weights(init_weights(model, 0))
+        start = first.get_momentum()
+        assert {k: v.shape for k, v in start.items()} == trainable_shapes(model), "one buffer per trainable parameter"
+        assert not any(v.any() for v in start.values()), "momentum buffers must start at zero"
+        batches = [(rng.random((16, 3, 32, 32), dtype=np.float32), rng.integers(0, 10, 16)) for _ in range(2)]
+        before = first.get_weights()
+        first.train_step(*batches[0], lr)
+        after, momentum = first.get_weights(), first.get_momentum()
+        for key, value in momentum.items():
+            want = (before[key].astype(np.float64) - after[key]) / lr
+            np.testing.assert_allclose(value, want, rtol=0, atol=1e-3 * np.abs(want).max() + 1e-6,
+                                       err_msg=f"momentum of {key} after one step (layout?)")
+        second = convbench_kit.build(model, momentum=0.9, weight_decay=2e-4)
+        second.set_weights(after)
+        second.set_momentum(momentum)
+        assert np.isclose(second.train_step(*batches[1], lr), first.train_step(*batches[1], lr), rtol=1e-6)
+        continued = second.get_weights()
+        for key, value in first.get_weights().items():
+            np.testing.assert_allclose(continued[key], value, rtol=1e-5, atol=1e-7,
+                                       err_msg=f"{key}: a model given the weights and momentum did not continue the run")
 
     def test_batch_norm_conventions(self, convbench_kit: Kit) -> None:
         """Node eps and momentum; biased variance normalises, unbiased variance updates running_var."""

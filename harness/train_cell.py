@@ -10,7 +10,7 @@ from typing import Any, TextIO
 from harness.cell import setup
 from harness.records import make_row
 from harness.training import Diverged, Recipe, train
-from harness.weights import check_weights, load_weights, save_weights
+from harness.weights import check_momentum, check_weights, load_checkpoint, save_weights
 
 PROGRESS_EVERY_S = 1.0
 
@@ -37,12 +37,9 @@ def emit(progress: TextIO, **event: Any) -> None:
 def run_train_cell(cell: dict[str, Any], progress: TextIO) -> dict[str, Any]:
     ctx = setup(cell)
     recipe = recipe_of(cell)
-    first_epoch = 0
+    first_epoch, resumed = 0, ""
     if cell.get("resume_from"):
-        weights, meta = load_weights(cell["resume_from"])
-        check_weights(ctx.model, weights, source=f"checkpoint {cell['resume_from']!r}")
-        ctx.native.set_weights(weights)
-        first_epoch = int(meta.get("epoch", 0))
+        first_epoch, resumed = resume(ctx.native, ctx.model, cell["resume_from"])
     ctx.peak_memory_mb(reset=True)
     steps_per_epoch = len(ctx.data.x_train) // recipe.batch_size
     checkpoint = Path(cell["checkpoint"]) if cell.get("checkpoint") else None
@@ -57,8 +54,9 @@ def run_train_cell(cell: dict[str, Any], progress: TextIO) -> dict[str, Any]:
 
     def on_epoch(row: dict[str, float]) -> None:
         if checkpoint is not None:
-            save_weights(checkpoint, ctx.native.get_weights(), model=ctx.model.name, framework=ctx.framework,
-                         epoch=str(row["epoch"]))
+            momentum = ctx.native.get_momentum() if hasattr(ctx.native, "get_momentum") else None
+            save_weights(checkpoint, ctx.native.get_weights(), momentum, model=ctx.model.name,
+                         framework=ctx.framework, epoch=str(row["epoch"]))
         emit(progress, event="epoch", epochs=recipe.epochs, **row)
 
     common = ctx.common()
@@ -71,8 +69,8 @@ def run_train_cell(cell: dict[str, Any], progress: TextIO) -> dict[str, Any]:
     note = ""
     if recipe.target is not None and result.time_to_target_s is None:
         note = f"target {recipe.target:g} not reached in {recipe.epochs} epochs"
-    if first_epoch:
-        note = (note + "; " if note else "") + f"resumed after epoch {first_epoch} (momentum buffers restart at zero)"
+    if resumed:
+        note = (note + "; " if note else "") + resumed
     row = make_row(cell, status="ok", error="", test_accuracy=result.test_accuracy,
                    test_loss=last.get("test_loss"), train_loss=last.get("train_loss"),
                    train_time_s=result.train_time_s, eval_time_s=result.eval_time_s,
@@ -80,3 +78,19 @@ def run_train_cell(cell: dict[str, Any], progress: TextIO) -> dict[str, Any]:
                    peak_mem_mb=ctx.peak_memory_mb(), target=recipe.target, time_to_target_s=result.time_to_target_s,
                    epochs_to_target=result.epochs_to_target, epochs_run=len(result.history), note=note, **common)
     return {"rows": [row], "history": result.history}
+
+
+def resume(native: Any, model: Any, path: str) -> tuple[int, str]:
+    """Loads a checkpoint's weights (and momentum buffers where both it and the plugin have them);
+    returns (epochs already done, the note for the result row)."""
+    weights, momentum, meta = load_checkpoint(path)
+    check_weights(model, weights, source=f"checkpoint {path!r}")
+    native.set_weights(weights)
+    done = int(meta.get("epoch", 0))
+    if not momentum:
+        return done, f"resumed after epoch {done} (the checkpoint has no momentum buffers: they restart at zero)"
+    if not hasattr(native, "set_momentum"):
+        return done, f"resumed after epoch {done} (this plugin cannot load momentum buffers: they restart at zero)"
+    check_momentum(model, momentum, source=f"checkpoint {path!r}")
+    native.set_momentum(momentum)
+    return done, f"resumed after epoch {done} with its momentum buffers"

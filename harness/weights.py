@@ -5,6 +5,9 @@ Layout (keys are ``<dotted layer path>.<param>``, all float32):
 - linear ``weight`` (out, in) with ``in`` in NCHW flatten order (C-major), ``bias`` (out,)
 - batch norm ``weight`` (gamma), ``bias`` (beta), ``running_mean``, ``running_var`` (C,)
 
+Checkpoints may also hold the optimiser's momentum buffers as ``__momentum__.<key>`` arrays (same
+layout as the parameter ``<key>``); ``load_weights`` leaves them out, ``load_checkpoint`` returns them.
+
 Initialisation (numpy ``default_rng(seed)``, layers in definition order): conv and linear weights
 He-normal, std = sqrt(2 / fan_in); biases 0; batch norm gamma 1, beta 0, mean 0, var 1.
 """
@@ -20,6 +23,8 @@ import numpy as np
 from harness.errors import ConvbenchError
 from harness.graph import ModelDef
 from harness.shapes import summarize
+
+META, MOMENTUM = "__meta__.", "__momentum__."
 
 
 def init_weights(model: ModelDef, seed: int) -> dict[str, np.ndarray]:
@@ -49,12 +54,31 @@ def check_weights(model: ModelDef, weights: dict[str, np.ndarray], source: str =
             raise ConvbenchError(f"{source}: {key} has shape {weights[key].shape}, model {model.name!r} needs {shape}")
 
 
-def save_weights(path: str | os.PathLike[str], weights: dict[str, np.ndarray], **meta: str) -> None:
+def trainable_shapes(model: ModelDef) -> dict[str, tuple[int, ...]]:
+    """The keys and shapes of the trainable parameters (what momentum buffers are kept for)."""
+    return {k: tuple(v) for k, v in summarize(model).param_shapes.items()
+            if k.rsplit(".", 1)[1] not in ("running_mean", "running_var")}
+
+
+def check_momentum(model: ModelDef, momentum: dict[str, np.ndarray], source: str = "momentum") -> None:
+    """Raises ConvbenchError unless ``momentum`` has exactly the model's trainable keys and shapes."""
+    expected = trainable_shapes(model)
+    if set(momentum) != set(expected):
+        raise ConvbenchError(f"{source} do not fit model {model.name!r}: missing {sorted(set(expected) - set(momentum))[:3]}, "
+                             f"unexpected {sorted(set(momentum) - set(expected))[:3]}")
+    for key, shape in expected.items():
+        if tuple(momentum[key].shape) != shape:
+            raise ConvbenchError(f"{source}: {key} has shape {momentum[key].shape}, model {model.name!r} needs {shape}")
+
+
+def save_weights(path: str | os.PathLike[str], weights: dict[str, np.ndarray],
+                 momentum: dict[str, np.ndarray] | None = None, **meta: str) -> None:
     """Writes atomically (temp file + rename); ``meta`` strings go in as ``__meta__.<key>`` arrays."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     arrays = {k: np.asarray(v, np.float32) for k, v in weights.items()}
-    arrays.update({f"__meta__.{k}": np.array(v) for k, v in meta.items()})
+    arrays.update({f"{MOMENTUM}{k}": np.asarray(v, np.float32) for k, v in (momentum or {}).items()})
+    arrays.update({f"{META}{k}": np.array(v) for k, v in meta.items()})
     with open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
         fh.flush()
@@ -64,10 +88,19 @@ def save_weights(path: str | os.PathLike[str], weights: dict[str, np.ndarray], *
 
 def load_weights(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """(weights, meta) from a portable .npz; ConvbenchError naming the file when it is unreadable."""
+    weights, _, meta = load_checkpoint(path)
+    return weights, meta
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, str]]:
+    """(weights, momentum buffers (empty when the file has none), meta) from a portable .npz."""
     try:
         with np.load(path, allow_pickle=False) as data:
             items = {k: data[k] for k in data.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise ConvbenchError(f"cannot read weight file {str(path)!r}: {exc}") from None
-    meta = {k.split(".", 1)[1]: str(v) for k, v in items.items() if k.startswith("__meta__.")}
-    return {k: v for k, v in items.items() if not k.startswith("__meta__.")}, meta
+    parts: dict[str, dict[str, np.ndarray]] = {META: {}, MOMENTUM: {}, "": {}}
+    for key, value in items.items():
+        prefix = next(p for p in (META, MOMENTUM, "") if key.startswith(p))
+        parts[prefix][key[len(prefix):]] = value
+    return parts[""], parts[MOMENTUM], {k: str(v) for k, v in parts[META].items()}

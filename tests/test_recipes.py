@@ -51,7 +51,7 @@ def test_missing_recipe_file_is_one_line_on_the_command_line(tmp_path):
 
 
 @needs("torch")
-def test_target_seeds_checkpoint_resume_and_eval(tmp_path):
+def test_target_seeds_checkpoint_and_eval(tmp_path):
     import pandas as pd
     out = tmp_path / "runs"
     proc = run_cli("run", "--frameworks", "torch", "--models", "lenet5", "--epochs", "3", "--batch-size", "32",
@@ -64,12 +64,39 @@ def test_target_seeds_checkpoint_resume_and_eval(tmp_path):
     assert (df["time_to_target_s"] >= df["train_time_s"]).all()   # includes evaluation, from first touch
     assert "+/-" in proc.stdout
     ckpt = run_dir / "cells" / "torch-lenet5-cpu-s0" / "checkpoint.npz"
-    resumed = run_cli("run", "--frameworks", "torch", "--models", "lenet5", "--epochs", "4", "--batch-size", "32",
-                      "--lr", "0.02", "--resume-from", str(ckpt), "--output", str(out))
-    assert resumed.returncode == 0, resumed.stderr
-    row = pd.read_csv(max(out.iterdir()) / "results.csv").iloc[0]
-    assert "resumed after epoch" in row["note"] and row["epochs_run"] >= 1
     ev = run_cli("eval", "--weights", str(ckpt), "--framework", "torch", "--model", "lenet5")
     assert ev.returncode == 0 and "test accuracy" in ev.stdout
     bad = run_cli("eval", "--weights", str(ckpt), "--framework", "torch", "--model", "simple_cnn")
     assert bad.returncode == 2 and "do not fit model 'simple_cnn'" in bad.stderr
+
+
+@needs("torch")
+def test_resume_from_continues_the_run_exactly_with_its_momentum(tmp_path):
+    """Epoch 3 resumed from epoch 2's checkpoint equals epoch 3 of a straight run; without the momentum
+    buffers (an old checkpoint) it does not, so the comparison can tell."""
+    import json
+
+    import pandas as pd
+
+    from harness.weights import load_checkpoint, save_weights
+    common = ["--frameworks", "torch", "--models", "lenet5", "--batch-size", "64", "--lr", "0.05", "--schedule", "step:2"]
+
+    def third_epoch(*args: str, note: str = "") -> tuple[dict, str]:
+        out = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+        proc = run_cli("run", *common, *args, "--output", str(out))
+        assert proc.returncode == 0, proc.stderr
+        run_dir = next(out.iterdir())
+        assert note in pd.read_csv(run_dir / "results.csv", keep_default_na=False)["note"].iloc[0]
+        cell = run_dir / "cells" / "torch-lenet5-cpu"
+        return json.loads((cell / "epochs.json").read_text())[-1], str(cell / "checkpoint.npz")
+
+    straight, _ = third_epoch("--epochs", "3")
+    _, ckpt = third_epoch("--epochs", "2")
+    weights, momentum, meta = load_checkpoint(ckpt)
+    assert meta["epoch"] == "2" and set(momentum) == {k for k in weights if "running" not in k} and momentum
+    resumed, _ = third_epoch("--epochs", "3", "--resume-from", ckpt, note="resumed after epoch 2 with its momentum buffers")
+    assert resumed["epoch"] == 3 and resumed["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-6)
+    assert resumed["test_accuracy"] == straight["test_accuracy"]
+    save_weights(tmp_path / "old.npz", weights, epoch="2")
+    restarted, _ = third_epoch("--epochs", "3", "--resume-from", str(tmp_path / "old.npz"), note="restart at zero")
+    assert abs(restarted["train_loss"] / straight["train_loss"] - 1) > 1e-4

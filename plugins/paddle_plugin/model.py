@@ -9,7 +9,7 @@ import paddle
 
 from harness.graph import ModelDef
 from harness.shapes import summarize
-from harness.weights import check_weights
+from harness.weights import check_momentum, check_weights
 from plugins.paddle_plugin import parallel
 from plugins.paddle_plugin.device import paddle_place
 from plugins.paddle_plugin.execution import parse
@@ -68,6 +68,29 @@ class PaddleModel:
         for key, value in weights.items():
             value = np.asarray(value, np.float32)
             self.state[key].set_value(value.T if key in self.transposed else value)  # set_value copies
+
+    def _trainable(self) -> dict[str, paddle.Tensor]:
+        return {key: t for key, t in self.state.items() if not t.stop_gradient}
+
+    def get_momentum(self) -> dict[str, np.ndarray]:
+        """The Momentum optimiser's velocity accumulators (created at the first step; zeros before)."""
+        velocity = self.optimizer._accumulators.get("velocity", {})
+        out = {}
+        for key, param in self._trainable().items():
+            buf = velocity.get(param.name)
+            value = np.zeros(param.shape, np.float32) if buf is None else buf.numpy()
+            out[key] = value.T if key in self.transposed else value
+        return out
+
+    def set_momentum(self, momentum: dict[str, np.ndarray]) -> None:
+        """Through set_state_dict: it writes existing accumulators, or holds the values for their creation."""
+        check_momentum(self.model, momentum)
+        state = {}
+        for key, param in self._trainable().items():
+            value = np.asarray(momentum[key], np.float32)
+            value = value.T if key in self.transposed else value
+            state[f"{param.name}_velocity_0"] = paddle.to_tensor(np.ascontiguousarray(value))
+        self.optimizer.set_state_dict(state)
 
     # -- steps -------------------------------------------------------------------------------------
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:

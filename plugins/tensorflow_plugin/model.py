@@ -25,7 +25,7 @@ from harness.errors import ConvbenchError
 from harness.graph import ModelDef
 from harness.native import PHASES
 from harness.shapes import summarize
-from harness.weights import check_weights
+from harness.weights import check_momentum, check_weights
 from plugins.tensorflow_plugin.device import configure, tf_device
 from plugins.tensorflow_plugin.execution import Execution
 from plugins.tensorflow_plugin.net import Net, loss_fn
@@ -157,6 +157,21 @@ class TFModel:
         with self._scope(), tf.device(self.device):  # a MirroredVariable's assign writes every copy
             for key, p in self.net.params.items():
                 p.var.assign(p.to_tf(np.asarray(weights[key], np.float32)))
+
+    def _momentum_buffers(self) -> dict[str, tuple[Any, tf.Variable]]:
+        """portable key -> (its Param, the optimiser's buffer for it)."""
+        buffer_of = {id(var): buf for var, buf in zip(self.optimizer.variables, self.optimizer.buffers)}
+        return {key: (p, buffer_of[id(p.var)]) for key, p in self.net.params.items() if id(p.var) in buffer_of}
+
+    def get_momentum(self) -> dict[str, np.ndarray]:
+        return {key: np.array(p.to_portable(buf.numpy()), dtype=np.float32, order="C", copy=True)
+                for key, (p, buf) in self._momentum_buffers().items()}
+
+    def set_momentum(self, momentum: dict[str, np.ndarray]) -> None:
+        check_momentum(self.model, momentum)
+        with self._scope(), tf.device(self.device):
+            for key, (p, buf) in self._momentum_buffers().items():
+                buf.assign(p.to_tf(np.asarray(momentum[key], np.float32)))
 
     def forward(self, images: np.ndarray) -> np.ndarray:
         with tf.device(self.device):

@@ -10,7 +10,7 @@ import torch
 from harness.errors import ConvbenchError
 from harness.graph import ModelDef
 from harness.shapes import summarize
-from harness.weights import check_weights
+from harness.weights import check_momentum, check_weights
 from plugins.torch_plugin.device import torch_device
 from plugins.torch_plugin.layers import Net, loss_fn
 
@@ -89,6 +89,20 @@ class TorchModel:
         with torch.no_grad():
             for key, value in weights.items():
                 state[PREFIX + key].copy_(torch.from_numpy(np.ascontiguousarray(value)))
+
+    def get_momentum(self) -> dict[str, np.ndarray]:
+        """torch.optim.SGD's momentum_buffer per parameter; zeros until the first step creates it."""
+        out = {}
+        for name, p in self.net.named_parameters():
+            buf = self.optimizer.state.get(p, {}).get("momentum_buffer")
+            out[name[len(PREFIX):]] = np.zeros(p.shape, np.float32) if buf is None else buf.detach().cpu().numpy().copy()
+        return out
+
+    def set_momentum(self, momentum: dict[str, np.ndarray]) -> None:
+        check_momentum(self.model, momentum)
+        for name, p in self.net.named_parameters():
+            value = torch.from_numpy(np.ascontiguousarray(momentum[name[len(PREFIX):]], np.float32))
+            self.optimizer.state[p]["momentum_buffer"] = value.to(p.device).clone(memory_format=torch.preserve_format)
 
     def _images(self, array: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(array)).to(self.device, non_blocking=True)

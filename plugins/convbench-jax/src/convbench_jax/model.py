@@ -14,7 +14,7 @@ from convbench_jax.steps import initial_scale, make_steps
 from harness import graph as g
 from harness.native import PHASES
 from harness.shapes import summarize
-from harness.weights import check_weights
+from harness.weights import check_momentum, check_weights
 
 STATS = ("running_mean", "running_var")
 
@@ -79,6 +79,13 @@ class JaxModel:
         native = {k: self._to_native(k, np.asarray(v, np.float32)) for k, v in weights.items()}
         self.params = self._put({k: native[k] for k in self.params})
         self.stats = self._put({k: native[k] for k in self.stats})
+
+    def get_momentum(self) -> dict[str, np.ndarray]:
+        return {k: np.array(self._to_portable(k, np.asarray(v)), np.float32, order="C") for k, v in self.velocity.items()}
+
+    def set_momentum(self, momentum: dict[str, np.ndarray]) -> None:
+        check_momentum(self.model, momentum)
+        self.velocity = self._put({k: self._to_native(k, np.asarray(momentum[k], np.float32)) for k in self.params})
 
     # steps --------------------------------------------------------------------------------------------
     def prepare_batch(self, images: np.ndarray, labels: np.ndarray) -> tuple[jax.Array, jax.Array]:
