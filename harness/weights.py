@@ -44,14 +44,7 @@ def init_weights(model: ModelDef, seed: int) -> dict[str, np.ndarray]:
 
 def check_weights(model: ModelDef, weights: dict[str, np.ndarray], source: str = "weights") -> None:
     """Raises ConvbenchError unless ``weights`` has exactly the model's keys and shapes."""
-    expected = summarize(model).param_shapes
-    missing = sorted(set(expected) - set(weights))
-    extra = sorted(set(weights) - set(expected))
-    if missing or extra:
-        raise ConvbenchError(f"{source} do not fit model {model.name!r}: missing {missing[:3]}, unexpected {extra[:3]}")
-    for key, shape in expected.items():
-        if tuple(weights[key].shape) != tuple(shape):
-            raise ConvbenchError(f"{source}: {key} has shape {weights[key].shape}, model {model.name!r} needs {shape}")
+    check_fit(model, summarize(model).param_shapes, weights, source)
 
 
 def trainable_shapes(model: ModelDef) -> dict[str, tuple[int, ...]]:
@@ -62,13 +55,17 @@ def trainable_shapes(model: ModelDef) -> dict[str, tuple[int, ...]]:
 
 def check_momentum(model: ModelDef, momentum: dict[str, np.ndarray], source: str = "momentum") -> None:
     """Raises ConvbenchError unless ``momentum`` has exactly the model's trainable keys and shapes."""
-    expected = trainable_shapes(model)
-    if set(momentum) != set(expected):
-        raise ConvbenchError(f"{source} do not fit model {model.name!r}: missing {sorted(set(expected) - set(momentum))[:3]}, "
-                             f"unexpected {sorted(set(momentum) - set(expected))[:3]}")
+    check_fit(model, trainable_shapes(model), momentum, source)
+
+
+def check_fit(model: ModelDef, expected: dict[str, tuple[int, ...]], arrays: dict[str, np.ndarray], source: str) -> None:
+    missing = sorted(set(expected) - set(arrays))
+    extra = sorted(set(arrays) - set(expected))
+    if missing or extra:
+        raise ConvbenchError(f"{source} do not fit model {model.name!r}: missing {missing[:3]}, unexpected {extra[:3]}")
     for key, shape in expected.items():
-        if tuple(momentum[key].shape) != shape:
-            raise ConvbenchError(f"{source}: {key} has shape {momentum[key].shape}, model {model.name!r} needs {shape}")
+        if tuple(arrays[key].shape) != tuple(shape):
+            raise ConvbenchError(f"{source}: {key} has shape {arrays[key].shape}, model {model.name!r} needs {shape}")
 
 
 def save_weights(path: str | os.PathLike[str], weights: dict[str, np.ndarray],
