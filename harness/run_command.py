@@ -204,11 +204,13 @@ def data_parallel_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def check_resume_checkpoint(path: str, frameworks: list[str], models: list[Any], recipe: dict[str, Any]) -> None:
     """One clear line now rather than a failed cell later."""
-    from harness.weights import check_weights, load_weights
-    weights, meta = load_weights(path)
+    from harness.weights import check_momentum, check_weights, load_checkpoint
+    weights, momentum, meta = load_checkpoint(path)
     if len(models) != 1:
         raise ConvbenchError("--resume-from continues one model; pass exactly one with --models")
     check_weights(models[0], weights, source=f"checkpoint {path!r}")
+    if momentum:
+        check_momentum(models[0], momentum, source=f"checkpoint {path!r} momentum buffers")
     done = int(meta.get("epoch", 0))
     if recipe["epochs"] is not None and done >= recipe["epochs"]:
         raise ConvbenchError(f"checkpoint {path!r} has {done} epoch(s) already; ask for more with --epochs")

@@ -97,6 +97,11 @@ def test_resume_from_continues_the_run_exactly_with_its_momentum(tmp_path):
     resumed, _ = third_epoch("--epochs", "3", "--resume-from", ckpt, note="resumed after epoch 2 with its momentum buffers")
     assert resumed["epoch"] == 3 and resumed["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-6)
     assert resumed["test_accuracy"] == straight["test_accuracy"]
+    bad = {k: v[..., :1] for k, v in momentum.items()}
+    save_weights(tmp_path / "bad.npz", weights, bad, epoch="2")
+    refused = run_cli("run", *common, "--epochs", "3", "--resume-from", str(tmp_path / "bad.npz"),
+                      "--output", str(tmp_path / "refused"))
+    assert refused.returncode == 2 and "momentum buffers: " in refused.stderr and "Traceback" not in refused.stderr
     save_weights(tmp_path / "old.npz", weights, epoch="2")
     restarted, _ = third_epoch("--epochs", "3", "--resume-from", str(tmp_path / "old.npz"), note="restart at zero")
     assert abs(restarted["train_loss"] / straight["train_loss"] - 1) > 1e-4
