@@ -146,7 +146,7 @@ def build_parser() -> Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM ends every command like Ctrl-C: one line, exit 130
+        signal.signal(signal.SIGTERM, _interrupt)  # every command, `run` included, takes SIGTERM as Ctrl-C
         args = build_parser().parse_args(argv)
         if args.command == "run":
             from harness.run_command import run_matrix

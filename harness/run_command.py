@@ -9,7 +9,6 @@ import datetime as dt
 import json
 import os
 import re
-import signal
 from pathlib import Path
 from typing import Any, Callable
 
@@ -107,7 +106,6 @@ def resume_plan(args: argparse.Namespace, regs: Registries) -> dict[str, Any]:
 def execute(plan: dict[str, Any], regs: Registries) -> int:
     run_dir, settings, run_id = Path(plan["run_dir"]), plan["settings"], plan["run_id"]
     meta = base_meta(run_id, plan["argv"], settings)
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # before the first line the user (or a test) may react to
     what = (f"{settings['epochs']} epoch(s)" if settings["mode"] == "train"
             else f"speed: {settings['warmup']} burn-in + {settings['steps']} timed steps")
     try:  # the announcement is inside: a signal handled as print returns must still leave a resumable run
@@ -291,6 +289,3 @@ def run_with_retries(cell: dict[str, Any], spec: FrameworkSpec, cell_dir: Path, 
             row["note"] = f"batch halved from {first_batch} to {cell['batch_size']} after out-of-memory (--oom-retry)"
     return rows
 
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
