@@ -32,8 +32,8 @@ def main() -> int:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
         os.environ[var] = str(args.threads)
 
+    from harness.model.weights import init_weights
     from harness.plugin_manager import build_registries, get_plugin_manager
-    from harness.weights import init_weights
     pm = get_plugin_manager()
     model = build_registries(pm).models.get("lenet5")
     weights = init_weights(model, 0)

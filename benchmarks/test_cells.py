@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness.model.shapes import summarize
+from harness.model.weights import init_weights
 from harness.native import PHASES
 from harness.plugin_manager import build_registries, get_plugin_manager
-from harness.shapes import summarize
-from harness.weights import init_weights
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from harness import hookspec
 
 if TYPE_CHECKING:
     from harness.frameworks import DeviceInfo, FrameworkSpec
-    from harness.graph import ModelDef
+    from harness.model.graph import ModelDef
     from harness.native import NativeModel
     from harness.registry import Registry
 

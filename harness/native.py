@@ -1,7 +1,7 @@
 """The interface a framework plugin's model object implements (returned by convbench_build_model).
 
 All arrays crossing this boundary are numpy: images float32 NCHW in [0, 1] (the plugin converts to
-its native layout), labels int64, weights in the portable layout of ``harness.weights``.
+its native layout), labels int64, weights in the portable layout of ``harness.model.weights``.
 """
 from __future__ import annotations
 

@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 
 from harness.errors import ConvbenchError
-from harness.graph import Aux, BatchNorm, Dropout, Flatten, Linear, ModelDef, Seq
+from harness.model.graph import Aux, BatchNorm, Dropout, Flatten, Linear, ModelDef, Seq
+from harness.model.shapes import summarize
+from harness.model.verification import BATCH, TOLERANCE, verification_weights, write_inputs
+from harness.model.weights import init_weights, trainable_shapes
 from harness.native import PHASES, NativeModel
+from harness.orchestrator.workers import worker_env
 from harness.plugin_manager import build_registries, get_plugin_manager
-from harness.runner import worker_env
-from harness.shapes import summarize
-from harness.verify import BATCH, TOLERANCE, verification_weights, write_inputs
-from harness.weights import init_weights, trainable_shapes
 
 OPTIONS = {"framework": "framework under test", "models": "comma-separated models (default: all)",
            "reference": "framework whose logits are the reference (default torch)", "threads": "CPU threads"}

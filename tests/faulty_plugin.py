@@ -16,7 +16,7 @@ import numpy as np
 
 from harness import hookimpl
 from harness.frameworks import DeviceInfo, FrameworkSpec
-from harness.graph import Flatten, Linear, ModelDef, Seq
+from harness.model.graph import Flatten, Linear, ModelDef, Seq
 
 FAULTS = ("ok", "crash", "segv", "hang", "oom", "nan", "error", "slow_ok")
 

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import importlib.metadata
 import inspect
+import os
 import re
+import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -13,10 +16,11 @@ import harness
 from harness import hookimpl, hookspecs
 from harness.errors import ConvbenchError
 from harness.frameworks import FrameworkSpec
-from harness.graph import Flatten, Linear, ModelDef, Seq
-from harness.plugin_manager import build_registries, get_plugin_manager
+from harness.model.graph import Flatten, Linear, ModelDef, Seq
+from harness.plugin_manager import BUILTIN, build_registries, get_plugin_manager
 from harness.registry import Registry
 
+BUILTIN_MODELS = build_registries(get_plugin_manager()).models.names()
 HOOKS = [name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("convbench_")]
 
 
@@ -49,7 +53,7 @@ def test_every_hook_has_prefix_and_reference_docstring():
 
 def test_every_hook_is_exercised_by_a_test():
     import pathlib
-    text = "".join(p.read_text() for p in pathlib.Path(__file__).parent.glob("test_*.py"))
+    text = "".join(p.read_text() for p in pathlib.Path(__file__).parent.rglob("test_*.py"))
     for name in HOOKS:
         assert re.search(rf"\b{name}\b", text), f"no test calls {name}"
 
@@ -112,23 +116,46 @@ def fake_entry_points(monkeypatch):
 def test_entry_points_load_and_broken_plugin_is_reported(fake_entry_points):
     pm = get_plugin_manager()
     assert pm.has_plugin("fake")
-    assert build_registries(pm).models.names() == ["tiny"]
+    assert build_registries(pm).models.names() == [*BUILTIN_MODELS, "tiny"]
     origins = pm.convbench_origins
     assert origins["fake"].distribution == "convbench-fake" and origins["fake"].version == "9.9"
+    assert origins["fake"].kind == "entry point"
     assert "ModuleNotFoundError" in origins["broken"].error
 
 
 def test_disable_env_blocks_plugin(fake_entry_points, monkeypatch):
-    monkeypatch.setenv("CONVBENCH_DISABLE_PLUGINS", "fake, other")
+    monkeypatch.setenv("CONVBENCH_DISABLE_PLUGINS", "fake, paddle")
     pm = get_plugin_manager()
-    assert not pm.has_plugin("fake") and pm.is_blocked("fake")
-    assert build_registries(pm).models.names() == []
-    assert pm.convbench_origins["fake"].disabled
+    assert not pm.has_plugin("fake") and pm.is_blocked("fake") and not pm.has_plugin("paddle")
+    assert build_registries(pm).models.names() == BUILTIN_MODELS
+    assert "paddle" not in build_registries(pm).frameworks
+    assert pm.convbench_origins["fake"].disabled and pm.convbench_origins["paddle"].disabled
 
 
-def test_builtin_plugins_come_through_the_entry_point_group():
-    names = {ep.name for ep in importlib.metadata.entry_points(group="convbench")}
-    assert {"models", "cpu", "torch", "tensorflow", "paddle"} <= names
+def test_builtin_plugins_need_no_packaging_metadata(monkeypatch):
+    """The built-ins come from one tuple in code (pytest's default_plugins), not from entry points."""
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None, **kw: [])
+    pm = get_plugin_manager()
+    assert [name for name, _ in BUILTIN] == ["models", "cpu", "torch", "tensorflow", "paddle"]
+    for name, _ in BUILTIN:
+        assert pm.has_plugin(name) and pm.convbench_origins[name].kind == "built-in", name
+    assert build_registries(pm).frameworks.names() == ["torch", "tensorflow", "paddle"]
+    assert not {ep.name for ep in importlib.metadata.entry_points(group="convbench")} & {"torch", "models"}
+
+
+def test_a_source_checkout_works_before_it_is_installed(tmp_path):
+    """Without the installed package's import hooks, from the repository root: harness from the working
+    directory, the framework plugins from plugins/ beside it."""
+    root = Path(harness.__file__).resolve().parent.parent
+    code = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]; "
+            "sys.path_importer_cache.clear(); import harness, harness.plugin_manager as m; "
+            "regs = m.build_registries(m.get_plugin_manager()); import convbench_torch; "
+            "print(harness.__file__, convbench_torch.__file__, regs.frameworks.names()[:3])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": ""})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"{root}/harness/__init__.py {root}/plugins/convbench_torch/__init__.py" in out.stdout
+    assert "['torch', 'tensorflow', 'paddle']" in out.stdout
 
 
 def test_cpu_device_hooks_answer_for_cpu_only():

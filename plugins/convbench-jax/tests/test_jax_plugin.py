@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from harness.errors import ConvbenchError
-from harness.graph import Dropout, Flatten, Linear, ModelDef, Seq
+from harness.model.graph import Dropout, Flatten, Linear, ModelDef, Seq
+from harness.model.weights import init_weights
 from harness.plugin_manager import build_registries, get_plugin_manager
-from harness.weights import init_weights
 
 PM = get_plugin_manager()
 LENET = build_registries(PM).models.get("lenet5")
@@ -92,5 +92,5 @@ def test_synchronize_waits_for_dispatched_phases():
 
 def test_cpu_peak_memory_is_left_to_the_builtin_plugin():
     import convbench_jax
-    assert convbench_jax.convbench_peak_memory_mb(framework="jax", device="cpu", reset=False) is None
+    assert convbench_jax.plugin.convbench_peak_memory_mb(framework="jax", device="cpu", reset=False) is None
     assert PM.hook.convbench_peak_memory_mb(framework="jax", device="cpu", reset=False) > 0

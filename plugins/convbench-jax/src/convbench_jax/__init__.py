@@ -1,67 +1,48 @@
-"""JAX plugin for convbench. JAX is imported only by the hooks that run inside a jax worker.
+"""JAX plugin for convbench. JAX is imported only by the methods that run inside a jax worker.
 
-Registered through the ``convbench`` entry-point group under the name ``jax`` (see pyproject.toml).
+Registered through the ``convbench`` entry-point group under the name ``jax`` (see pyproject.toml), as an
+instance of convbench's shared plugin base (``harness.plugin_base.FrameworkPlugin``).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from harness import hookimpl
+from harness.devices import Device
 from harness.frameworks import DeviceInfo, FrameworkSpec
-
-if TYPE_CHECKING:
-    from harness.graph import ModelDef
-    from harness.native import NativeModel
-    from harness.registry import Registry
+from harness.model.graph import ModelDef
+from harness.plugin_base import Execution, FrameworkPlugin
 
 __version__ = "0.1.0"
 
-NAME = "jax"
-# No preallocation: JAX would otherwise map 75% of GPU memory at start (like TF without memory growth).
-SPEC = FrameworkSpec(NAME, "jax", ("jax",), ("cpu", "cuda"), env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"})
+
+class JaxPlugin(FrameworkPlugin):
+    # No preallocation: JAX would otherwise map 75% of GPU memory at start (like TF without memory growth).
+    spec = FrameworkSpec("jax", "jax", ("jax",), ("cpu", "cuda"), env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"})
+    # auto/default/xla all mean jax.jit (jit *is* XLA compilation); none runs op by op, no jit at all
+    compile_modes = {"auto": "jax.jit", "default": "jax.jit", "xla": "jax.jit", "none": "eager"}
+    # native = NHWC: XLA's CPU convolutions are NHWC (Eigen) and on GPU XLA picks cuDNN's layout itself
+    layouts = {"native": "nhwc", "nhwc": "nhwc", "nchw": "nchw"}
+    precisions = ("fp32", "bf16", "fp16")
+    gpu_only_precisions = ("fp16",)  # fp16 comes with loss scaling, which only pays off on a GPU
+    async_on_cpu = True  # JAX dispatches asynchronously on the CPU too: synchronize answers for cpu
+
+    def build(self, model: ModelDef, execution: Execution, settings: dict[str, Any]) -> Any:
+        from convbench_jax.device import configure_threads
+        configure_threads(settings.get("threads"))
+        from convbench_jax.model import JaxModel
+        return JaxModel(model, execution, settings)
+
+    def discover(self) -> list[DeviceInfo]:
+        from convbench_jax.device import discover
+        return discover()
+
+    def synchronize(self, device: Device) -> None:
+        from convbench_jax.device import synchronize
+        synchronize()
+
+    def peak_memory_mb(self, device: Device, reset: bool) -> float | None:
+        from convbench_jax.device import peak_memory_mb
+        return peak_memory_mb(device, reset)
 
 
-def _handles(framework: str, device: str) -> bool:
-    return framework == NAME and (device == "cpu" or device == "cuda" or device.startswith("cuda:"))
-
-
-@hookimpl
-def convbench_add_frameworks(registry: "Registry[FrameworkSpec]") -> None:
-    registry.add(NAME, SPEC)
-
-
-@hookimpl
-def convbench_build_model(framework: str, model: "ModelDef", device: str,
-                          settings: dict[str, Any]) -> "NativeModel | None":
-    if framework != NAME:
-        return None
-    from convbench_jax.device import configure_threads
-    configure_threads(settings.get("threads"))
-    from convbench_jax.model import JaxModel
-    return JaxModel(model, device, settings)
-
-
-@hookimpl
-def convbench_discover_devices(framework: str) -> list[DeviceInfo] | None:
-    if framework != NAME:
-        return None
-    from convbench_jax.device import discover
-    return discover()
-
-
-@hookimpl
-def convbench_synchronize(framework: str, device: str) -> bool | None:
-    # JAX dispatches asynchronously on the CPU too, so this answers for cpu before the built-in plugin.
-    if not _handles(framework, device):
-        return None
-    from convbench_jax.device import synchronize
-    synchronize()
-    return True
-
-
-@hookimpl
-def convbench_peak_memory_mb(framework: str, device: str, reset: bool) -> float | None:
-    if not _handles(framework, device) or device == "cpu":
-        return None  # cpu: the built-in plugin answers ru_maxrss
-    from convbench_jax.device import peak_memory_mb
-    return peak_memory_mb(device, reset)
+plugin = JaxPlugin()

@@ -6,7 +6,7 @@ import platform
 import sys
 from typing import Any
 
-from harness.errors import ConvbenchError
+from harness.devices import Device, absent
 from harness.frameworks import DeviceInfo
 
 # Outputs of steps dispatched since the last synchronisation (small arrays: a loss or the logits).
@@ -38,23 +38,16 @@ def discover() -> list[DeviceInfo]:
     return devices
 
 
-def jax_device(device: str) -> Any:
-    """``cpu`` -> the CPU device, ``cuda[:N]`` -> the N-th GPU; a one-line ConvbenchError otherwise."""
+def jax_device(device: Device) -> Any:
+    """``cpu`` -> the CPU device, ``cuda:N`` -> the N-th GPU; a one-line ConvbenchError if absent."""
     import jax
-    if device == "cpu":
+    if not device.is_gpu:
         return jax.devices("cpu")[0]
-    if device == "cuda" or device.startswith("cuda:"):
-        suffix = device.partition(":")[2] or "0"
-        if not suffix.isdigit():
-            raise ConvbenchError(f"bad device {device!r}; use cpu or cuda[:N]")
-        gpus = _gpus()
-        if not gpus:
-            raise ConvbenchError(f"device {device!r} asked for, but jax sees no GPU "
-                                 "(CPU-only jaxlib? pip install 'convbench-jax[cuda]')")
-        if int(suffix) >= len(gpus):
-            raise ConvbenchError(f"device {device!r} does not exist; jax sees {len(gpus)} GPU(s)")
-        return gpus[int(suffix)]
-    raise ConvbenchError(f"jax cannot run on device {device!r}; use cpu or cuda[:N]")
+    gpus = _gpus()
+    if device.index is None or device.index >= len(gpus):
+        hint = "" if gpus else " (CPU-only jaxlib? pip install 'convbench-jax[cuda]')"
+        raise absent(device, "jax", len(gpus), hint)
+    return gpus[device.index]
 
 
 def track(output: Any) -> None:
@@ -72,7 +65,7 @@ def synchronize() -> None:
         _PENDING.clear()
 
 
-def peak_memory_mb(device: str, reset: bool) -> float:
+def peak_memory_mb(device: Device, reset: bool) -> float:
     """Peak bytes in use by XLA's GPU allocator. JAX cannot reset the counter, so it covers the process's
     life (like ru_maxrss on cpu); ``reset`` answers 0."""
     if reset:

@@ -1,5 +1,5 @@
-"""Execution settings of a jax cell (precision, compile, layout): validation, step wrapping and the
-values recorded in result rows (the keys of the torch plugin's ``execution_info``)."""
+"""Execution settings of a jax cell as JAX runs them: compute dtype, step wrapping (jax.jit or eager) and
+the values recorded in result rows. Validation is the shared base's (harness.plugin_base)."""
 from __future__ import annotations
 
 import os
@@ -9,37 +9,33 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from harness.errors import ConvbenchError
+from harness.plugin_base import Execution
 
 DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16, "fp16": jnp.float16}
-# auto/default/xla all mean jax.jit (jit *is* XLA compilation); none runs op by op, no jit at all.
-COMPILE = {"auto": "jax.jit", "default": "jax.jit", "xla": "jax.jit", "none": "eager"}
-# native = NHWC: XLA's CPU convolutions are NHWC (Eigen) and on GPU XLA picks cuDNN's layout itself.
-LAYOUTS = {"native": "nhwc", "nhwc": "nhwc", "nchw": "nchw"}
 
 
 @dataclass(frozen=True)
-class Execution:
-    precision: str
-    compile: str   # jax.jit | eager
-    layout: str    # nhwc | nchw
-    gpu: bool
+class JaxExecution:
+    """The shared base's validated settings as JAX runs them."""
+    execution: Execution
 
-    @classmethod
-    def from_settings(cls, settings: dict[str, Any], gpu: bool) -> "Execution":
-        """Validates ``precision``, ``compile`` and ``layout``; a one-line ConvbenchError otherwise."""
-        precision = settings.get("precision") or "fp32"
-        compile_mode = settings.get("compile") or "auto"
-        layout = settings.get("layout") or "native"
-        if precision not in DTYPES:
-            raise ConvbenchError(f"jax: unsupported precision {precision!r}; use one of {', '.join(DTYPES)}")
-        if precision == "fp16" and not gpu:
-            raise ConvbenchError("jax fp16 (with loss scaling) needs a GPU; use --precision bf16 on cpu")
-        if compile_mode not in COMPILE:
-            raise ConvbenchError(f"jax: unsupported compile mode {compile_mode!r}; use one of {', '.join(COMPILE)}")
-        if layout not in LAYOUTS:
-            raise ConvbenchError(f"jax: unsupported layout {layout!r}; use one of {', '.join(LAYOUTS)}")
-        return cls(precision, COMPILE[compile_mode], LAYOUTS[layout], gpu)
+    @property
+    def precision(self) -> str:
+        return self.execution.precision
+
+    @property
+    def compile(self) -> str:
+        """jax.jit | eager"""
+        return self.execution.compile
+
+    @property
+    def layout(self) -> str:
+        """nhwc | nchw"""
+        return self.execution.layout
+
+    @property
+    def gpu(self) -> bool:
+        return self.execution.device.is_gpu
 
     @property
     def dtype(self) -> Any:

@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from harness import graph as g
-from harness.shapes import pool_output_size
+from harness.model import graph as g
+from harness.model.shapes import pool_output_size
 
 Arrays = dict[str, jax.Array]
 

@@ -8,22 +8,23 @@ import jax.numpy as jnp
 import numpy as np
 
 from convbench_jax.device import jax_device, track
-from convbench_jax.execution import Execution
+from convbench_jax.execution import JaxExecution
 from convbench_jax.layers import Arrays, Layout
 from convbench_jax.steps import initial_scale, make_steps
-from harness import graph as g
+from harness.model import graph as g
+from harness.model.shapes import summarize
+from harness.model.weights import check_momentum, check_weights
 from harness.native import PHASES
-from harness.shapes import summarize
-from harness.weights import check_momentum, check_weights
+from harness.plugin_base import Execution
 
 STATS = ("running_mean", "running_var")
 
 
 class JaxModel:
-    def __init__(self, model: g.ModelDef, device: str, settings: dict[str, Any]) -> None:
+    def __init__(self, model: g.ModelDef, execution: Execution, settings: dict[str, Any]) -> None:
         self.model = model
-        self.device = jax_device(device)
-        self.execution = Execution.from_settings(settings, gpu=self.device.platform == "gpu")
+        self.device = jax_device(execution.device)
+        self.execution = JaxExecution(execution)
         self.layout = Layout(self.execution.layout)
         summary = summarize(model)
         # which weights need a native order: conv kernels (OIHW <-> HWIO) and dense weights ((out,in) <-> (in,out))

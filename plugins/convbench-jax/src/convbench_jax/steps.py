@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from convbench_jax.layers import Arrays, Layout, apply
-from harness.graph import ModelDef
+from harness.model.graph import ModelDef
 
 GROWTH_INTERVAL = 2000
 

@@ -1,0 +1,51 @@
+"""The ``convbench`` command line. User errors print one line and exit 2; tracebacks mean bugs.
+
+A new command is a module in this package with ``add_parser(subparsers)`` and ``run(args, argv) -> int``,
+named in ``COMMANDS``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import sys
+from typing import NoReturn, Sequence
+
+from harness.errors import ConvbenchError
+
+COMMANDS = ("run", "verify", "eval", "list", "plugins", "report", "compare")
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise ConvbenchError(f"{self.prog}: {message}")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="convbench", description="Train and time classic CNNs identically across frameworks.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for name in COMMANDS:
+        importlib.import_module(f"harness.commands.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        signal.signal(signal.SIGTERM, _interrupt)  # every command, `run` included, takes SIGTERM as Ctrl-C
+        args = build_parser().parse_args(argv)
+        return importlib.import_module(f"harness.commands.{args.command}").run(args, argv)
+    except ConvbenchError as exc:
+        print(f"convbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("convbench: interrupted", file=sys.stderr)
+        return 130
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(main())

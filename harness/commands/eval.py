@@ -1,0 +1,41 @@
+"""``convbench eval``: a portable checkpoint (from any framework) evaluated in any framework."""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from harness.commands.args import device_name, positive_int
+from harness.model.weights import check_weights, load_weights
+from harness.orchestrator.evaluate import evaluate_in_worker
+from harness.plugin_manager import build_registries, get_plugin_manager
+from harness.settings import EVAL_BATCH
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    ev = sub.add_parser("eval", help="evaluate a portable checkpoint in any framework")
+    ev.add_argument("--weights", required=True, help="portable weight file (.npz) from any framework")
+    ev.add_argument("--framework", required=True)
+    ev.add_argument("--model", required=True)
+    ev.add_argument("--dataset", default="digits")
+    ev.add_argument("--data-dir")
+    ev.add_argument("--no-checksum", action="store_true")
+    ev.add_argument("--device", type=device_name, default="cpu")
+    ev.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH)
+    ev.add_argument("--threads", type=positive_int)
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    regs = build_registries(get_plugin_manager())
+    spec = regs.frameworks.get(args.framework)
+    model = regs.models.get(args.model)
+    weights, meta = load_weights(args.weights)
+    check_weights(model, weights, source=f"weight file {args.weights!r}")
+    job = {"framework": spec.name, "model": model.name, "weights": str(Path(args.weights).resolve()),
+           "dataset": args.dataset, "data_dir": args.data_dir, "no_checksum": args.no_checksum,
+           "device": args.device, "batch_size": args.batch_size, "threads": args.threads or os.cpu_count() or 1}
+    result = evaluate_in_worker(spec, job)
+    trained = f" (trained in {meta['framework']}, epoch {meta.get('epoch', '?')})" if "framework" in meta else ""
+    print(f"{model.name} in {spec.name} on {args.dataset}{trained}: test accuracy {result['test_accuracy']:.4f}, "
+          f"test loss {result['test_loss']:.4f} over {result['images']} images")
+    return 0

@@ -1,0 +1,34 @@
+"""``convbench plugins``: each plugin, where it comes from, the hooks it implements; each framework's state."""
+from __future__ import annotations
+
+import argparse
+
+from harness.plugin_manager import build_registries, get_plugin_manager
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("plugins", help="list plugins, their versions, availability and hooks")
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    pm = get_plugin_manager()
+    regs = build_registries(pm)
+    origins = pm.convbench_origins
+    names = list(dict.fromkeys([*origins, *(n for n, p in pm.list_name_plugin() if p is not None)]))
+    for name in names:
+        origin = origins.get(name)
+        where = f"{origin.distribution} {origin.version}" if origin and origin.distribution else "(registered directly)"
+        if origin and origin.disabled:
+            print(f"{name}: disabled by CONVBENCH_DISABLE_PLUGINS")
+            continue
+        if origin and origin.error:
+            print(f"{name}: {where}: failed to load: {origin.error}")
+            continue
+        hooks = sorted(h.name for h in pm.get_hookcallers(pm.get_plugin(name)) or [])
+        print(f"{name}: {where}" + (f" ({origin.kind})" if origin and origin.kind else ""))
+        print(f"  hooks: {', '.join(hooks)}")
+    for spec in regs.frameworks:
+        ok, reason = spec.installed()
+        state = f"available ({spec.module} {spec.version()})" if ok else f"unavailable: {reason}"
+        print(f"framework {spec.name}: {state}")
+    return 0

@@ -1,0 +1,62 @@
+"""``convbench run``: a framework x model matrix, trained (default) or timed (``--mode speed``)."""
+from __future__ import annotations
+
+import argparse
+
+from harness.commands.args import device_name, name_list, non_negative_int, positive_float, positive_int
+from harness.orchestrator.plan import new_plan, resume_plan
+from harness.orchestrator.run import execute
+from harness.plugin_manager import build_registries, get_plugin_manager
+from harness.settings import DEFAULT_MODELS, RECIPE_BATCH, RunSettings
+
+HELP = "train (and time) a matrix of framework x model x device"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    d = RunSettings()
+    run = sub.add_parser("run", help=HELP)
+    run.add_argument("--mode", choices=("train", "speed"), help="train to accuracy (default) or time the step phases")
+    run.add_argument("--frameworks", type=name_list, help="comma-separated; default: every available one")
+    run.add_argument("--models", type=name_list, help=f"comma-separated; default: {','.join(DEFAULT_MODELS)}")
+    run.add_argument("--device", type=device_name, help="cpu, cuda or cuda:N (default cpu; with --devices, the first)")
+    run.add_argument("--dataset", help="digits (default in train mode), cifar10 or synthetic (default in speed mode)")
+    run.add_argument("--data-dir", help="folder holding cifar-10-python.tar.gz or cifar-10-batches-py/")
+    run.add_argument("--no-checksum", action="store_true", help="accept CIFAR-10 files whose MD5 differs from the release")
+    run.add_argument("--epochs", type=positive_int, help="default: 10 on digits, 200 on cifar10, 1 on synthetic")
+    run.add_argument("--batch-size", type=positive_int,
+                     help=f"default {RECIPE_BATCH}; in speed mode 32 for 224x224 models, {RECIPE_BATCH} for 32x32 ones")
+    run.add_argument("--lr", type=positive_float, help="initial learning rate (x0.1 at half the epochs)")
+    run.add_argument("--augment", action="store_true", help="4-pixel pad + random crop + horizontal flip")
+    run.add_argument("--recipe", metavar="FILE.toml", help="recipe file; command-line options override it")
+    run.add_argument("--schedule", help="lr schedule: step (x0.1 at half the epochs, default), step:E1,E2, constant")
+    run.add_argument("--optimizer", choices=("momentum", "sgd"), help="momentum (SGD, momentum 0.9; default) or sgd")
+    run.add_argument("--momentum", type=float, help=f"default {d.momentum}")
+    run.add_argument("--weight-decay", type=float, help=f"L2 weight decay on every parameter (default {d.weight_decay:g})")
+    run.add_argument("--target", type=float, help="stop at this test accuracy (0-1) and report time to reach it")
+    run.add_argument("--seeds", type=positive_int, help="repeat each cell with N seeds: --seed, --seed+1, ...")
+    run.add_argument("--resume-from", metavar="CHECKPOINT", help="continue training from a portable checkpoint (.npz)")
+    run.add_argument("--seed", type=non_negative_int, help=f"default {d.seed}")
+    run.add_argument("--threads", type=positive_int, help="CPU threads per worker (default: all cores)")
+    run.add_argument("--output", default="results", help="parent of the run directory (default ./results)")
+    run.add_argument("--warmup", type=non_negative_int, help=f"speed mode: burn-in steps after the first (default {d.warmup})")
+    run.add_argument("--steps", type=positive_int, help=f"speed mode: timed steps (default {d.steps})")
+    run.add_argument("--compile", choices=("auto", "none", "default", "xla"),
+                     help="auto (default): each framework's usual path (torch eager, TF tf.function, paddle dygraph, "
+                          "jax.jit); none: eager everywhere; default: torch.compile, tf.function, paddle.jit.to_static; "
+                          "xla: tf.function(jit_compile=True), jax.jit")
+    run.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="autocast / mixed precision (default fp32)")
+    run.add_argument("--layout", choices=("native", "nchw", "nhwc"), help="memory layout (default: each framework's fast one)")
+    run.add_argument("--executor", choices=("local", "ray"), help="local (default): cells one after another here; "
+                     "ray: each cell a task on a Ray cluster")
+    run.add_argument("--ray-address", help="address of an existing Ray cluster (default: start Ray locally)")
+    run.add_argument("--nproc", type=positive_int, help="train each cell data-parallel over N CPU processes")
+    run.add_argument("--devices", type=name_list, help="train each cell data-parallel over these GPUs (cuda:0,cuda:1)")
+    run.add_argument("--timeout", type=positive_float, help="seconds per cell before its worker is killed")
+    run.add_argument("--oom-retry", action="store_true", help="on out-of-memory, halve the batch and run the cell again")
+    run.add_argument("--resume", metavar="RUN_DIR", help="complete an earlier run: only its missing or failed cells")
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    regs = build_registries(get_plugin_manager())
+    plan = resume_plan(args, regs) if args.resume else new_plan(args, argv, regs)
+    return execute(plan, regs)

@@ -1,0 +1,29 @@
+"""``convbench verify``: equal parameter counts and equal logits of every model in every pair of frameworks."""
+from __future__ import annotations
+
+import argparse
+import os
+
+from harness.commands.args import name_list, non_negative_int, positive_int
+from harness.model.verification import table
+from harness.orchestrator.verify import usable_frameworks, verify
+from harness.plugin_manager import build_registries, get_plugin_manager
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    ver = sub.add_parser("verify", help="prove equal parameter counts and equal logits across frameworks")
+    ver.add_argument("--frameworks", type=name_list, help="comma-separated; default: every installed one")
+    ver.add_argument("--models", type=name_list, help="comma-separated; default: every model")
+    ver.add_argument("--seed", type=non_negative_int, default=0)
+    ver.add_argument("--threads", type=positive_int, help="CPU threads per worker (default: all cores)")
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    """Exits 0 when every model agrees in every framework pair, 1 otherwise."""
+    regs = build_registries(get_plugin_manager())
+    specs = usable_frameworks([regs.frameworks.get(n) for n in (args.frameworks or regs.frameworks.names())],
+                              explicit=bool(args.frameworks))
+    models = [regs.models.get(n) for n in (args.models or regs.models.names())]
+    comparisons = verify(specs, models, args.seed, args.threads or os.cpu_count() or 1)
+    print(table(comparisons, [s.name for s in specs]))
+    return 0 if all(c.ok for c in comparisons) else 1

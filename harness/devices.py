@@ -1,0 +1,77 @@
+"""Device strings: the one parser of ``cpu``, ``cuda`` and ``cuda:N`` (the CLI, the plan, every plugin).
+
+``cuda`` means ``cuda:0``. Anything else is a one-line ``ConvbenchError`` with the same text wherever it
+was typed, so a user sees one message for one mistake.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from harness.errors import ConvbenchError
+
+KINDS = ("cpu", "cuda")
+_PATTERN = re.compile(r"(cpu)|(cuda)(?::(\d+))?")
+
+
+@dataclass(frozen=True)
+class Device:
+    """A parsed device: ``kind`` is ``cpu`` or ``cuda``; ``index`` is None for the CPU."""
+    kind: str
+    index: int | None = None
+
+    @property
+    def name(self) -> str:
+        """The canonical string: ``cpu`` or ``cuda:N``."""
+        return self.kind if self.index is None else f"{self.kind}:{self.index}"
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.kind == "cuda"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+CPU = Device("cpu")
+
+
+def unknown_device(text: str) -> str:
+    return f"unknown device {text!r}; use cpu, cuda or cuda:N"
+
+
+def parse_device(text: str | Device) -> Device:
+    """``cpu`` -> Device("cpu"); ``cuda`` / ``cuda:N`` -> Device("cuda", N); ConvbenchError otherwise."""
+    if isinstance(text, Device):
+        return text
+    match = _PATTERN.fullmatch(str(text).strip())
+    if not match:
+        raise ConvbenchError(unknown_device(str(text)))
+    if match.group(1):
+        return CPU
+    return Device("cuda", int(match.group(3) or 0))
+
+
+def canonical(text: str) -> str:
+    """The canonical name of a device string (``cuda`` -> ``cuda:0``)."""
+    return parse_device(text).name
+
+
+def parse_gpu_list(names: list[str] | tuple[str, ...]) -> tuple[Device, ...]:
+    """``--devices cuda:0,cuda:1``: GPUs only, each once; ConvbenchError naming the first problem."""
+    devices = tuple(parse_device(n) for n in names)
+    cpus = [d.name for d in devices if not d.is_gpu]
+    if cpus:
+        raise ConvbenchError(f"--devices takes GPUs as cuda:N, got {', '.join(cpus)}; use --nproc N for CPU processes")
+    seen: set[str] = set()
+    for d in devices:
+        if d.name in seen:
+            raise ConvbenchError(f"--devices names {d.name} twice; each GPU trains one replica")
+        seen.add(d.name)
+    return devices
+
+
+def absent(device: Device, framework: str, count: int, hint: str = "") -> ConvbenchError:
+    """The one error for a GPU a framework does not see (``count`` GPUs visible to it)."""
+    seen = f"{framework} sees {count} GPU(s)" if count else f"{framework} sees no GPU"
+    return ConvbenchError(f"device {device.name!r} is not available: {seen}{hint}")

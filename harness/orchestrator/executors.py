@@ -1,0 +1,120 @@
+"""Executors: where cells run. ``local`` (default) runs them one after another on this machine;
+``ray`` sends each cell to a Ray cluster as a task that asks for the resources the cell needs.
+
+Either way a cell is a ``python -m harness.worker`` process on the machine that runs it, and its rows
+come back to this process, which alone writes the journal and the run directory.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Protocol
+
+from harness.errors import ConvbenchError
+from harness.frameworks import FrameworkSpec
+from harness.orchestrator.retries import run_with_retries
+from harness.orchestrator.workers import kill_current_worker
+from harness.results.records import make_row
+from harness.settings import Cell
+
+CELL_FILES = ("epochs.json", "samples.json", "worker.log", "cell.json", "checkpoint.npz")
+FORWARDED_ENV = ("CONVBENCH_PLUGINS", "CONVBENCH_DISABLE_PLUGINS", "CONVBENCH_DATA", "PYTHONPATH")
+
+
+class Executor(Protocol):
+    def submit(self, cell: Cell, spec: FrameworkSpec) -> None: ...
+    def results(self) -> Iterator[tuple[str, list[dict[str, Any]]]]: ...
+    def cancel(self) -> None: ...
+
+
+class LocalExecutor:
+    """Runs each cell when its results are asked for: one at a time, so timings never overlap."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.queue: list[tuple[Cell, FrameworkSpec]] = []
+
+    def submit(self, cell: Cell, spec: FrameworkSpec) -> None:
+        self.queue.append((cell, spec))
+
+    def results(self) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        while self.queue:
+            cell, spec = self.queue.pop(0)
+            yield cell.name, run_with_retries(cell, spec, self.run_dir / "cells" / cell.name)
+
+    def cancel(self) -> None:
+        kill_current_worker()
+
+
+def run_cell_remotely(cell: Cell, spec: FrameworkSpec) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
+    """Inside a Ray task: the cell in a local temporary folder; rows and the cell's files go back."""
+    with tempfile.TemporaryDirectory(prefix="convbench-ray-") as tmp:
+        cell_dir = Path(tmp) / cell.name
+        rows = run_with_retries(cell, spec, cell_dir)
+        files = {f: (cell_dir / f).read_bytes() for f in CELL_FILES if (cell_dir / f).exists()}
+    host = os.uname().nodename
+    for row in rows:
+        row["note"] = "; ".join(filter(None, [row.get("note"), f"ran on ray node {host}"]))
+    return rows, files
+
+
+class RayExecutor:
+    """Each cell a Ray task: num_gpus=1 for a GPU cell, num_cpus=threads otherwise (one CPU cell per
+    node's worth of cores, so CPU timings do not share cores). Without an address Ray starts locally."""
+
+    def __init__(self, address: str | None, run_dir: Path) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise ConvbenchError("--executor ray needs Ray: pip install 'convbench[ray]'") from None
+        self.ray, self.run_dir = ray, run_dir
+        env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+        try:
+            ray.init(address=address, runtime_env={"env_vars": env} if env else None, ignore_reinit_error=True,
+                     log_to_driver=True, include_dashboard=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ConvbenchError(f"cannot reach a Ray cluster at {address or 'local'}: {exc}") from None
+        self.remote = ray.remote(run_cell_remotely)
+        self.pending: dict[Any, Cell] = {}
+
+    def submit(self, cell: Cell, spec: FrameworkSpec) -> None:
+        gpu = cell.device != "cpu"
+        options = {"num_gpus": 1, "num_cpus": 1} if gpu else {"num_cpus": min(cell.run.threads, _cluster_cpus(self.ray))}
+        self.pending[self.remote.options(**options, max_retries=0).remote(cell, spec)] = cell
+
+    def results(self) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        while self.pending:
+            done, _ = self.ray.wait(list(self.pending), num_returns=1)
+            ref = done[0]
+            cell = self.pending.pop(ref)
+            name = cell.name
+            try:
+                rows, files = self.ray.get(ref)
+            except Exception as exc:  # the task itself died (node lost, worker killed)
+                yield name, [make_row(cell, status="crashed", error=f"ray task failed: {type(exc).__name__}: {exc}")]
+                continue
+            cell_dir = self.run_dir / "cells" / name
+            cell_dir.mkdir(parents=True, exist_ok=True)
+            for fname, data in files.items():
+                (cell_dir / fname).write_bytes(data)
+            print(f"[{name}] {', '.join(r['status'] for r in rows)} (from ray)", flush=True)
+            yield name, rows
+        self.ray.shutdown()
+
+    def cancel(self) -> None:
+        for ref in list(self.pending):
+            self.ray.cancel(ref, force=True)
+        self.ray.shutdown()
+
+
+def _cluster_cpus(ray: Any) -> int:
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def make_executor(kind: str, address: str | None, run_dir: Path) -> Executor:
+    if kind == "local":
+        return LocalExecutor(run_dir)
+    if kind == "ray":
+        return RayExecutor(address, run_dir)
+    raise ConvbenchError(f"unknown executor {kind!r}; known: local, ray")

@@ -1,0 +1,210 @@
+"""Planning a run: command line + recipe file + defaults resolved once into ``RunSettings``, frameworks,
+models and data checked, the plan written to ``plan.json``; then each cell's ``Cell`` (or the rows that say
+why it cannot run).
+
+``--resume RUN_DIR`` reads the plan back; nothing else may be given with it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.datasets import DATASETS, load_dataset
+from harness.devices import CPU, parse_device, parse_gpu_list
+from harness.errors import ConvbenchError
+from harness.model.graph import ModelDef
+from harness.orchestrator.probes import Probe
+from harness.orchestrator.recipes import load_recipe_file, resolve
+from harness.plugin_manager import Registries
+from harness.registry import unknown_name
+from harness.results.records import cell_id, make_row
+from harness.results.rundir import new_run_dir, write_json
+from harness.settings import (
+    DEFAULT_DATASET,
+    DEFAULT_EPOCHS,
+    DEFAULT_MODELS,
+    RECIPE_BATCH,
+    Cell,
+    RunSettings,
+    default_batch,
+)
+
+PLAN = "plan.json"
+# options that shape the matrix: --resume takes none of them (it reruns the run's own settings)
+MATRIX_OPTIONS = ("mode", "warmup", "steps", "compile", "precision", "layout", "device", "frameworks", "models",
+                  "dataset", "data_dir", "epochs", "batch_size", "lr", "seed", "threads", "timeout", "oom_retry",
+                  "augment", "no_checksum", "recipe", "schedule", "momentum", "weight_decay", "optimizer", "target",
+                  "seeds", "resume_from", "executor", "ray_address", "nproc", "devices")
+
+
+@dataclass
+class Plan:
+    run_id: str
+    run_dir: Path
+    argv: list[str]
+    frameworks: list[str]
+    models: list[str]
+    seeds: list[int]
+    settings: RunSettings
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "run_dir": str(self.run_dir), "argv": self.argv, "frameworks": self.frameworks,
+                "models": self.models, "seeds": self.seeds, "settings": self.settings.to_dict()}
+
+    def save(self) -> None:
+        write_json(self.run_dir / PLAN, self.to_dict())
+
+    @classmethod
+    def load(cls, run_dir: Path) -> "Plan":
+        try:
+            data = json.loads((run_dir / PLAN).read_text())
+            return cls(data["run_id"], run_dir, list(data["argv"]), list(data["frameworks"]), list(data["models"]),
+                       [int(s) for s in data["seeds"]], RunSettings.from_dict(data["settings"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            raise ConvbenchError(f"{str(run_dir)!r} is not a convbench run directory (no readable {PLAN})") from None
+
+
+def new_plan(args: argparse.Namespace, argv: list[str], regs: Registries) -> Plan:
+    """Validates everything a run needs before any cell starts; creates the run directory and plan.json."""
+    settings = resolve_settings(args, regs)
+    frameworks = [regs.frameworks.get(n).name for n in (args.frameworks or regs.frameworks.names())]
+    models = [regs.models.get(n) for n in (args.models or DEFAULT_MODELS)]
+    check_data(settings, models)
+    if settings.resume_from:
+        check_resume_checkpoint(settings.resume_from, models, settings.epochs)
+    run_id, run_dir = new_run_dir(args.output)
+    seeds = list(range(settings.seed, settings.seed + (args.seeds or 1)))
+    plan = Plan(run_id, run_dir, argv, frameworks, [m.name for m in models], seeds, settings)
+    plan.save()
+    return plan
+
+
+def resume_plan(args: argparse.Namespace, regs: Registries) -> Plan:
+    given = [f"--{o.replace('_', '-')}" for o in MATRIX_OPTIONS if getattr(args, o, None) not in (None, False)]
+    if given:
+        raise ConvbenchError(f"--resume reuses the run's own settings; drop {', '.join(given)}")
+    plan = Plan.load(Path(args.resume))
+    for name in plan.frameworks:
+        regs.frameworks.get(name)
+    for name in plan.models:
+        regs.models.get(name)
+    return plan
+
+
+def resolve_settings(args: argparse.Namespace, regs: Registries) -> RunSettings:
+    """RunSettings from the command line (never modified), the recipe file and the defaults."""
+    defaults = RunSettings()
+    mode = args.mode or defaults.mode
+    dataset = args.dataset or DEFAULT_DATASET[mode]
+    if dataset not in DATASETS:
+        raise ConvbenchError(unknown_name("dataset", dataset, DATASETS))
+    file_values = load_recipe_file(args.recipe) if args.recipe else {}
+    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "momentum": args.momentum,
+                 "weight_decay": args.weight_decay, "schedule": args.schedule, "optimizer": args.optimizer,
+                 "target": args.target, "augment": True if args.augment else None}
+    recipe = resolve(file_values, overrides, DEFAULT_EPOCHS[dataset])
+    batch = args.batch_size or file_values.get("batch_size")   # None: each model's default
+    if mode == "speed":
+        recipe.update(epochs=None, target=None)
+    world, devices, device = data_parallel(args, mode, batch or RECIPE_BATCH)
+    return RunSettings(
+        mode=mode, dataset=dataset, data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None,
+        no_checksum=bool(args.no_checksum), epochs=recipe["epochs"], batch_size=batch, lr=recipe["lr"],
+        momentum=recipe["momentum"], weight_decay=recipe["weight_decay"], optimizer=recipe["optimizer"],
+        schedule=recipe["schedule"], decay_factor=recipe["decay_factor"], milestones=tuple(recipe["milestones"]),
+        augment=bool(recipe["augment"]), target=recipe["target"],
+        resume_from=str(Path(args.resume_from).resolve()) if args.resume_from else None,
+        warmup=defaults.warmup if args.warmup is None else args.warmup, steps=args.steps or defaults.steps,
+        device=device, threads=args.threads or os.cpu_count() or 1, compile=args.compile or defaults.compile,
+        precision=args.precision or defaults.precision, layout=args.layout or defaults.layout,
+        seed=defaults.seed if args.seed is None else args.seed, timeout=args.timeout, oom_retry=bool(args.oom_retry),
+        executor=args.executor or defaults.executor, ray_address=args.ray_address, world_size=world, devices=devices)
+
+
+def data_parallel(args: argparse.Namespace, mode: str, batch: int) -> tuple[int, tuple[str, ...] | None, str]:
+    """(world size, per-rank devices, the cell's device) from --device, --nproc N (CPU processes) and
+    --devices cuda:0,cuda:1 (GPUs). The cell's device is what rows, probes and hooks use, so with --devices
+    it is the first GPU, never the default cpu."""
+    device = parse_device(args.device).name if args.device else None
+    if not (args.nproc or args.devices):
+        return 1, None, device or CPU.name
+    if args.nproc and args.devices:
+        raise ConvbenchError("give --nproc (CPU processes) or --devices (GPUs), not both")
+    if mode == "speed":
+        raise ConvbenchError("data-parallel runs (--nproc, --devices) are for train mode")
+    if args.executor == "ray":
+        raise ConvbenchError("data-parallel cells run with the local executor; drop --executor ray")
+    if args.devices:
+        devices = tuple(d.name for d in parse_gpu_list(args.devices))
+        if device is not None and device != devices[0]:
+            raise ConvbenchError(f"--device {device} disagrees with --devices {','.join(devices)}; "
+                                 "--devices alone says where a data-parallel cell runs")
+        device = devices[0]
+    else:
+        if device is not None and device != CPU.name:
+            raise ConvbenchError(f"--nproc {args.nproc} trains on CPU processes; for GPUs use --devices cuda:0,cuda:1")
+        devices, device = (CPU.name,) * args.nproc, CPU.name
+    if len(devices) < 2:
+        raise ConvbenchError("data-parallel training needs at least 2 devices or processes")
+    if batch % len(devices):
+        raise ConvbenchError(f"global batch {batch} does not split evenly over {len(devices)} devices")
+    return len(devices), devices, device
+
+
+def check_data(settings: RunSettings, models: list[ModelDef]) -> None:
+    """A real dataset must be readable and fit every model (synthetic takes each model's shape)."""
+    if settings.dataset == "synthetic":
+        return
+    data = load_dataset(settings.dataset, data_dir=settings.data_dir, checksums_off=settings.no_checksum)
+    for m in models:
+        if tuple(m.input_shape) != data.shape or m.num_classes != data.num_classes:
+            raise ConvbenchError(f"model {m.name} takes {'x'.join(map(str, m.input_shape))} images and "
+                                 f"{m.num_classes} classes; dataset {settings.dataset} has "
+                                 f"{'x'.join(map(str, data.shape))} and {data.num_classes}: use --dataset synthetic")
+
+
+def check_resume_checkpoint(path: str, models: list[ModelDef], epochs: int | None) -> None:
+    """One clear line now rather than a failed cell later."""
+    from harness.model.weights import check_momentum, check_weights, load_checkpoint
+    weights, momentum, meta = load_checkpoint(path)
+    if len(models) != 1:
+        raise ConvbenchError("--resume-from continues one model; pass exactly one with --models")
+    check_weights(models[0], weights, source=f"checkpoint {path!r}")
+    if momentum:
+        check_momentum(models[0], momentum, source=f"checkpoint {path!r} momentum buffers")
+    done = int(meta.get("epoch", 0))
+    if epochs is not None and done >= epochs:
+        raise ConvbenchError(f"checkpoint {path!r} has {done} epoch(s) already; ask for more with --epochs")
+
+
+def cell_name(framework: str, model: str, device: str, world: int, seed: int, several_seeds: bool) -> str:
+    return cell_id(framework, model, device) + (f"-x{world}" if world > 1 else "") + (f"-s{seed}" if several_seeds else "")
+
+
+def prepare_cell(fw: str, model: str, seed: int, plan: Plan, probe: Probe, regs: Registries,
+                 world: int = 1) -> tuple[Cell, list[dict[str, Any]] | None]:
+    """(the cell, rows if it cannot run: unavailable framework or device, no data-parallel engine)."""
+    settings = plan.settings
+    spec = regs.frameworks.get(fw)
+    dev = probe.device(settings.device) if probe.available else None
+    device = dev["name"] if dev is not None else settings.device
+    batch = settings.batch_size or default_batch(regs.models.get(model).input_shape, settings.mode)
+    cell = Cell(run_id=plan.run_id, name=cell_name(fw, model, device, world, seed, len(plan.seeds) > 1),
+                framework=fw, model=model, seed=seed, device=device, batch_size=batch, run=settings,
+                framework_version=probe.version, device_name=dev.get("description") if dev else None,
+                world_size=world, dp_mode=spec.data_parallel if world > 1 else None,
+                devices=settings.devices if world > 1 else None)
+    if world > 1 and spec.data_parallel is None:
+        return cell, [make_row(cell, status="unavailable", error=f"the {fw} plugin has no data-parallel engine")]
+    if not probe.available:
+        return cell, [make_row(cell, status="unavailable", error=probe.reason)]
+    if dev is None:
+        return cell, [make_row(cell, status="unavailable", error=f"{fw} sees no device {settings.device!r}")]
+    unseen = [d for d in cell.devices or () if probe.device(d) is None]
+    if unseen:
+        return cell, [make_row(cell, status="unavailable", error=f"{fw} sees no device {', '.join(map(repr, unseen))}")]
+    return cell, None

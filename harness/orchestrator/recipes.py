@@ -1,0 +1,79 @@
+"""Training recipes: the articles' default, command-line overrides and TOML recipe files.
+
+A recipe file holds any of: epochs, batch_size, lr, momentum, weight_decay, schedule, decay_factor,
+augment, target, optimizer. Command-line options override the file; the file overrides the defaults.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from harness.errors import ConvbenchError
+from harness.settings import RECIPE_BATCH, RunSettings
+
+ARTICLES = {"batch_size": RECIPE_BATCH, **{k: getattr(RunSettings, k) for k in (
+    "lr", "momentum", "weight_decay", "schedule", "decay_factor", "augment", "optimizer")}}
+KEYS = {"epochs": int, "batch_size": int, "lr": float, "momentum": float, "weight_decay": float, "schedule": str,
+        "decay_factor": float, "augment": bool, "target": float, "optimizer": str}
+OPTIMIZERS = ("momentum", "sgd")
+
+
+def parse_schedule(text: str, epochs: int) -> tuple[int, ...]:
+    """'step' (x decay at half the epochs), 'step:E1,E2' (at those epochs, 1-based counts) or 'constant'."""
+    if text == "constant":
+        return ()
+    if text == "step":
+        return (epochs // 2,) if epochs > 1 else ()
+    if text.startswith("step:"):
+        try:
+            marks = tuple(int(v) for v in text[5:].split(",") if v.strip())
+        except ValueError:
+            marks = ()
+        if marks and all(0 < m for m in marks) and list(marks) == sorted(marks):
+            return marks
+    raise ConvbenchError(f"bad schedule {text!r}; use step, step:E1,E2,... (increasing epochs) or constant")
+
+
+def load_recipe_file(path: str | Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ConvbenchError(f"cannot read recipe file {str(path)!r}: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConvbenchError(f"recipe file {str(path)!r} is not valid TOML: {exc}") from None
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in KEYS:
+            raise ConvbenchError(f"recipe file {str(path)!r}: unknown key {key!r}; known: {', '.join(KEYS)}")
+        kind = KEYS[key]
+        ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            raise ConvbenchError(f"recipe file {str(path)!r}: {key} must be {kind.__name__}, got {value!r}")
+        out[key] = value
+    return out
+
+
+def resolve(file_values: dict[str, Any], overrides: dict[str, Any], default_epochs: int) -> dict[str, Any]:
+    """Defaults < recipe file < command line; checks ranges and the schedule."""
+    recipe = {**ARTICLES, "epochs": default_epochs, "target": None, **file_values,
+              **{k: v for k, v in overrides.items() if v is not None}}
+    for key in ("epochs", "batch_size"):
+        if recipe[key] < 1:
+            raise ConvbenchError(f"{key} must be at least 1, got {recipe[key]}")
+    for key in ("lr", "decay_factor"):
+        if not recipe[key] > 0:
+            raise ConvbenchError(f"{key} must be positive, got {recipe[key]}")
+    if not 0 <= recipe["momentum"] < 1 or recipe["weight_decay"] < 0:
+        raise ConvbenchError("momentum must be in [0, 1) and weight_decay >= 0")
+    if recipe["target"] is not None and not 0 < recipe["target"] <= 1:
+        raise ConvbenchError(f"target is a test accuracy in (0, 1], got {recipe['target']}")
+    if recipe["optimizer"] not in OPTIMIZERS:
+        raise ConvbenchError(f"unknown optimizer {recipe['optimizer']!r}; known: {', '.join(OPTIMIZERS)}")
+    if recipe["optimizer"] == "sgd":
+        recipe["momentum"] = 0.0
+    recipe["milestones"] = list(parse_schedule(recipe["schedule"], recipe["epochs"]))
+    return recipe

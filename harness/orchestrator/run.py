@@ -1,0 +1,134 @@
+"""Running a plan: probe the frameworks, then every cell through the executor into the journal.
+
+Cells that cannot run (unavailable framework or device) get their rows without a worker; a cell that
+finished ``ok`` in an earlier attempt (``--resume``) is kept. ``results.csv`` and ``meta.json`` are rewritten
+from the journal at the end, whatever happened, and Ctrl-C / SIGTERM leave a resumable folder.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConvbenchError
+from harness.orchestrator.executors import make_executor
+from harness.orchestrator.plan import Plan, prepare_cell
+from harness.orchestrator.probes import Probe, describe, probe_framework
+from harness.orchestrator.workers import run_worker, worker_env
+from harness.plugin_manager import Registries
+from harness.results import journal
+from harness.results.csvio import write_csv
+from harness.results.rundir import base_meta, write_json
+from harness.results.table import comparison_table
+from harness.settings import RunSettings
+
+INTERRUPTED = 130
+
+
+def execute(plan: Plan, regs: Registries) -> int:
+    """Runs every cell of the plan; exit code 0 only if every row is ``ok`` (130 when interrupted)."""
+    run_dir, settings = plan.run_dir, plan.settings
+    meta = base_meta(plan.run_id, plan.argv, settings.to_dict())
+    what = (f"{settings.epochs} epoch(s)" if settings.mode == "train"
+            else f"speed: {settings.warmup} burn-in + {settings.steps} timed steps")
+    try:  # the announcement is inside: a signal handled as print returns must still leave a resumable run
+        print(f"run {plan.run_id}: {len(plan.frameworks)} framework(s) x {len(plan.models)} model(s) on "
+              f"{settings.device}, {settings.dataset}, {what}, batch {settings.batch_size or 'per model'}"
+              f" -> {run_dir}", flush=True)
+        probes = probe_all(plan, meta, regs)
+    except KeyboardInterrupt:
+        write_json(run_dir / "meta.json", {**meta, "interrupted": True})
+        print(f"\ninterrupted before any cell ran. Resume with: convbench run --resume {run_dir}")
+        return INTERRUPTED
+    executor = None
+    interrupted = False
+    try:
+        previous = journal.latest(run_dir)
+        executor = make_executor(plan.settings.executor, plan.settings.ray_address, run_dir)
+        for fw in plan.frameworks:
+            for model in plan.models:
+                for seed in plan.seeds:
+                    worlds = (1, settings.world_size) if settings.world_size > 1 else (1,)
+                    for world in worlds:   # data-parallel cells get a single-device baseline first
+                        cell, rows = prepare_cell(fw, model, seed, plan, probes[fw], regs, world)
+                        if previous.get(cell.name) and all(r["status"] == "ok" for r in previous[cell.name]):
+                            print(f"[{cell.name}] ok in an earlier attempt; kept")
+                        elif rows is not None:
+                            record(run_dir, cell.name, rows)
+                        else:
+                            executor.submit(cell, regs.frameworks.get(fw))
+        for name, rows in executor.results():
+            record(run_dir, name, add_scaling_efficiency(rows, journal.latest(run_dir)))
+    except KeyboardInterrupt:
+        if executor is not None:
+            executor.cancel()
+        interrupted = True
+    rows = journal.latest_rows(run_dir)
+    write_csv(rows, run_dir / "results.csv")
+    meta["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    meta["interrupted"] = interrupted
+    meta["statuses"] = {f"{r['cell']}/{r['phase']}": r["status"] for r in rows}
+    write_json(run_dir / "meta.json", meta)
+    print()
+    print(comparison_table(rows))
+    print(f"\nresults: {run_dir / 'results.csv'}")
+    if interrupted:
+        print(f"interrupted; finished cells are kept. Resume with: convbench run --resume {run_dir}")
+        return INTERRUPTED
+    return 0 if rows and all(r["status"] == "ok" for r in rows) else 1
+
+
+def probe_all(plan: Plan, meta: dict[str, Any], regs: Registries) -> dict[str, Probe]:
+    """Each framework's probe (in a worker), the CPU GEMM peak for speed runs, and the device check."""
+    settings, log = plan.settings, plan.run_dir / "probe.log"
+    probes = {}
+    for name in plan.frameworks:
+        probes[name] = probe_framework(regs.frameworks.get(name), settings.threads, log)
+        print(describe(probes[name]))
+    meta["frameworks"] = {name: vars(p) for name, p in probes.items()}
+    if settings.mode == "speed" and settings.device == "cpu" and settings.cpu_peak_gflops is None:
+        peak = measure_cpu_peak(settings.threads, log)
+        plan.settings = settings = replace(settings, cpu_peak_gflops=peak)
+        plan.save()  # a resumed run compares against the same peak
+        meta["settings"] = settings.to_dict()
+        if peak is not None:
+            print(f"  cpu fp32 GEMM peak: {peak:.1f} GFLOP/s ({settings.threads} threads)")
+        meta["cpu_peak_gflops"] = peak
+    try:
+        check_devices(settings, probes)
+    except ConvbenchError:
+        write_json(plan.run_dir / "meta.json", meta)
+        raise
+    return probes
+
+
+def check_devices(settings: RunSettings, probes: dict[str, Probe]) -> None:
+    """Every GPU the run names (--device, each of --devices) must be seen by some available framework:
+    one line and exit 2 before any cell starts, not a crashed cell or rank later."""
+    for device in dict.fromkeys([settings.device, *(settings.devices or ())]):
+        if device != "cpu" and not any(p.available and p.device(device) for p in probes.values()):
+            raise ConvbenchError(f"device {device!r} not found: no available framework sees it on this machine")
+
+
+def measure_cpu_peak(threads: int, log: Path) -> float | None:
+    code, payload = run_worker(["gemm", "-"], worker_env(None, threads), log, 300, lambda line: None)
+    return payload.get("gflops") if payload and code == 0 else None
+
+
+def add_scaling_efficiency(rows: list[dict[str, Any]], done: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """throughput on N devices / (N x throughput of the single-device baseline on the same global batch)."""
+    for row in rows:
+        world = int(row.get("world_size") or 1)
+        if world > 1 and row["status"] == "ok":
+            base_name = row["cell"].replace(f"-x{world}", "")
+            base = [r for r in done.get(base_name, []) if r["status"] == "ok"]
+            if base and base[0].get("images_per_sec"):
+                row["scaling_efficiency"] = row["images_per_sec"] / (world * base[0]["images_per_sec"])
+    return rows
+
+
+def record(run_dir: Path, name: str, rows: list[dict[str, Any]]) -> None:
+    """The journal first (fsynced), then results.csv rebuilt from it."""
+    journal.append(run_dir, name, rows)
+    write_csv(journal.latest_rows(run_dir), run_dir / "results.csv")

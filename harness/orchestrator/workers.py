@@ -1,0 +1,202 @@
+"""Running workers: one process per cell (or probe), its own process group, a deadline, a status.
+
+The orchestrator never imports a deep-learning framework: everything framework-side happens in
+``python -m harness.worker``, with thread settings given explicitly in the environment.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from harness.frameworks import FrameworkSpec
+from harness.results.records import make_row
+from harness.settings import Cell
+from harness.worker.protocol import EXIT_EXCEPTION
+
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
+
+
+@dataclass
+class WorkerResult:
+    code: int | None          # None: killed at the deadline
+    payload: dict[str, Any] | None
+    log: Path
+
+    def tail(self, lines: int = 5) -> str:
+        text = self.log.read_text(errors="replace").strip().splitlines() if self.log.exists() else []
+        return " | ".join(text[-lines:])
+
+
+def worker_env(spec: FrameworkSpec | None, threads: int) -> dict[str, str]:
+    env = dict(os.environ)
+    for var in THREAD_VARS:
+        env[var] = str(threads)
+    env["TF_NUM_INTEROP_THREADS"] = "1" if threads <= 2 else "2"
+    env["TF_CPP_MIN_LOG_LEVEL"] = env.get("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["PYTHONUNBUFFERED"] = "1"
+    env["CONVBENCH_PARENT_PID"] = str(os.getpid())
+    if spec is not None:
+        env.update(spec.env)
+    return env
+
+
+class Worker:
+    """A worker process in its own process group, so a timeout or Ctrl-C can kill all of it."""
+
+    running: set["Worker"] = set()
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.tmp = tempfile.TemporaryDirectory(prefix="convbench-")
+        self.out = Path(self.tmp.name) / "out.json"
+        self.log = log
+        with open(log, "ab") as err:
+            self.proc = subprocess.Popen([sys.executable, "-m", "harness.worker", *args, str(self.out)],
+                                         stdout=subprocess.PIPE, stderr=err, env=env, text=True,
+                                         start_new_session=True)
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def run(self, timeout: float | None, on_line: Callable[[str], None]) -> WorkerResult:
+        assert self.proc.stdout is not None
+        reader = threading.Thread(target=lambda: [on_line(line.rstrip("\n")) for line in self.proc.stdout], daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        Worker.running.add(self)
+        try:
+            code: int | None = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            self.proc.wait()
+            code = None
+        except BaseException:  # Ctrl-C / SIGTERM while waiting: the worker's group goes too
+            self.kill()
+            raise
+        finally:
+            Worker.running.discard(self)
+        self.kill()  # anything the worker left behind in its group
+        reader.join(timeout=5)
+        payload = json.loads(self.out.read_text()) if self.out.exists() else None
+        self.tmp.cleanup()
+        return WorkerResult(code, payload, self.log)
+
+
+def run_worker(args: list[str], env: dict[str, str], log: Path, timeout: float | None,
+               on_line: Callable[[str], None]) -> tuple[int | None, dict[str, Any] | None]:
+    """Runs one worker to the end or the deadline; (exit code or None on timeout, JSON payload or None)."""
+    result = Worker(args, env, log).run(timeout, on_line)
+    return result.code, result.payload
+
+
+def kill_current_worker() -> None:
+    for worker in list(Worker.running):
+        worker.kill()
+
+
+def run_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_line: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Runs one cell in a fresh worker (or one per rank); always returns its rows, whatever happened to it."""
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    cell.to_json(cell_dir / "cell.json")
+    if cell.dp_mode == "processes":
+        return run_process_group_cell(cell, spec, cell_dir, on_line)
+    worker = Worker(["cell", str(cell_dir / "cell.json")], worker_env(spec, cell.run.threads), cell_dir / "worker.log")
+    return rows_from_result(cell, worker.run(cell.run.timeout, on_line), cell_dir)
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rank_env(spec: FrameworkSpec, threads: int, rank: int, world: int, port: int) -> dict[str, str]:
+    """What torchrun and paddle.distributed.launch would set for one process of a local job."""
+    env = worker_env(spec, threads)
+    endpoints = [f"127.0.0.1:{port + 1 + r}" for r in range(world)]
+    env.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world),
+               MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), PADDLE_TRAINER_ID=str(rank),
+               PADDLE_TRAINERS_NUM=str(world), PADDLE_TRAINER_ENDPOINTS=",".join(endpoints),
+               PADDLE_CURRENT_ENDPOINT=endpoints[rank])
+    return env
+
+
+def rank_cells(cell: Cell) -> list[Cell]:
+    """One cell per process of a data-parallel cell: each names its own device (so it synchronises and
+    measures that one), gets its share of the threads, and only rank 0 writes the checkpoint."""
+    threads = max(1, cell.run.threads // cell.world_size)
+    devices = cell.devices or (cell.device,) * cell.world_size
+    return [cell.replace(rank=rank, device=devices[rank], run=replace(cell.run, threads=threads),
+                         checkpoint=cell.checkpoint if rank == 0 else None) for rank in range(cell.world_size)]
+
+
+def run_process_group_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path,
+                           on_line: Callable[[str], None]) -> list[dict[str, Any]]:
+    """One cell trained by ``world_size`` worker processes together; rank 0 reports. Each rank's cell names its
+    own device, so it synchronises and measures that device. If any rank fails, the others are killed (a
+    survivor would wait forever in a collective)."""
+    world, port = cell.world_size, free_port()
+    workers = []
+    for ranked in rank_cells(cell):
+        path = cell_dir / f"cell.rank{ranked.rank}.json"
+        ranked.to_json(path)
+        env = rank_env(spec, ranked.run.threads, ranked.rank, world, port)
+        workers.append(Worker(["cell", str(path)], env, cell_dir / f"worker.rank{ranked.rank}.log"))
+    results: dict[int, WorkerResult] = {}
+    timeout = cell.run.timeout
+
+    def watch(rank: int) -> None:
+        results[rank] = workers[rank].run(timeout, lambda line: None)
+        if results[rank].code != 0:
+            for w in workers:
+                w.kill()
+    watchers = [threading.Thread(target=watch, args=(r,), daemon=True) for r in range(1, world)]
+    for t in watchers:
+        t.start()
+    results[0] = workers[0].run(timeout, on_line)
+    if results[0].code != 0:
+        for w in workers:
+            w.kill()
+    for t in watchers:
+        t.join()
+    rows = rows_from_result(cell, results[0], cell_dir)
+    failed = [(r, res) for r, res in sorted(results.items()) if r and res.code != 0]
+    if failed and all(row["status"] == "ok" for row in rows):
+        rank, res = failed[0]
+        rows = [make_row(cell, status="crashed", error=f"rank {rank}: {res.tail()}")]
+    return rows
+
+
+def rows_from_result(cell: Cell, result: WorkerResult, cell_dir: Path) -> list[dict[str, Any]]:
+    payload = result.payload
+    if result.code is None:
+        return [make_row(cell, status="timeout", error=f"no result within --timeout {cell.run.timeout:g}s; worker killed")]
+    if payload is not None and "rows" in payload:
+        for key, name in (("history", "epochs.json"), ("samples", "samples.json")):
+            if key in payload:
+                (cell_dir / name).write_text(json.dumps(payload[key], indent=1))
+        return payload["rows"]
+    if payload is not None:
+        status = payload.get("status_hint", "error")
+        where = f" (traceback in {result.log})" if result.code == EXIT_EXCEPTION else ""
+        return [make_row(cell, status=status, error=payload["error"] + where)]
+    code = result.code
+    how = f"killed by signal {signal_name(-code)}" if code < 0 else f"exited with code {code}"
+    return [make_row(cell, status="crashed", error=f"worker {how}: {result.tail()}")]
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)

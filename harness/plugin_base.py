@@ -1,0 +1,142 @@
+"""A small shared base for framework plugins: the hook shell every framework plugin needs, written once.
+
+A framework plugin subclasses ``FrameworkPlugin``, gives its ``FrameworkSpec`` and the execution settings it
+supports, implements four methods (``build``, ``discover``, ``synchronize``, ``peak_memory_mb``) and exposes an
+instance (``plugin = MyPlugin()``) through its entry point (``myfw = "convbench_myfw:plugin"``). The base
+answers the hooks only for its own framework, parses the device string (``harness.devices``) and checks the
+execution settings with the registry's one-line, did-you-mean messages, so every plugin refuses the same
+mistakes with the same words. Nothing here imports a framework.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from harness import hookimpl
+from harness.devices import Device, parse_device
+from harness.errors import ConvbenchError
+from harness.frameworks import DeviceInfo, FrameworkSpec
+from harness.model.graph import ModelDef
+from harness.native import NativeModel
+from harness.registry import Registry, unknown_name
+
+# what the command line offers; a plugin supports a subset
+COMPILE_MODES = ("auto", "none", "default", "xla")
+PRECISIONS = ("fp32", "bf16", "fp16")
+LAYOUTS = ("native", "nchw", "nhwc")
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Execution settings as a plugin will run them: ``compile`` and ``layout`` are the plugin's own names
+    for what it does (``eager``, ``torch.compile``, ``tf.function``, ``nhwc`` ...), recorded in result rows."""
+    precision: str
+    compile: str
+    layout: str
+    device: Device
+
+    @property
+    def half(self) -> bool:
+        return self.precision != "fp32"
+
+
+class FrameworkPlugin:
+    """Subclass and set the class attributes; register an instance.
+
+    ``compile_modes`` maps each supported ``--compile`` value to what the plugin does for it, ``layouts`` each
+    supported ``--layout`` value to the layout it runs, ``precisions`` the supported ``--precision`` values and
+    ``gpu_only_precisions`` those that need a GPU. ``async_on_cpu``: the framework queues work on the CPU too
+    (JAX), so ``synchronize`` is called for ``cpu`` as well; otherwise the built-in CPU plugin answers there.
+    """
+
+    spec: ClassVar[FrameworkSpec]
+    compile_modes: ClassVar[dict[str, str]] = {"auto": "eager", "none": "eager"}
+    layouts: ClassVar[dict[str, str]] = {"native": "nchw", "nchw": "nchw"}
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    gpu_only_precisions: ClassVar[tuple[str, ...]] = ()
+    async_on_cpu: ClassVar[bool] = False
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    # -- to implement -------------------------------------------------------------------------------
+    def build(self, model: ModelDef, execution: Execution, settings: dict[str, Any]) -> NativeModel:
+        """The native model on ``execution.device`` (imports the framework)."""
+        raise NotImplementedError
+
+    def discover(self) -> list[DeviceInfo]:
+        """The devices the framework sees, ``cpu`` first (imports the framework)."""
+        raise NotImplementedError
+
+    def synchronize(self, device: Device) -> None:
+        """Blocks until the work queued on ``device`` has finished (called for GPUs, and for cpu if async)."""
+        raise NotImplementedError
+
+    def peak_memory_mb(self, device: Device, reset: bool) -> float | None:
+        """Peak device memory since the last reset, MiB (called for GPUs only)."""
+        raise NotImplementedError
+
+    # -- the shell ----------------------------------------------------------------------------------
+    def device(self, text: str) -> Device:
+        """Parses a device string and checks this framework supports its kind; one-line ConvbenchError."""
+        device = parse_device(text)
+        if device.kind not in self.spec.device_kinds:
+            raise ConvbenchError(f"{self.name} cannot run on device {device.name!r}; it supports "
+                                 f"{', '.join(self.spec.device_kinds)}")
+        return device
+
+    def execution(self, settings: dict[str, Any], device: Device) -> Execution:
+        """Validates ``precision``, ``compile`` and ``layout`` against what this plugin supports."""
+        precision = str(settings.get("precision") or "fp32")
+        compile_mode = str(settings.get("compile") or "auto")
+        layout = str(settings.get("layout") or "native")
+        self._check("precision", precision, PRECISIONS, self.precisions)
+        self._check("compile mode", compile_mode, COMPILE_MODES, tuple(self.compile_modes))
+        self._check("layout", layout, LAYOUTS, tuple(self.layouts))
+        if precision in self.gpu_only_precisions and not device.is_gpu:
+            on_cpu = [p for p in self.precisions if p not in self.gpu_only_precisions]
+            raise ConvbenchError(f"{self.name} {precision} needs a GPU; use --precision {' or '.join(on_cpu)} on cpu")
+        return Execution(precision, self.compile_modes[compile_mode], self.layouts[layout], device)
+
+    def _check(self, kind: str, value: str, offered: tuple[str, ...], supported: tuple[str, ...]) -> None:
+        if value not in offered:
+            raise ConvbenchError(unknown_name(kind, value, offered))
+        if value not in supported:
+            raise ConvbenchError(f"{self.name} has no {kind} {value!r}; use one of {', '.join(supported)}")
+
+    @hookimpl
+    def convbench_add_frameworks(self, registry: Registry[FrameworkSpec]) -> None:
+        registry.add(self.name, self.spec)
+
+    def native(self, model: ModelDef, device: str = "cpu", settings: dict[str, Any] | None = None) -> NativeModel:
+        """The native model, settings validated: what ``convbench_build_model`` returns for this framework."""
+        settings = settings or {}
+        dev = self.device(device)
+        return self.build(model, self.execution(settings, dev), settings)
+
+    @hookimpl
+    def convbench_build_model(self, framework: str, model: ModelDef, device: str,
+                              settings: dict[str, Any]) -> NativeModel | None:
+        return self.native(model, device, settings) if framework == self.name else None
+
+    @hookimpl
+    def convbench_discover_devices(self, framework: str) -> list[DeviceInfo] | None:
+        return self.discover() if framework == self.name else None
+
+    @hookimpl
+    def convbench_synchronize(self, framework: str, device: str) -> bool | None:
+        if framework != self.name:
+            return None
+        dev = parse_device(device)
+        if not dev.is_gpu and not self.async_on_cpu:
+            return None  # the built-in CPU plugin answers
+        self.synchronize(dev)
+        return True
+
+    @hookimpl
+    def convbench_peak_memory_mb(self, framework: str, device: str, reset: bool) -> float | None:
+        if framework != self.name:
+            return None
+        dev = parse_device(device)
+        return self.peak_memory_mb(dev, reset) if dev.is_gpu else None

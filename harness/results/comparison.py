@@ -1,0 +1,113 @@
+"""Run B against run A (``convbench compare``): matching cells lined up, ratios, a noise-aware verdict each."""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Sequence
+
+from harness.errors import ConvbenchError
+from harness.results import significance as cmp
+from harness.results.runs import Run, load_run
+from harness.results.table import group, ok_rows, text_table
+
+# cells match when all of these agree; versions, device names, threads, lr and seeds may differ
+MATCH_KEYS = ("mode", "framework", "model", "device", "phase", "dataset", "batch_size", "epochs", "target",
+              "precision", "compile", "layout")
+
+
+def _key(row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(int(v) if isinstance(v, float) and v.is_integer() else v for v in (row.get(k) for k in MATCH_KEYS))
+
+
+def _label_of(key: tuple[Any, ...], shown: Sequence[str] = ()) -> str:
+    k = dict(zip(MATCH_KEYS, key))
+    extra = ", ".join(f"{n} {k[n]}" for n in shown if k[n] is not None)
+    return f"{k['framework']} {k['model']} {k['device']} {k['phase'] or k['mode']}" + (f" ({extra})" if extra else "")
+
+
+def _varying(keys: Sequence[tuple[Any, ...]]) -> tuple[list[str], list[str]]:
+    """The secondary keys that differ between cells (shown per cell) and 'name value' of the common ones."""
+    names = MATCH_KEYS[5:]
+    values = {n: {dict(zip(MATCH_KEYS, k))[n] for k in keys} for n in names}
+    common = [f"{n} {next(iter(v))}" for n, v in values.items() if len(v) == 1 and None not in v]
+    return [n for n, v in values.items() if len(v) > 1], common
+
+
+def _compare_cell(ra: Run, a: list[dict[str, Any]], rb: Run, b: list[dict[str, Any]], threshold: float,
+                  alpha: float) -> tuple[str, cmp.Comparison | None, str]:
+    """(metric name, comparison, accuracy note) for the ok rows of one matched cell in each run."""
+    if a[0]["mode"] == "speed":
+        phase = a[0]["phase"]
+        sa, sb = ([1e3 * s for r in rows for s in run.samples.get(r["cell"], {}).get(phase, [])]
+                  for run, rows in ((ra, a), (rb, b)))
+        if sa and sb:
+            return "median step ms", cmp.compare_samples(sa, sb, threshold, alpha), ""
+        return "median step ms", cmp.compare_repeats([r["ms_median"] for r in a], [r["ms_median"] for r in b],
+                                                     threshold, alpha), "(no samples.json: CSV medians)"
+    metric = "time to target s" if a[0].get("target") is not None else "train time s"
+    column = "time_to_target_s" if metric.startswith("time to") else "train_time_s"
+    ta, tb = ([r[column] for r in rows if r.get(column) is not None] for rows in (a, b))
+    if not ta or not tb:
+        return metric, None, "target not reached in " + ("A and B" if not (ta or tb) else "A" if not ta else "B")
+    c = cmp.compare_repeats(ta, tb, threshold, alpha)
+    acc_a, acc_b = ([r["test_accuracy"] for r in rows if r.get("test_accuracy") is not None] for rows in (a, b))
+    note = ""
+    if acc_a and acc_b:
+        diff, p = cmp.difference(acc_a, acc_b)
+        note = f"accuracy {100 * diff:+.2f} pp" + (f" (Welch p={p:.3g})" if p is not None else "")
+    return metric, c, note
+
+
+def compare_runs(a: str | Path, b: str | Path, threshold: float | str = cmp.DEFAULT_THRESHOLD,
+                 alpha: float = cmp.DEFAULT_ALPHA, fail_on: float | str | None = None) -> tuple[str, int]:
+    """Cell-by-cell B/A comparison of two runs; returns (text, exit code). The exit code is 1 only with
+    ``fail_on`` and a matched cell significantly slower than that many percent, or ok in A but failed in B
+    (or a training target reached in A only)."""
+    try:
+        threshold = cmp.parse_percent(threshold)
+        fail = None if fail_on is None else cmp.parse_percent(fail_on)
+    except ValueError as exc:
+        raise ConvbenchError(str(exc)) from None
+    if not 0 < alpha < 1:
+        raise ConvbenchError(f"alpha must be between 0 and 1, got {alpha}")
+    ra, rb = load_run(a), load_run(b)
+    ga, gb = group(ra.rows, _key), group(rb.rows, _key)
+    shown, common = _varying([*ga, *gb])
+    _label = functools.partial(_label_of, shown=shown)
+    table = [["cell", "metric", "A", "B", "B/A", "change", "p", "test", "verdict", ""]]
+    notes: list[str] = []
+    regressions: list[str] = []
+    for key in (k for k in ga if k in gb):
+        oka, okb = ok_rows(ga[key]), ok_rows(gb[key])
+        if not oka or not okb:
+            side = "A and B" if not (oka or okb) else "A" if not oka else "B"
+            statuses = "/".join(dict.fromkeys(r["status"] for r in ga[key] + gb[key] if r["status"] != "ok"))
+            notes.append(f"not compared, failed in {side}: {_label(key)} ({statuses})")
+            if oka and fail is not None:
+                regressions.append(f"{_label(key)}: ok in A, failed in B")
+            continue
+        metric, c, note = _compare_cell(ra, oka, rb, okb, threshold, alpha)
+        if c is None:
+            notes.append(f"not compared: {_label(key)}: {note}")
+            if fail is not None and note.endswith(" in B"):
+                regressions.append(f"{_label(key)}: {note}")
+            continue
+        p = "-" if c.p_value is None else f"{c.p_value:.2g}"
+        table.append([_label(key), metric, f"{c.a:.4g}", f"{c.b:.4g}", f"{c.ratio:.3f}", f"{c.change_pct:+.1f}%",
+                      p, c.test, c.verdict, note])
+        if fail is not None and cmp.is_regression(c, fail):
+            regressions.append(f"{_label(key)}: {c.change_pct:+.1f}% ({c.test}, p={p})")
+    notes += [f"only in A: {_label(k)}" for k in ga if k not in gb]
+    notes += [f"only in B: {_label(k)}" for k in gb if k not in ga]
+    out = [f"compare A = {ra.path}  ->  B = {rb.path}", f"common to every cell: {', '.join(common) or '-'}", ""]
+    out += [text_table(table[0], table[1:])] if len(table) > 1 else ["no cells matched"]
+    out += ["", f"verdict: faster/slower only if p < {alpha:g} AND |change| > {threshold:g}%; 'single sample' "
+                f"(one value per side): the threshold alone decides.",
+            "speed cells: Mann-Whitney U on the raw per-step samples (pooled over seeds); train cells: training "
+            "time (time to target with --target), Welch t over seeds.",
+            f"matched on: {', '.join(MATCH_KEYS)} (framework_version, device_name, threads, lr, seed may differ)."]
+    out += [""] + notes if notes else []
+    if fail is not None:
+        out += ["", f"regressions over {fail:g}%: " + ("none" if not regressions else str(len(regressions)))]
+        out += [f"  {r}" for r in regressions]
+    return "\n".join(out), 1 if regressions else 0

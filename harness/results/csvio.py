@@ -1,0 +1,33 @@
+"""results.csv: rows written atomically with the fixed column order first, and read back as row dicts.
+The only module that builds DataFrames for the results files."""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from harness.results.records import COLUMNS
+
+
+def frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    extra = [c for r in rows for c in r if c not in COLUMNS]
+    columns = list(COLUMNS) + list(dict.fromkeys(extra))
+    return pd.DataFrame(list(rows), columns=columns)
+
+
+def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    """Writes atomically: a temp file, then rename."""
+    tmp = path.with_name(path.name + ".tmp")
+    frame(rows).to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def read_csv(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """(rows with NaN as None, the file's columns); OSError / ValueError when it is unreadable."""
+    df = pd.read_csv(path)
+    rows = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
+            for r in df.to_dict("records")]
+    return rows, list(df.columns)

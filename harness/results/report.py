@@ -1,0 +1,146 @@
+"""report.md and its PNG plots for a finished run (``convbench report``)."""
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any, Sequence
+
+from harness.errors import ConvbenchError
+from harness.results import plots
+from harness.results.csvio import read_csv
+from harness.results.runs import Run, load_run
+from harness.results.stats import summarize
+from harness.results.table import column, duration, group, markdown_table, ok_rows, train_text
+
+REFERENCE_CSV = Path(__file__).resolve().parents[2] / "results" / "reference" / "articles.csv"
+
+
+# ---- the report ------------------------------------------------------------------------------------------
+
+def speed_stats(run: Run) -> dict[tuple[str, str, str], dict[str, float]]:
+    """(model, phase, column) -> median / ci_low / ci_high (ms), images/s, n: raw samples pooled over seeds."""
+    speed = [r for r in run.rows if r["mode"] == "speed"]
+    out = {}
+    for (model, phase, col), rows in group(speed, lambda r: (r["model"], r["phase"], column(r, speed))).items():
+        ok = ok_rows(rows)
+        if not ok:
+            continue
+        pooled = [s for r in ok for s in run.samples.get(r["cell"], {}).get(phase, [])]
+        if pooled:
+            s = summarize(pooled)
+            med, lo, hi, n = 1e3 * s.median, 1e3 * s.ci_low, 1e3 * s.ci_high, s.n
+        else:
+            med = statistics.fmean(r["ms_median"] for r in ok)
+            lo = min(r.get("ms_ci_low") or med for r in ok)
+            hi = max(r.get("ms_ci_high") or med for r in ok)
+            n = sum(int(r.get("steps") or 0) for r in ok)
+        batch = ok[0].get("batch_size") or 0
+        out[(model, phase, col)] = {"median": med, "lo": lo, "hi": hi, "n": n, "img_s": 1e3 * batch / med}
+    return out
+
+
+def _reference_section(run: Run, train: list[dict[str, Any]]) -> str:
+    if not REFERENCE_CSV.is_file():
+        return f"(the articles' figures are missing: {REFERENCE_CSV} not found)"
+    ref = [r for r in read_csv(REFERENCE_CSV)[0] if r["dataset"] == "cifar10"]
+    ours = group(train, lambda r: (r["model"], r["framework"]))
+    body = []
+    for r in ref:
+        theirs = " / ".join(x for x in (f"{100 * r['accuracy']:.2f}%" if r["accuracy"] is not None else "",
+                                        duration(r["time_s"]) if r["time_s"] is not None else "") if x)
+        mine = train_text(ours[(r["model"], r["framework"])]) if (r["model"], r["framework"]) in ours else "not run"
+        body.append([r["network"], r["model"], r["framework"], r["setup"], theirs or "-", mine, r["note"]])
+    return ("Published CIFAR-10 figures from the articles (REFERENCE.md s.1), beside ours. Their VGG times are "
+            "for 200 passes on 8 Tesla K80s and their networks differed between frameworks; ours ran "
+            f"{(run.meta.get('settings') or {}).get('epochs', '?')} epoch(s) on {_devices(train)}.\n\n"
+            + markdown_table(["network (articles)", "our model", "framework", "their setup", "theirs",
+                         "ours", "note"], body))
+
+
+def _devices(rows: Sequence[dict[str, Any]]) -> str:
+    return ", ".join(dict.fromkeys(f"{r.get('device')} ({r.get('device_name') or '?'})" for r in rows))
+
+
+def _versions(meta: dict[str, Any]) -> list[list[Any]]:
+    body = [[k, meta.get(k)] for k in ("harness_version", "python", "platform", "processor", "cpu_count", "host",
+                                       "git_commit", "started", "finished", "interrupted") if k in meta]
+    for name, p in (meta.get("frameworks") or {}).items():
+        devices = ", ".join(f"{d.get('name')} ({d.get('description')})" for d in p.get("devices") or [])
+        state = p.get("version") if p.get("available") else f"unavailable: {p.get('reason')}"
+        body.append([f"framework {name}", f"{state}; devices: {devices or '-'}"])
+    return body
+
+
+def render_markdown(run: Run, images: dict[str, str]) -> str:
+    meta, settings = run.meta, run.meta.get("settings") or {}
+    train = [r for r in run.rows if r["mode"] == "train"]
+    dataset = settings.get("dataset") or next((r.get("dataset") for r in run.rows), None)
+    out = [f"# convbench report: {run.name}", ""]
+    if meta.get("command"):
+        out += [f"`{' '.join(map(str, meta['command']))}`", ""]
+    first = run.rows[0] if run.rows else {}
+    out += [f"Mode {settings.get('mode') or first.get('mode')}, dataset {dataset}, device "
+            f"{settings.get('device') or first.get('device')}.", ""]
+    if not run.rows:
+        out += ["No cell has finished in this run (results.csv has no rows).", ""]
+    if train:
+        models = list(dict.fromkeys(r["model"] for r in train))
+        cols = list(dict.fromkeys(column(r, train) for r in train))
+        cells = group(train, lambda r: (r["model"], column(r, train)))
+        body = [[m, *(train_text(cells[(m, c)]) if (m, c) in cells else "-" for c in cols)] for m in models]
+        out += ["## Accuracy and training time", "", markdown_table(["network", *cols], body), "",
+                "Cells: final test accuracy / training time (evaluation excluded); mean ± std over seeds "
+                "where n > 1.", ""]
+        if dataset == "cifar10":
+            out += ["## The articles' published figures", "", _reference_section(run, train), ""]
+    speed = speed_stats(run)
+    if speed:
+        cols = list(dict.fromkeys(c for (_, _, c) in speed))
+        keys = list(dict.fromkeys((m, p) for (m, p, _) in speed))
+        body = [[m, p, *(f"{s['median']:.2f} ms [{s['lo']:.2f}, {s['hi']:.2f}], {s['img_s']:.0f} img/s"
+                         if (s := speed.get((m, p, c))) else "-" for c in cols)] for m, p in keys]
+        out += ["## Step time", "", markdown_table(["network", "phase", *cols], body), "",
+                "Cells: median step time [distribution-free 95% CI of the median], images/s = batch / median; "
+                "raw samples pooled over seeds.", ""]
+    failed = [r for r in run.rows if r["status"] != "ok"]
+    if failed:
+        out += ["## Failed cells", "", markdown_table(["cell", "phase", "status", "error"],
+                [[r["cell"], r.get("phase"), r["status"], str(r.get("error") or "")[:300]] for r in failed]), ""]
+    if images:
+        out += ["## Plots", ""] + [f"![{title}]({name})\n" for title, name in images.items()]
+    if settings:
+        out += ["## Settings", "", markdown_table(["setting", "value"], [[k, v] for k, v in settings.items()]), ""]
+    if versions := _versions(meta):
+        out += ["## Versions and machine", "", markdown_table(["item", "value"], versions), ""]
+    return "\n".join(out)
+
+
+def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Writes report.md and its PNG plots into ``out_dir`` (default: the run directory); returns report.md."""
+    run = load_run(run_dir)
+    out = Path(out_dir) if out_dir is not None else run.path
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConvbenchError(f"cannot create {str(out)!r}: {exc.strerror or exc}") from None
+    images: dict[str, str] = {}
+    curves = [{"model": r["model"], "framework": column(r, run.rows), "seed": r.get("seed"),
+               "time_s": [e["train_time_s"] for e in h], "accuracy": [e["test_accuracy"] for e in h]}
+              for r in run.rows if r["mode"] == "train" and (h := run.histories.get(r["cell"]))]
+    if curves:
+        images["Test accuracy vs training time"] = plots.accuracy_vs_time(curves, out / "accuracy_vs_time.png").name
+    train_ok = [r for r in ok_rows(run.rows) if r["mode"] == "train" and r.get("train_time_s") is not None]
+    if train_ok:
+        bars: dict[str, dict[str, tuple[float, float]]] = {}
+        for (m, c), g in group(train_ok, lambda r: (r["model"], column(r, run.rows))).items():
+            t = [r["train_time_s"] for r in g]
+            bars.setdefault(m, {})[c] = (statistics.fmean(t), statistics.stdev(t) if len(t) > 1 else 0.0)
+        images["Training time"] = plots.train_time_bars(bars, out / "train_time.png").name
+    if speed := speed_stats(run):
+        nested: dict[str, dict[str, dict[str, tuple[float, float, float]]]] = {}
+        for (m, p, c), s in speed.items():
+            nested.setdefault(p, {}).setdefault(m, {})[c] = (s["median"], s["lo"], s["hi"])
+        images["Median step time"] = plots.speed_bars(nested, out / "step_time.png").name
+    report = out / "report.md"
+    report.write_text(render_markdown(run, images))
+    return report

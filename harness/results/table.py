@@ -1,0 +1,114 @@
+"""Rendering result rows as text: the one way a cell is written (terminal table, report.md, compare).
+
+Pure formatting over row dicts (no files, no DataFrames).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import statistics
+from typing import Any, Callable, Iterable, Sequence
+
+Row = dict[str, Any]
+
+
+def number(value: Any) -> bool:
+    """True for a real number (not None, not NaN)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
+
+
+def mean_std(values: Sequence[float], fmt: Callable[[float], str], unit: str = "") -> str:
+    """'12.3 s' for one value, '12.3 ± 0.4 s' (mean ± sample std) for several."""
+    if len(values) == 1:
+        return fmt(values[0]) + unit
+    return f"{fmt(statistics.fmean(values))} ± {fmt(statistics.stdev(values))}{unit}"
+
+
+def duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.3g} s" if seconds < 10 else f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(round(seconds % 60)):02d} s"
+    return f"{int(seconds // 3600)} h {int(round(seconds % 3600 / 60)):02d} min"
+
+
+def ok_rows(rows: Iterable[Row]) -> list[Row]:
+    return [r for r in rows if r["status"] == "ok"]
+
+
+def group(rows: Sequence[Row], key: Callable[[Row], Any]) -> dict[Any, list[Row]]:
+    out: dict[Any, list[Row]] = {}
+    for r in rows:
+        out.setdefault(key(r), []).append(r)
+    return out
+
+
+def column(row: Row, rows: Sequence[Row]) -> str:
+    """A table column: the framework, or framework@device when the rows span several devices."""
+    several = len({r.get("device") for r in rows}) > 1
+    return f"{row['framework']}@{row['device']}" if several else str(row["framework"])
+
+
+def train_text(rows: list[Row]) -> str:
+    """One train-mode cell from the rows of one (model, framework), several rows being seeds:
+    'accuracy / training time [/ target in time (k/n reached)] (n=seeds)[, k failed]'."""
+    ok = ok_rows(rows)
+    if not ok:
+        return "/".join(dict.fromkeys(r["status"] for r in rows))
+    accs = [100 * r["test_accuracy"] for r in ok if number(r.get("test_accuracy"))]
+    secs = [r["train_time_s"] for r in ok if number(r.get("train_time_s"))]
+    parts = [mean_std(accs, lambda v: f"{v:.2f}", "%") if accs else "-",
+             mean_std(secs, lambda v: f"{v:.1f}", " s") if secs else "-"]
+    if number(ok[0].get("target")):
+        ttt = [r["time_to_target_s"] for r in ok if number(r.get("time_to_target_s"))]
+        parts.append(f"{100 * ok[0]['target']:g}% in " + (mean_std(ttt, lambda v: f"{v:.1f}", " s") if ttt else "-")
+                     + f" ({len(ttt)}/{len(ok)} reached)")
+    text = " / ".join(parts) + (f" (n={len(ok)})" if len(ok) > 1 else "")
+    return text + (f", {len(rows) - len(ok)} failed" if len(rows) > len(ok) else "")
+
+
+def speed_text(rows: list[Row]) -> str:
+    """One speed-mode cell (one phase): median step time and images/s, or the status."""
+    ok = ok_rows(rows)
+    if not ok:
+        return "/".join(dict.fromkeys(r["status"] for r in rows))
+    first = ok[0]
+    return f"{first['ms_median']:.1f} ms ({first['images_per_sec']:.0f} img/s)"
+
+
+def markdown_table(header: Sequence[str], body: Iterable[Sequence[Any]]) -> str:
+    def cell(v: Any) -> str:
+        return str("-" if v is None else v).replace("|", "\\|").replace("\n", " ")
+    lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def text_table(header: Sequence[str], body: Sequence[Sequence[Any]]) -> str:
+    """Left-aligned columns separated by two spaces, a dashed line under the header."""
+    lines = [list(map(str, header)), *[list(map(str, row)) for row in body]]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+
+    def fmt(line: list[str]) -> str:
+        return "  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip()
+    return "\n".join([fmt(lines[0]), "  ".join("-" * w for w in widths), *map(fmt, lines[1:])])
+
+
+def comparison_table(rows: Sequence[Row]) -> str:
+    """The articles' table: models as rows, frameworks as columns, 'accuracy / train time' (or the status)."""
+    if not rows:
+        return "(no results)"
+    speed = any(r.get("mode") == "speed" for r in rows)
+
+    def label(r: Row) -> str:
+        world = r.get("world_size")
+        dp = f" x{int(world)} data-parallel" if number(world) and int(world) > 1 else ""
+        return f"{r['model']}{dp} {r['phase'] or ''}".rstrip() if speed else f"{r['model']}{dp}"
+    cells = group(rows, lambda r: (label(r), column(r, rows)))
+    models = list(dict.fromkeys(label(r) for r in rows))
+    columns = list(dict.fromkeys(column(r, rows) for r in rows))
+    render = speed_text if speed else train_text
+    body = [[m, *(render(cells[(m, c)]) if (m, c) in cells else "-" for c in columns)] for m in models]
+    note = ("cells: median step time (images/s = batch / median)" if speed
+            else "cells: test accuracy / training time (evaluation excluded); mean ± std over seeds")
+    return text_table(["model", *columns], body) + "\n" + note

@@ -1,0 +1,63 @@
+"""What every cell does first, in its worker: plugins, model, data, the native model with shared weights."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pluggy
+
+from harness.datasets import Dataset, load_dataset
+from harness.errors import ConvbenchError
+from harness.model.graph import ModelDef
+from harness.model.shapes import Summary, summarize
+from harness.model.weights import init_weights
+from harness.native import NativeModel
+from harness.plugin_manager import build_registries, get_plugin_manager
+from harness.settings import Cell
+
+
+@dataclass
+class CellContext:
+    cell: Cell
+    pm: pluggy.PluginManager
+    model: ModelDef
+    summary: Summary
+    data: Dataset
+    native: NativeModel
+
+    @property
+    def framework(self) -> str:
+        return self.cell.framework
+
+    @property
+    def device(self) -> str:
+        return self.cell.device
+
+    def sync(self) -> None:
+        self.pm.hook.convbench_synchronize(framework=self.framework, device=self.device)
+
+    def peak_memory_mb(self, reset: bool = False) -> float | None:
+        return self.pm.hook.convbench_peak_memory_mb(framework=self.framework, device=self.device, reset=reset)
+
+    def common(self) -> dict[str, Any]:
+        """Row values every row of this cell carries."""
+        info = getattr(self.native, "execution_info", dict)()
+        return {"params": self.native.param_count(), "flops_per_image": self.summary.flops, **info}
+
+
+def setup(cell: Cell, data_size: tuple[int, int] = (512, 256)) -> CellContext:
+    pm = get_plugin_manager()
+    regs = build_registries(pm)
+    model = regs.models.get(cell.model)
+    summary = summarize(model)
+    data = load_dataset(cell.run.dataset, data_dir=cell.run.data_dir, shape=model.input_shape,
+                        num_classes=model.num_classes, seed=cell.seed, synthetic_size=data_size,
+                        checksums_off=cell.run.no_checksum)
+    if data.shape != tuple(model.input_shape):
+        raise ConvbenchError(f"model {model.name} takes {model.input_shape}, dataset {data.name} gives {data.shape}")
+    native = pm.hook.convbench_build_model(framework=cell.framework, model=model, device=cell.device,
+                                           settings=cell.plugin_settings())
+    if native is None:
+        raise ConvbenchError(f"no plugin builds models for framework {cell.framework!r}")
+    native.set_weights(init_weights(model, cell.seed))
+    return CellContext(cell, pm, model, summary, data, native)

@@ -1,0 +1,48 @@
+"""A speed-mode cell: forward, forward_backward and train_step timed on one fixed batch.
+
+Achieved FLOP/s count the forward pass as the definition's FLOPs and a training pass as three
+times that (backward ~ 2 x forward, the usual convention).
+"""
+from __future__ import annotations
+
+from typing import Any, TextIO
+
+from harness.datasets.batches import train_batches
+from harness.hardware.peaks import gpu_peak_gflops
+from harness.native import PHASES
+from harness.results import stats
+from harness.results.records import make_row
+from harness.settings import Cell
+from harness.worker.context import setup
+from harness.worker.timing import articles_line, time_phase
+
+SPEED_LR = 1e-3  # small, so timed updates stay finite on random data
+PASS_FACTOR = {"forward": 1, "forward_backward": 3, "train_step": 3}
+
+
+def run_speed_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
+    batch_size = cell.batch_size
+    ctx = setup(cell, data_size=(batch_size, 1))
+    images, labels = next(train_batches(ctx.data.x_train, ctx.data.y_train, batch_size, cell.seed, 0))
+    batch = ctx.native.prepare_batch(images, labels)
+    common = ctx.common()
+    peak_gflops = cell.run.cpu_peak_gflops if ctx.device == "cpu" else gpu_peak_gflops(
+        cell.device_name or "", common.get("precision", "fp32"), bool(common.get("tf32")))
+    rows, samples = [], {}
+    for phase in PHASES:
+        ctx.peak_memory_mb(reset=True)
+        timing = time_phase(lambda: ctx.native.run_phase(phase, batch, SPEED_LR), ctx.sync,
+                            cell.run.warmup, cell.run.steps)
+        s = stats.summarize(timing.samples_s)
+        samples[phase] = timing.samples_s
+        achieved = ctx.summary.flops * PASS_FACTOR[phase] * batch_size / s.median / 1e9
+        ms = s.scaled(1000)
+        rows.append(make_row(
+            cell, phase=phase, status="ok", error="", lr=SPEED_LR, steps=s.n, warmup=cell.run.warmup,
+            ms_mean=ms["mean"], ms_std=ms["std"], ms_median=ms["median"], ms_iqr=ms["iqr"], ms_min=ms["min"],
+            ms_max=ms["max"], ms_ci_low=ms["ci_low"], ms_ci_high=ms["ci_high"], first_step_s=timing.first_step_s,
+            images_per_sec=batch_size / s.median, achieved_gflops=achieved, peak_gflops=peak_gflops,
+            peak_fraction=achieved / peak_gflops if peak_gflops else None, peak_mem_mb=ctx.peak_memory_mb(),
+            **common))
+        print(articles_line(phase, s.n, s.mean, s.std), file=progress)
+    return {"rows": rows, "samples": samples}

@@ -1,1 +1,0 @@
-"""convbench's built-in framework plugins: one subpackage per framework, each imported lazily."""

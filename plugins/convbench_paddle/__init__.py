@@ -1,0 +1,47 @@
+"""PaddlePaddle plugin. Paddle is imported only by the methods that run inside a paddle worker:
+importing it here would load it into the orchestrator (and it sets OMP_NUM_THREADS=1 when unset)."""
+from __future__ import annotations
+
+from typing import Any
+
+from harness.devices import Device
+from harness.frameworks import DeviceInfo, FrameworkSpec
+from harness.model.graph import ModelDef
+from harness.plugin_base import Execution, FrameworkPlugin
+
+
+class PaddlePlugin(FrameworkPlugin):
+    spec = FrameworkSpec("paddle", "paddle", ("paddlepaddle", "paddlepaddle-gpu"), ("cpu", "cuda"),
+                         data_parallel="processes")  # paddle.DataParallel, one worker per device (gloo on CPU)
+    compile_modes = {"auto": "dygraph", "none": "dygraph", "default": "to_static"}
+    layouts = {"native": "nchw", "nchw": "nchw"}  # paddle's native layout
+    precisions = ("fp32", "bf16", "fp16")
+    gpu_only_precisions = ("bf16", "fp16")  # paddle.amp.auto_cast on CPU silently stays in fp32
+
+    def build(self, model: ModelDef, execution: Execution, settings: dict[str, Any]) -> Any:
+        from convbench_paddle.model import PaddleModel
+        return PaddleModel(model, execution, settings)
+
+    def discover(self) -> list[DeviceInfo]:
+        from convbench_paddle.device import discover
+        return discover()
+
+    def synchronize(self, device: Device) -> None:
+        # paddle.device.synchronize() raises on CPU builds: the built-in cpu plugin answers for "cpu"
+        import paddle
+
+        from convbench_paddle.device import paddle_place
+        paddle.device.synchronize(paddle_place(device))
+
+    def peak_memory_mb(self, device: Device, reset: bool) -> float | None:
+        import paddle
+
+        from convbench_paddle.device import paddle_place
+        place = paddle_place(device)
+        if reset:
+            paddle.device.cuda.reset_max_memory_allocated(place)
+            return 0.0
+        return paddle.device.cuda.max_memory_allocated(place) / 2**20
+
+
+plugin = PaddlePlugin()

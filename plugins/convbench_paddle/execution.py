@@ -1,0 +1,44 @@
+"""Execution settings of a paddle cell as paddle runs them (AMP dtype, dygraph or to_static) and the recorded values."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import paddle
+
+from harness.errors import ConvbenchError
+from harness.plugin_base import Execution
+
+AMP_DTYPES = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}
+
+
+@dataclass(frozen=True)
+class PaddleExecution:
+    precision: str
+    amp_dtype: str | None  # paddle.amp dtype, None for fp32
+    compile: str           # "dygraph" or "to_static"
+    cuda: bool
+
+    def info(self) -> dict[str, Any]:
+        """Row values recording how the cell ran (the torch plugin's ``execution_info`` keys)."""
+        return {"precision": self.precision, "compile": self.compile, "layout": "nchw",
+                # paddle's CUDA build allows TF32 in cuDNN and cuBLAS unless the driver override is set
+                "tf32": self.cuda and os.environ.get("NVIDIA_TF32_OVERRIDE") != "0",
+                "cudnn_benchmark": _flag("FLAGS_cudnn_exhaustive_search") if self.cuda else None,
+                "deterministic": bool(_flag("FLAGS_cudnn_deterministic")) if self.cuda else None}
+
+
+def parse(execution: Execution, place: str) -> PaddleExecution:
+    """Paddle's view of the shared base's validated settings (bf16 also needs paddle's own support check)."""
+    dtype = AMP_DTYPES[execution.precision]
+    if dtype == "bfloat16" and not paddle.amp.is_bfloat16_supported(place):
+        raise ConvbenchError("paddle reports no bf16 support on this GPU; use --precision fp16 or fp32")
+    return PaddleExecution(execution.precision, dtype, execution.compile, execution.device.is_gpu)
+
+
+def _flag(name: str) -> Any:
+    try:
+        return paddle.get_flags([name])[name]
+    except (ValueError, KeyError, RuntimeError):
+        return None

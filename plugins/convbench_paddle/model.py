@@ -1,0 +1,161 @@
+"""PaddleModel: the NativeModel (and TimedModel) of the paddle plugin, in dygraph mode."""
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import numpy as np
+import paddle
+
+from convbench_paddle import parallel
+from convbench_paddle.device import paddle_place
+from convbench_paddle.execution import parse
+from convbench_paddle.layers import Net, cross_entropy, loss_fn
+from harness.model.graph import ModelDef
+from harness.model.shapes import summarize
+from harness.model.weights import check_momentum, check_weights
+from harness.plugin_base import Execution
+
+PREFIX = "body."
+Batch = tuple[paddle.Tensor, paddle.Tensor]
+
+
+class PaddleModel:
+    def __init__(self, model: ModelDef, execution: Execution, settings: dict[str, Any]) -> None:
+        self.model = model
+        self.world = int(settings.get("world_size", 1)) if settings.get("dp_mode") == "processes" else 1
+        self.rank = int(settings.get("rank", 0)) if self.world > 1 else 0
+        self.place = paddle_place(execution.device)   # a data-parallel rank gets its own device here
+        self.execution = parse(execution, self.place)
+        paddle.disable_static()
+        paddle.set_device(self.place)
+        if "threads" in settings:  # math-library threads; OpenMP threads come from the worker's env
+            paddle.base.core.set_num_threads(int(settings["threads"]))
+        paddle.seed(int(settings.get("seed", 0)))
+        self.net = Net(model, summarize(model))
+        self.run = self.net
+        if self.execution.compile == "to_static":  # SOT mode: falls back to dygraph where it cannot capture
+            self.run = paddle.jit.to_static(self.net, full_graph=False)  # the first call traces
+        if self.world > 1:  # one process per device; gradients averaged during backward
+            parallel.init_process_group(self.place, self.rank, self.world)
+            self.run = parallel.wrap(self.run)
+        self.params = [p for p in self.net.parameters() if not p.stop_gradient]
+        wd = float(settings.get("weight_decay", 0.0))
+        # paddle's momentum op: v = m * v + (g + wd * w); w -= lr * v, i.e. torch's SGD with dampening 0
+        self.optimizer = paddle.optimizer.Momentum(
+            learning_rate=0.0, momentum=float(settings.get("momentum", 0.9)), parameters=self.params,
+            use_nesterov=False, weight_decay=paddle.regularizer.L2Decay(wd) if wd else None)
+        self.lr: float | None = None
+        self.scaler = paddle.amp.GradScaler() if self.execution.amp_dtype == "float16" else None
+        self.transposed = {f"{name}.weight"[len(PREFIX):] for name, layer in self.net.named_sublayers()
+                           if isinstance(layer, paddle.nn.Linear)}  # paddle stores (in, out)
+        self.state = {k[len(PREFIX):]: v for k, v in self.net.state_dict().items()}
+
+    def execution_info(self) -> dict[str, Any]:
+        return {"world_size": self.world, **self.execution.info()}
+
+    # -- weights -----------------------------------------------------------------------------------
+    def param_count(self) -> int:
+        return sum(int(p.size) for p in self.params)  # running statistics are buffers, not parameters
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        # Tensor.numpy() copies; paddle's own transpose of the linear weights is the fast one
+        return {key: (tensor.T if key in self.transposed else tensor).numpy() for key, tensor in self.state.items()}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        check_weights(self.model, weights)
+        for key, value in weights.items():
+            value = np.asarray(value, np.float32)
+            self.state[key].set_value(value.T if key in self.transposed else value)  # set_value copies
+
+    def _trainable(self) -> dict[str, paddle.Tensor]:
+        return {key: t for key, t in self.state.items() if not t.stop_gradient}
+
+    def get_momentum(self) -> dict[str, np.ndarray]:
+        """The Momentum optimiser's velocity accumulators (created at the first step; zeros before)."""
+        velocity = self.optimizer._accumulators.get("velocity", {})
+        out = {}
+        for key, param in self._trainable().items():
+            buf = velocity.get(param.name)
+            value = np.zeros(param.shape, np.float32) if buf is None else buf.numpy()
+            out[key] = value.T if key in self.transposed else value
+        return out
+
+    def set_momentum(self, momentum: dict[str, np.ndarray]) -> None:
+        """Through set_state_dict: it writes existing accumulators, or holds the values for their creation."""
+        check_momentum(self.model, momentum)
+        state = {}
+        for key, param in self._trainable().items():
+            value = np.asarray(momentum[key], np.float32)
+            value = value.T if key in self.transposed else value
+            state[f"{param.name}_velocity_0"] = paddle.to_tensor(np.ascontiguousarray(value))
+        self.optimizer.set_state_dict(state)
+
+    # -- steps -------------------------------------------------------------------------------------
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.execution.amp_dtype is None:
+            return contextlib.nullcontext()
+        return paddle.amp.auto_cast(level="O1", dtype=self.execution.amp_dtype)
+
+    def _fp32(self, t: paddle.Tensor) -> paddle.Tensor:
+        return t if self.execution.amp_dtype is None else t.astype("float32")
+
+    def _logits(self, x: paddle.Tensor) -> paddle.Tensor:
+        self.net.eval()
+        with paddle.no_grad(), self._autocast():
+            logits, _ = self.run(x)
+        return self._fp32(logits)
+
+    def _step(self, x: paddle.Tensor, y: paddle.Tensor, lr: float, update: bool) -> paddle.Tensor:
+        """Training-mode loss and gradients (cleared first); with ``update``, the SGD step too."""
+        self.net.train()
+        self.optimizer.clear_grad(set_to_zero=False)
+        with self._autocast():
+            logits, aux = self.run(x)
+            loss = loss_fn(self._fp32(logits), [(w, self._fp32(a)) for w, a in aux], y)
+        (self.scaler.scale(loss) if self.scaler else loss).backward()
+        if update:
+            if lr != self.lr:  # set_lr writes a device tensor: skip it when nothing changed
+                self.optimizer.set_lr(float(lr))
+                self.lr = lr
+            if self.scaler:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+        return loss
+
+    # -- NativeModel -------------------------------------------------------------------------------
+    def forward(self, images: np.ndarray) -> np.ndarray:
+        return self._logits(_tensor(images)).numpy()
+
+    def train_step(self, images: np.ndarray, labels: np.ndarray, lr: float) -> float:
+        loss = self._step(*self.prepare_batch(images, labels), lr, update=True)
+        if self.world > 1:  # report the global batch's loss, as single-device training would
+            return parallel.mean_over_processes(loss, self.world)
+        return float(loss.item())
+
+    def evaluate(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
+        x, y = self.prepare_batch(images, labels)
+        logits = self._logits(x)
+        with paddle.no_grad():
+            loss = cross_entropy(logits, y, reduction="sum")
+            correct = (logits.argmax(axis=1) == y).astype("int64").sum()
+        return float(loss.item()), int(correct.item())
+
+    # -- TimedModel (speed mode): nothing here waits for the device -----------------------------------
+    def prepare_batch(self, images: np.ndarray, labels: np.ndarray) -> Batch:
+        return _tensor(images), _tensor(labels.astype(np.int64))
+
+    def run_phase(self, phase: str, batch: Batch, lr: float) -> None:
+        x, y = batch
+        if phase == "forward":
+            self._logits(x)
+        elif phase in ("forward_backward", "train_step"):
+            self._step(x, y, lr, update=phase == "train_step")
+        else:
+            raise ValueError(f"unknown phase {phase!r}")
+
+
+def _tensor(array: np.ndarray) -> paddle.Tensor:
+    return paddle.to_tensor(np.ascontiguousarray(array))  # on the current device (set_device above)

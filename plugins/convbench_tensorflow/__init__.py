@@ -1,0 +1,43 @@
+"""TensorFlow plugin. TensorFlow is imported only by the methods that run inside a tensorflow worker."""
+from __future__ import annotations
+
+from typing import Any
+
+from harness.devices import Device
+from harness.frameworks import DeviceInfo, FrameworkSpec
+from harness.model.graph import ModelDef
+from harness.plugin_base import Execution, FrameworkPlugin
+
+
+class TensorFlowPlugin(FrameworkPlugin):
+    # data parallel: one worker drives every device with tf.distribute.MirroredStrategy (parallel.py)
+    spec = FrameworkSpec("tensorflow", "tensorflow", ("tensorflow", "tensorflow-cpu"), ("cpu", "cuda"),
+                         data_parallel="devices")
+    # auto/default = TF's usual graph mode (tf.function); xla = tf.function(jit_compile=True); none = eager
+    compile_modes = {"auto": "tf.function", "default": "tf.function", "xla": "xla", "none": "eager"}
+    layouts = {"native": "nhwc", "nhwc": "nhwc"}  # TF's CPU convolutions are NHWC only: the plugin runs NHWC
+    precisions = ("fp32", "bf16", "fp16")
+
+    def build(self, model: ModelDef, execution: Execution, settings: dict[str, Any]) -> Any:
+        from convbench_tensorflow.model import TFModel
+        return TFModel(model, execution, settings)
+
+    def discover(self) -> list[DeviceInfo]:
+        from convbench_tensorflow.device import discover
+        return discover()
+
+    def synchronize(self, device: Device) -> None:
+        import tensorflow as tf
+        tf.test.experimental.sync_devices()
+
+    def peak_memory_mb(self, device: Device, reset: bool) -> float | None:
+        import tensorflow as tf
+
+        from convbench_tensorflow.device import memory_key
+        if reset:
+            tf.config.experimental.reset_memory_stats(memory_key(device))
+            return 0.0
+        return tf.config.experimental.get_memory_info(memory_key(device))["peak"] / 2**20
+
+
+plugin = TensorFlowPlugin()

@@ -1,0 +1,214 @@
+"""Leaf layers of the graph as TensorFlow ops on NHWC tensors, with fp32 variables in TF's layouts.
+
+Each parametric layer reports its variables as ``Param`` records keyed by portable name, with the
+layout conversion to and from ``harness.model.weights`` (conv kernels HWIO <-> OIHW; the rest as they are).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from harness.model import graph as g
+from harness.model.shapes import pool_output_size
+
+
+@dataclass
+class Context:
+    """What one call of the network needs besides the input: mode flags and the aux-logit sink."""
+    training: bool
+    update_stats: bool
+    aux: list[tuple[float, tf.Tensor]] = field(default_factory=list)
+
+
+@dataclass
+class Param:
+    """A variable and its layout conversion: ``to_tf(portable)`` and ``to_portable(native)``."""
+    var: tf.Variable
+    to_tf: Callable[[np.ndarray], np.ndarray] = lambda a: a
+    to_portable: Callable[[np.ndarray], np.ndarray] = lambda a: a
+
+
+def _zeros(shape: tuple[int, ...], trainable: bool = True, value: float = 0.0,
+           aggregation: tf.VariableAggregation = tf.VariableAggregation.NONE) -> tf.Variable:
+    return tf.Variable(tf.fill(shape, value), trainable=trainable, dtype=tf.float32, aggregation=aggregation)
+
+
+class Conv:
+    def __init__(self, node: g.Conv, in_shape: tuple[int, ...]) -> None:
+        k, pad = node.kernel, node.padding
+        self.kernel = _zeros((k, k, in_shape[0], node.out_channels))  # HWIO
+        self.bias = _zeros((node.out_channels,)) if node.bias else None
+        self.stride = node.stride
+        self.padding = [[0, 0], [pad, pad], [pad, pad], [0, 0]] if pad else "VALID"
+
+    def params(self) -> dict[str, Param]:
+        out = {"weight": Param(self.kernel, lambda a: a.transpose(2, 3, 1, 0), lambda a: a.transpose(3, 2, 0, 1))}
+        if self.bias is not None:
+            out["bias"] = Param(self.bias)
+        return out
+
+    def __call__(self, x: tf.Tensor, ctx: Context) -> tf.Tensor:
+        y = tf.nn.conv2d(x, tf.cast(self.kernel, x.dtype), self.stride, self.padding)
+        return y if self.bias is None else tf.nn.bias_add(y, tf.cast(self.bias, x.dtype))
+
+
+class Linear:
+    """Keeps the portable (out, in) layout and multiplies by its transpose (no copy on import/export)."""
+
+    def __init__(self, node: g.Linear, in_shape: tuple[int, ...]) -> None:
+        self.weight = _zeros((node.out_features, in_shape[0]))
+        self.bias = _zeros((node.out_features,)) if node.bias else None
+
+    def params(self) -> dict[str, Param]:
+        out = {"weight": Param(self.weight)}
+        if self.bias is not None:
+            out["bias"] = Param(self.bias)
+        return out
+
+    def __call__(self, x: tf.Tensor, ctx: Context) -> tf.Tensor:
+        y = tf.matmul(x, tf.cast(self.weight, x.dtype), transpose_b=True)
+        return y if self.bias is None else tf.nn.bias_add(y, tf.cast(self.bias, x.dtype))
+
+
+class BatchNorm:
+    """Fused batch norm over the last axis of a 2-D or 4-D (NHWC) input, with torch's statistics:
+    normalise with the biased batch variance, and move running_var towards the unbiased one (the
+    fused op's training-mode variance output is Bessel-corrected), at torch's momentum.
+
+    Under MirroredStrategy (data parallel) each replica normalises with its own slice's statistics, and
+    the running statistics (aggregation MEAN) get the mean of the replicas' updates, on every copy."""
+
+    def __init__(self, node: g.BatchNorm, in_shape: tuple[int, ...]) -> None:
+        c = in_shape[0]
+        self.gamma, self.beta = _zeros((c,), value=1.0), _zeros((c,))
+        mean = tf.VariableAggregation.MEAN  # no effect outside a tf.distribute strategy
+        self.mean, self.var = _zeros((c,), False, aggregation=mean), _zeros((c,), False, 1.0, aggregation=mean)
+        self.eps, self.momentum = node.eps, node.momentum
+
+    def params(self) -> dict[str, Param]:
+        return {"weight": Param(self.gamma), "bias": Param(self.beta),
+                "running_mean": Param(self.mean), "running_var": Param(self.var)}
+
+    def __call__(self, x: tf.Tensor, ctx: Context) -> tf.Tensor:
+        flat = x.shape.rank == 2
+        x4 = x[:, None, None, :] if flat else x
+        if ctx.training:
+            empty = tf.zeros([0], tf.float32)
+            y, mean, var = tf.raw_ops.FusedBatchNormV3(
+                x=x4, scale=self.gamma, offset=self.beta, mean=empty, variance=empty,
+                epsilon=self.eps, is_training=True, data_format="NHWC")[:3]
+            if ctx.update_stats:
+                m = self.momentum
+                self.mean.assign(self.mean * (1.0 - m) + tf.stop_gradient(mean) * m)
+                self.var.assign(self.var * (1.0 - m) + tf.stop_gradient(var) * m)
+        else:
+            y = tf.raw_ops.FusedBatchNormV3(
+                x=x4, scale=self.gamma, offset=self.beta, mean=self.mean, variance=self.var,
+                epsilon=self.eps, is_training=False, data_format="NHWC")[0]
+        return y[:, 0, 0, :] if flat else y
+
+
+class MaxPool:
+    """Max pooling with torch's padding and ceil mode: the windows are placed exactly where torch
+    places them, using VALID or SAME when one of those does, else an explicit -inf pad + VALID
+    (XLA has no explicit-padding pooling)."""
+
+    def __init__(self, node: g.MaxPool, in_shape: tuple[int, ...]) -> None:
+        self.kernel, self.stride = node.kernel, node.stride
+        self.pads = [self._pads(s, node) for s in in_shape[1:]]
+        if all(p == (0, 0) for p in self.pads):
+            self.mode = "VALID"
+        elif all(self._same_matches(s, node) for s in in_shape[1:]):
+            self.mode = "SAME"
+        else:
+            self.mode = "PAD"
+
+    @staticmethod
+    def _pads(size: int, node: g.MaxPool) -> tuple[int, int]:
+        out = pool_output_size(size, node.kernel, node.stride, node.padding, node.ceil_mode)
+        after = max((out - 1) * node.stride + node.kernel - size - node.padding, 0)
+        return node.padding, after
+
+    @staticmethod
+    def _same_matches(size: int, node: g.MaxPool) -> bool:
+        out = pool_output_size(size, node.kernel, node.stride, node.padding, node.ceil_mode)
+        same_out = math.ceil(size / node.stride)
+        before = max((same_out - 1) * node.stride + node.kernel - size, 0) // 2
+        return same_out == out and before == node.padding
+
+    def __call__(self, x: tf.Tensor, ctx: Context) -> tf.Tensor:
+        if self.mode == "PAD":
+            x = tf.pad(x, [[0, 0], list(self.pads[0]), list(self.pads[1]), [0, 0]], constant_values=-np.inf)
+        return tf.nn.max_pool2d(x, self.kernel, self.stride, "SAME" if self.mode == "SAME" else "VALID")
+
+
+class LRN:
+    """torch.nn.LocalResponseNorm: x / (k + alpha/size * sum of x^2 over the size channels centred on c)^beta.
+
+    Odd sizes map onto TF's LRN op (depth_radius = size // 2, alpha / size); even sizes (torch's
+    window is then c - size//2 .. c + size//2 - 1) use a banded channel matrix.
+    """
+
+    def __init__(self, node: g.LRN, in_shape: tuple[int, ...]) -> None:
+        self.node = node
+        c, size = in_shape[0], node.size
+        band = np.zeros((c, c), np.float32)
+        for out_c in range(c):
+            band[max(out_c - size // 2, 0):out_c + (size - 1) // 2 + 1, out_c] = 1.0
+        self.band = band
+
+    def __call__(self, x: tf.Tensor, ctx: Context) -> tf.Tensor:
+        n, dtype = self.node, x.dtype
+        x = tf.cast(x, tf.float32)  # TF's CPU LRN kernel has no bfloat16
+        if n.size % 2:
+            y = tf.nn.local_response_normalization(x, n.size // 2, n.k, n.alpha / n.size, n.beta)
+        else:
+            sums = tf.tensordot(tf.square(x), tf.constant(self.band), axes=[[3], [0]])
+            y = x * tf.pow(n.k + (n.alpha / n.size) * sums, -n.beta)
+        return tf.cast(y, dtype)
+
+
+class Dropout:
+    """Inverted dropout from a seeded stateful generator (stateless op, so it also compiles with XLA)."""
+
+    def __init__(self, node: g.Dropout, gen: tf.random.Generator) -> None:
+        self.rate, self.gen = node.rate, gen
+
+    def __call__(self, x: tf.Tensor, ctx: Context) -> tf.Tensor:
+        if not ctx.training or self.rate == 0:
+            return x
+        return tf.nn.experimental.stateless_dropout(x, self.rate, seed=self.gen.make_seeds(1)[:, 0])
+
+
+class Flatten:
+    """C-major (NCHW) flatten, so portable linear weights apply unchanged; no transpose when H = W = 1."""
+
+    def __init__(self, node: g.Flatten, in_shape: tuple[int, ...]) -> None:
+        self.size = math.prod(in_shape)
+        self.spatial = len(in_shape) == 3 and in_shape[1] * in_shape[2] > 1
+
+    def __call__(self, x: tf.Tensor, ctx: Context) -> tf.Tensor:
+        if self.spatial:
+            x = tf.transpose(x, [0, 3, 1, 2])
+        return tf.reshape(x, [-1, self.size])
+
+
+class Stateless:
+    """ReLU, AvgPool and GlobalAvgPool: a function of the input alone."""
+
+    def __init__(self, node: g.Node) -> None:
+        if isinstance(node, g.ReLU):
+            self.fn = tf.nn.relu
+        elif isinstance(node, g.AvgPool):
+            self.fn = lambda x, k=node.kernel, s=node.stride: tf.nn.avg_pool2d(x, k, s, "VALID")
+        elif isinstance(node, g.GlobalAvgPool):
+            self.fn = lambda x: tf.reduce_mean(x, axis=[1, 2])
+        else:
+            raise TypeError(f"tensorflow plugin cannot build {type(node).__name__}")
+
+    def __call__(self, x: tf.Tensor, ctx: Context) -> tf.Tensor:
+        return self.fn(x)

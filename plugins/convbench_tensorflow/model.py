@@ -1,0 +1,214 @@
+"""TFModel: the NativeModel (and TimedModel) of the tensorflow plugin.
+
+Runs NHWC internally (TF's CPU convolutions are NHWC only); numpy NCHW batches are transposed on the
+device. Every step is a tf.function (unless --compile none) traced once per batch shape; the learning
+rate is a tensor argument, so changing it does not retrace. Master weights are float32 whatever the
+precision.
+
+Data parallel (settings ``dp_mode`` "devices", ``world_size`` N > 1; see ``parallel``): the variables are
+MirroredVariables, the train step runs per replica on its slice of the global batch with gradients
+all-reduced (mean) before the update, and the loss returned is the global batch's mean. Batch norm uses
+each replica's own batch statistics in training (no cross-replica sync, like torch's DDP without
+SyncBatchNorm); its running statistics are ON_WRITE variables with aggregation MEAN, so every replica's
+update is averaged and written to all copies (deterministic: the reduction order is fixed). Forward and
+evaluation run on the first replica's device (every copy holds the same values).
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from convbench_tensorflow.device import configure, tf_device
+from convbench_tensorflow.execution import TFExecution
+from convbench_tensorflow.net import Net, loss_fn
+from convbench_tensorflow.optim import SGD, LossScaler
+from convbench_tensorflow.parallel import Replicas, all_reduce_mean, replica_devices
+from harness.errors import ConvbenchError
+from harness.model.graph import ModelDef
+from harness.model.shapes import summarize
+from harness.model.weights import check_momentum, check_weights
+from harness.native import PHASES
+from harness.plugin_base import Execution
+
+
+class TFModel:
+    def __init__(self, model: ModelDef, execution: Execution, settings: dict[str, Any]) -> None:
+        self.model = model
+        self.device = tf_device(execution.device)  # validation first: these start no TF runtime
+        self.execution = TFExecution(execution)
+        seed = int(settings.get("seed", 0))
+        devices = replica_devices(execution.device, settings)  # logical CPU devices: before the runtime starts
+        if devices is not None and self.execution.compile == "xla":
+            raise ConvbenchError("tensorflow data parallel runs with --compile auto or none, not xla")
+        configure(settings.get("threads"), seed)  # before the first op: thread pools, GPU memory growth
+        self.replicas = Replicas(devices) if devices is not None else None
+        if self.replicas is not None:
+            self.device = devices[0]
+        self.world = self.replicas.world if self.replicas is not None else 1
+        with self._scope(), tf.device(self.device):
+            self.net = Net(model, summarize(model), self.execution.dtype, seed)
+            self.optimizer = SGD(self.net.trainable, settings.get("momentum", 0.9), settings.get("weight_decay", 0.0))
+            self.scaler = LossScaler() if self.execution.precision == "fp16" else None
+        wrap = self.execution.wrap
+        self._forward_fn, self._eval_fn = wrap(self._forward), wrap(self._evaluate)
+        if self.replicas is None:
+            self._phase_forward_fn = self._forward_fn
+            self._grads_fn, self._train_fn = wrap(self._forward_backward), wrap(self._train_step)
+        else:
+            self._phase_forward_fn = wrap(self._distributed_forward)
+            self._grads_fn, self._train_fn = wrap(self._distributed_grads), wrap(self._distributed_train)
+
+    def _scope(self) -> contextlib.AbstractContextManager[Any]:
+        return self.replicas.scope() if self.replicas is not None else contextlib.nullcontext()
+
+    def execution_info(self) -> dict[str, Any]:
+        return {"world_size": self.world, **self.execution.info()}
+
+    # -- graph bodies (traced once per input shape) --------------------------------------------------
+
+    def _forward(self, x: tf.Tensor) -> tf.Tensor:
+        return self.net(x, training=False)[0]
+
+    def _loss_and_grads(self, x: tf.Tensor, y: tf.Tensor, update_stats: bool
+                        ) -> tuple[tf.Tensor, list[tf.Tensor | None], tf.Tensor | None]:
+        with tf.GradientTape() as tape:
+            logits, aux = self.net(x, training=True, update_stats=update_stats)
+            loss = loss_fn(logits, aux, y)
+            scaled = loss * self.scaler.scale if self.scaler is not None else loss
+        grads = tape.gradient(scaled, self.net.trainable)
+        if self.replicas is not None:  # in a replica: the mean over replicas, the same bits on each
+            grads = all_reduce_mean(grads)
+        if self.scaler is None:
+            return loss, grads, None
+        grads, finite = self.scaler.unscale(grads)
+        return loss, grads, finite
+
+    def _forward_backward(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        loss, grads, _ = self._loss_and_grads(x, y, update_stats=False)
+        return loss, [g for g in grads if g is not None]  # returned, so no gradient is pruned away
+
+    def _train_step(self, x: tf.Tensor, y: tf.Tensor, lr: tf.Tensor) -> tf.Tensor:
+        loss, grads, finite = self._loss_and_grads(x, y, update_stats=True)
+        if self.scaler is None:
+            self.optimizer.apply(grads, lr)
+            return loss
+
+        def step() -> tf.Tensor:
+            self.optimizer.apply(grads, lr)
+            return tf.constant(True)
+        tf.cond(finite, step, lambda: tf.constant(False))  # skip the update on overflow
+        self.scaler.update(finite)
+        return loss
+
+    def _distributed_train(self, xs: Any, ys: Any, lr: tf.Tensor) -> tf.Tensor:
+        return self.replicas.mean(self.replicas.run(self._train_step, xs, ys, lr))
+
+    def _distributed_grads(self, xs: Any, ys: Any) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        loss, grads = self.replicas.run(self._forward_backward, xs, ys)
+        return self.replicas.mean(loss), [g for per_replica in grads for g in self.replicas.local(per_replica)]
+
+    def _distributed_forward(self, xs: Any) -> list[tf.Tensor]:
+        return list(self.replicas.local(self.replicas.run(self._forward, xs)))
+
+    def _evaluate(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        logits = self.net(x, training=False)[0]
+        ce = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+        hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=y.dtype), y), tf.int32))
+        return ce, hits
+
+    # -- conversions ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _to_nhwc(images: np.ndarray) -> tf.Tensor:
+        return tf.transpose(tf.convert_to_tensor(np.asarray(images, np.float32)), [0, 2, 3, 1])
+
+    @staticmethod
+    def _to_labels(labels: np.ndarray) -> tf.Tensor:
+        return tf.identity(tf.convert_to_tensor(np.asarray(labels, np.int64)))
+
+    def _images(self, images: np.ndarray) -> tf.Tensor:
+        """NCHW numpy -> NHWC float32 tensor on the model's device (transposed there)."""
+        with tf.device(self.device):
+            return self._to_nhwc(images)
+
+    def _labels(self, labels: np.ndarray) -> tf.Tensor:
+        with tf.device(self.device):
+            return self._to_labels(labels)
+
+    def _train_batch(self, images: np.ndarray, labels: np.ndarray) -> tuple[Any, Any]:
+        """The batch as train steps take it: tensors on the device, or per-replica slices on each."""
+        if self.replicas is None:
+            return self._images(images), self._labels(labels)
+        return (self.replicas.distribute(images, self._to_nhwc), self.replicas.distribute(labels, self._to_labels))
+
+    # -- NativeModel ---------------------------------------------------------------------------------
+
+    def param_count(self) -> int:
+        return sum(int(np.prod(v.shape)) for v in self.net.trainable)
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return {key: np.array(p.to_portable(p.var.numpy()), dtype=np.float32, order="C", copy=True)
+                for key, p in self.net.params.items()}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        check_weights(self.model, weights)
+        with self._scope(), tf.device(self.device):  # a MirroredVariable's assign writes every copy
+            for key, p in self.net.params.items():
+                p.var.assign(p.to_tf(np.asarray(weights[key], np.float32)))
+
+    def _momentum_buffers(self) -> dict[str, tuple[Any, tf.Variable]]:
+        """portable key -> (its Param, the optimiser's buffer for it)."""
+        buffer_of = {id(var): buf for var, buf in zip(self.optimizer.variables, self.optimizer.buffers)}
+        return {key: (p, buffer_of[id(p.var)]) for key, p in self.net.params.items() if id(p.var) in buffer_of}
+
+    def get_momentum(self) -> dict[str, np.ndarray]:
+        return {key: np.array(p.to_portable(buf.numpy()), dtype=np.float32, order="C", copy=True)
+                for key, (p, buf) in self._momentum_buffers().items()}
+
+    def set_momentum(self, momentum: dict[str, np.ndarray]) -> None:
+        check_momentum(self.model, momentum)
+        with self._scope(), tf.device(self.device):
+            for key, (p, buf) in self._momentum_buffers().items():
+                buf.assign(p.to_tf(np.asarray(momentum[key], np.float32)))
+
+    def forward(self, images: np.ndarray) -> np.ndarray:
+        with tf.device(self.device):
+            return self._forward_fn(self._images(images)).numpy()
+
+    def train_step(self, images: np.ndarray, labels: np.ndarray, lr: float) -> float:
+        """One step on the (global) batch; returns its mean loss."""
+        x, y = self._train_batch(images, labels)
+        with tf.device(self.device):
+            loss = self._train_fn(x, y, tf.constant(lr, tf.float32))
+        return float(loss.numpy())
+
+    def evaluate(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
+        with tf.device(self.device):
+            ce, hits = self._eval_fn(self._images(images), self._labels(labels))
+        return float(ce.numpy()), int(hits.numpy())
+
+    # -- TimedModel ----------------------------------------------------------------------------------
+
+    def prepare_batch(self, images: np.ndarray, labels: np.ndarray) -> tuple[Any, Any]:
+        return self._train_batch(images, labels)
+
+    def run_phase(self, phase: str, batch: object, lr: float) -> None:
+        x, y = batch  # type: ignore[misc]
+        with tf.device(self.device):
+            if phase == "forward":
+                self._phase_forward_fn(x)
+            elif phase == "forward_backward":
+                self._grads_fn(x, y)
+            elif phase == "train_step":
+                self._train_fn(x, y, tf.constant(lr, tf.float32))
+            else:
+                raise ConvbenchError(f"unknown phase {phase!r}; known: {', '.join(PHASES)}")
+
+    def tracing_counts(self) -> dict[str, int]:
+        """How often each step function has been traced (one per distinct batch shape; 0 when eager)."""
+        fns = {"forward": self._phase_forward_fn, "forward_backward": self._grads_fn, "train_step": self._train_fn,
+               "evaluate": self._eval_fn}
+        return {name: getattr(fn, "experimental_get_tracing_count", lambda: 0)() for name, fn in fns.items()}

@@ -1,0 +1,39 @@
+"""PyTorch plugin. Torch is imported only by the methods that run inside a torch worker."""
+from __future__ import annotations
+
+from typing import Any
+
+from harness.devices import Device
+from harness.frameworks import DeviceInfo, FrameworkSpec
+from harness.model.graph import ModelDef
+from harness.plugin_base import Execution, FrameworkPlugin
+
+
+class TorchPlugin(FrameworkPlugin):
+    spec = FrameworkSpec("torch", "torch", ("torch",), ("cpu", "cuda"), data_parallel="processes")
+    compile_modes = {"auto": "eager", "none": "eager", "default": "torch.compile"}
+    layouts = {"native": "nchw", "nchw": "nchw", "nhwc": "nhwc"}
+    precisions = ("fp32", "bf16", "fp16")
+    gpu_only_precisions = ("fp16",)
+
+    def build(self, model: ModelDef, execution: Execution, settings: dict[str, Any]) -> Any:
+        from convbench_torch.model import TorchModel
+        return TorchModel(model, execution, settings)
+
+    def discover(self) -> list[DeviceInfo]:
+        from convbench_torch.device import discover
+        return discover()
+
+    def synchronize(self, device: Device) -> None:
+        import torch
+        torch.cuda.synchronize(device.name)
+
+    def peak_memory_mb(self, device: Device, reset: bool) -> float | None:
+        import torch
+        if reset:
+            torch.cuda.reset_peak_memory_stats(device.name)
+            return 0.0
+        return torch.cuda.max_memory_allocated(device.name) / 2**20
+
+
+plugin = TorchPlugin()

@@ -1,0 +1,162 @@
+"""TorchModel: the NativeModel (and TimedModel) of the torch plugin."""
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import numpy as np
+import torch
+
+from convbench_torch.device import torch_device
+from convbench_torch.layers import Net, loss_fn
+from harness.model.graph import ModelDef
+from harness.model.shapes import summarize
+from harness.model.weights import check_momentum, check_weights
+from harness.plugin_base import Execution
+
+PREFIX = "body."
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class TorchModel:
+    def __init__(self, model: ModelDef, execution: Execution, settings: dict[str, Any]) -> None:
+        self.model = model
+        self.world = int(settings.get("world_size", 1)) if settings.get("dp_mode") == "processes" else 1
+        self.device = torch_device(execution.device)   # a data-parallel rank gets its own device here
+        if "threads" in settings:
+            torch.set_num_threads(int(settings["threads"]))
+        torch.manual_seed(int(settings.get("seed", 0)))
+        self.precision, self.compiled = execution.precision, execution.compile == "torch.compile"
+        self.net = Net(model, summarize(model)).to(self.device)
+        self.channels_last = execution.layout == "nhwc"
+        if self.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.SGD(self.net.parameters(), lr=0.0, momentum=settings.get("momentum", 0.9),
+                                         weight_decay=settings.get("weight_decay", 0.0))
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        self.run: torch.nn.Module = self.net
+        if self.world > 1:
+            self.run = self._distributed(int(settings["rank"]))
+        if self.compiled:  # after DDP: torch.compile(DDP(net)) is the documented order (DDP's optimizer hooks)
+            self.run = torch.compile(self.run)
+
+    def _distributed(self, rank: int) -> torch.nn.Module:
+        """DistributedDataParallel over a process group set up from torchrun's variables (the harness
+        sets them): gloo on CPU, NCCL on GPUs. Gradients are averaged; batch-norm statistics are each
+        process's own, with rank 0's buffers broadcast at every forward (DDP's default)."""
+        import torch.distributed as dist
+        from torch.nn.parallel import DistributedDataParallel
+        cuda = self.device.type == "cuda"
+        if cuda:  # NCCL binds the communicator to the current device: set it to this rank's before init
+            torch.cuda.set_device(self.device)
+        dist.init_process_group("nccl" if cuda else "gloo", init_method="env://", rank=rank, world_size=self.world)
+        return DistributedDataParallel(self.net, device_ids=[self.device.index] if cuda else None)
+
+    def execution_info(self) -> dict[str, Any]:
+        cuda = self.device.type == "cuda"
+        return {"world_size": self.world, "precision": self.precision,
+                "compile": "torch.compile" if self.compiled else "eager",
+                "layout": "nhwc" if self.channels_last else "nchw",
+                "tf32": bool(cuda and torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32)
+                if cuda else False,
+                "cudnn_benchmark": bool(torch.backends.cudnn.benchmark) if cuda else None,
+                "deterministic": torch.are_deterministic_algorithms_enabled()}
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=DTYPES[self.precision])
+
+    def param_count(self) -> int:
+        return sum(p.numel() for p in self.net.parameters() if p.requires_grad)
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return {k[len(PREFIX):]: v.detach().cpu().numpy().copy() for k, v in self.net.state_dict().items()
+                if not k.endswith("num_batches_tracked")}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        check_weights(self.model, weights)
+        state = self.net.state_dict()
+        with torch.no_grad():
+            for key, value in weights.items():
+                state[PREFIX + key].copy_(torch.from_numpy(np.ascontiguousarray(value)))
+
+    def get_momentum(self) -> dict[str, np.ndarray]:
+        """torch.optim.SGD's momentum_buffer per parameter; zeros until the first step creates it."""
+        out = {}
+        for name, p in self.net.named_parameters():
+            buf = self.optimizer.state.get(p, {}).get("momentum_buffer")
+            out[name[len(PREFIX):]] = np.zeros(p.shape, np.float32) if buf is None else buf.detach().cpu().numpy().copy()
+        return out
+
+    def set_momentum(self, momentum: dict[str, np.ndarray]) -> None:
+        check_momentum(self.model, momentum)
+        for name, p in self.net.named_parameters():
+            value = torch.from_numpy(np.ascontiguousarray(momentum[name[len(PREFIX):]], np.float32))
+            self.optimizer.state[p]["momentum_buffer"] = value.to(p.device).clone(memory_format=torch.preserve_format)
+
+    def _images(self, array: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(array)).to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def _labels(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array.astype(np.int64)).to(self.device, non_blocking=True)
+
+    def forward(self, images: np.ndarray) -> np.ndarray:
+        self.net.eval()
+        with torch.no_grad(), self._autocast():
+            logits, _ = self.run(self._images(images))
+        return logits.float().cpu().numpy()
+
+    def _set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with self._autocast():
+            logits, aux = self.run(x)
+            return loss_fn(logits.float(), [(w, a.float()) for w, a in aux], y)
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor, lr: float, update: bool) -> torch.Tensor:
+        self.net.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self._loss(x, y)
+        self.scaler.scale(loss).backward()
+        if update:
+            self._set_lr(lr)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        return loss
+
+    def train_step(self, images: np.ndarray, labels: np.ndarray, lr: float) -> float:
+        loss = self._step(self._images(images), self._labels(labels), lr, True).detach()
+        if self.world > 1:   # report the global batch's loss, as single-device training would
+            import torch.distributed as dist
+            dist.all_reduce(loss)
+            loss = loss / self.world
+        return float(loss.item())
+
+    def evaluate(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
+        self.net.eval()
+        with torch.no_grad():
+            y = self._labels(labels)
+            with self._autocast():
+                logits, _ = self.run(self._images(images))
+            loss = torch.nn.functional.cross_entropy(logits.float(), y, reduction="sum")
+            correct = (logits.argmax(dim=1) == y).sum()
+        return float(loss.item()), int(correct.item())
+
+    # speed mode -----------------------------------------------------------------------------------
+    def prepare_batch(self, images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._images(images), self._labels(labels)
+
+    def run_phase(self, phase: str, batch: tuple[torch.Tensor, torch.Tensor], lr: float) -> None:
+        x, y = batch
+        if phase == "forward":
+            self.net.eval()
+            with torch.no_grad(), self._autocast():
+                self.run(x)
+        elif phase in ("forward_backward", "train_step"):
+            self._step(x, y, lr, update=phase == "train_step")
+        else:
+            raise ValueError(f"unknown phase {phase!r}")

@@ -1,0 +1,126 @@
+"""Datasets: digits, synthetic, the CIFAR-10 reader on good and broken releases, batching."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import extract, make_release
+
+from harness.datasets import load_dataset
+from harness.datasets.batches import pad_crop_flip, train_batches
+from harness.datasets.batches import test_batches as eval_batches
+from harness.datasets.cifar10 import load_cifar10
+from harness.errors import ConvbenchError
+
+
+def test_digits_is_real_fixed_and_cifar_shaped():
+    a, b = load_dataset("digits"), load_dataset("digits")
+    assert a.x_train.shape == (1437, 3, 32, 32) and a.x_test.shape == (360, 3, 32, 32)
+    assert a.x_train.dtype == np.float32 and 0.0 <= a.x_train.min() and a.x_train.max() <= 1.0
+    assert np.array_equal(a.x_test, b.x_test) and np.array_equal(a.y_train, b.y_train)
+    assert np.bincount(a.y_test).min() >= 35  # stratified split
+    assert np.array_equal(a.x_train[:, 0], a.x_train[:, 2])  # grey copied to RGB
+
+
+def test_digits_cache_holds_the_prepared_arrays_and_survives_a_bad_file(tmp_path, monkeypatch):
+    from harness.datasets import digits
+    monkeypatch.setenv("CONVBENCH_DATA", str(tmp_path))
+    fresh = digits.prepare()
+    first = digits.load_digits32()
+    [cached] = tmp_path.glob("digits32-v*-sklearn*-scipy*.npz")
+    second = digits.load_digits32()
+    for d in (first, second):
+        for got, want in zip((d.x_train, d.y_train, d.x_test, d.y_test), fresh):
+            assert got.dtype == want.dtype and np.array_equal(got, want)
+    cached.write_bytes(b"truncated")
+    assert np.array_equal(digits.load_digits32().x_test, fresh[2])  # rebuilt, not an error
+    assert np.load(cached)["x_test"].shape == (360, 3, 32, 32)
+
+
+def test_synthetic_takes_any_shape():
+    d = load_dataset("synthetic", shape=(3, 224, 224), num_classes=1000, seed=1, synthetic_size=(4, 2))
+    assert d.x_train.shape == (4, 3, 224, 224) and d.y_train.max() < 1000
+    assert np.array_equal(d.x_train, load_dataset("synthetic", shape=(3, 224, 224), num_classes=1000, seed=1,
+                                                  synthetic_size=(4, 2)).x_train)
+
+
+def test_unknown_dataset():
+    with pytest.raises(ConvbenchError, match="unknown dataset 'cifar' .*did you mean 'cifar10'"):
+        load_dataset("cifar")
+
+
+def test_batches_same_order_for_a_seed_and_drop_last():
+    x = np.arange(10, dtype=np.float32).reshape(10, 1, 1, 1)
+    y = np.arange(10)
+    first = [yb.tolist() for _, yb in train_batches(x, y, 3, seed=5, epoch=0)]
+    again = [yb.tolist() for _, yb in train_batches(x, y, 3, seed=5, epoch=0)]
+    other = [yb.tolist() for _, yb in train_batches(x, y, 3, seed=5, epoch=1)]
+    assert first == again != other and len(first) == 3
+    assert [len(b) for _, b in eval_batches(x, y, 4)] == [4, 4, 2]
+
+
+def test_augmentation_pads_crops_and_flips_deterministically():
+    imgs = np.random.default_rng(0).random((64, 3, 8, 8), dtype=np.float32)
+    a = pad_crop_flip(imgs, np.random.default_rng(1))
+    b = pad_crop_flip(imgs, np.random.default_rng(1))
+    assert a.shape == imgs.shape and np.array_equal(a, b) and not np.array_equal(a, imgs)
+    assert (a == 0).any()  # some zero padding came in
+
+
+def test_cifar_archive_with_its_checksums(tmp_path):
+    sums = make_release(tmp_path)
+    d = load_cifar10(tmp_path, checksums=sums)
+    assert d.x_train.shape == (100, 3, 32, 32) and d.x_test.shape == (20, 3, 32, 32)
+    assert d.info["verified"] is True and d.x_train.max() <= 1.0
+
+
+def test_cifar_extracted_folder(tmp_path):
+    sums = make_release(tmp_path)
+    extract(tmp_path)
+    assert load_cifar10(tmp_path, checksums=sums).x_train.shape[0] == 100
+
+
+def test_cifar_official_checksum_refuses_other_archive(tmp_path):
+    make_release(tmp_path)
+    with pytest.raises(ConvbenchError, match="cifar-10-python.tar.gz.*MD5 .* does not match"):
+        load_cifar10(tmp_path)
+
+
+def test_cifar_truncated_archive_names_the_file(tmp_path):
+    make_release(tmp_path)
+    path = tmp_path / "cifar-10-python.tar.gz"
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(ConvbenchError, match="cifar-10-python.tar.gz.*not a readable gzip tar"):
+        load_cifar10(tmp_path, checksums=None)
+
+
+def test_cifar_corrupt_and_missing_batch_name_the_file(tmp_path):
+    sums = make_release(tmp_path)
+    folder = extract(tmp_path)
+    (folder / "data_batch_3").write_bytes(b"garbage")
+    with pytest.raises(ConvbenchError, match="data_batch_3.*MD5"):
+        load_cifar10(tmp_path, checksums=sums)
+    with pytest.raises(ConvbenchError, match="data_batch_3 is not a CIFAR-10 python batch"):
+        load_cifar10(tmp_path, checksums=None)
+    (folder / "data_batch_3").unlink()
+    with pytest.raises(ConvbenchError, match="missing: .*data_batch_3"):
+        load_cifar10(tmp_path, checksums=None)
+
+
+def test_cifar_missing_release_and_missing_dir(tmp_path):
+    with pytest.raises(ConvbenchError, match="CIFAR-10 not found in"):
+        load_cifar10(tmp_path)
+    with pytest.raises(ConvbenchError, match="does not exist"):
+        load_cifar10(tmp_path / "nope")
+
+
+def test_cifar_download_verifies_checksum(tmp_path, monkeypatch):
+    sums = make_release(tmp_path / "server")
+    monkeypatch.setenv("CONVBENCH_DATA", str(tmp_path / "cache"))
+    url = (tmp_path / "server" / "cifar-10-python.tar.gz").as_uri()
+    assert load_cifar10(checksums=sums, url=url).x_test.shape[0] == 20
+    assert (tmp_path / "cache" / "cifar-10-python.tar.gz").exists()
+    monkeypatch.setenv("CONVBENCH_DATA", str(tmp_path / "cache2"))
+    with pytest.raises(ConvbenchError, match="downloaded .* has MD5"):
+        load_cifar10(url=url)
+    with pytest.raises(ConvbenchError, match="cannot download CIFAR-10"):
+        load_cifar10(url=(tmp_path / "missing.tar.gz").as_uri())

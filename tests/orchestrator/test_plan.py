@@ -1,0 +1,109 @@
+"""Planning, without running anything: settings resolved once, devices where they belong, every cell's typed spec.
+
+Probes are constructed as a GPU machine's would report them (no GPU needed): ``cpu`` plus ``cuda:0``/``cuda:1``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+from helpers import REGISTRIES
+
+from harness.commands.cli import build_parser
+from harness.errors import ConvbenchError
+from harness.orchestrator.plan import Plan, new_plan, prepare_cell, resolve_settings
+from harness.orchestrator.probes import Probe
+from harness.orchestrator.run import check_devices
+from harness.orchestrator.workers import rank_cells
+from harness.settings import Cell
+
+GPUS = [{"name": "cpu", "description": "x86"}, {"name": "cuda:0", "description": "NVIDIA H100 80GB HBM3"},
+        {"name": "cuda:1", "description": "NVIDIA H100 80GB HBM3"}]
+
+
+def args(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["run", *argv])
+
+
+def gpu_probe(framework: str = "torch", devices: list | None = None) -> Probe:
+    return Probe(framework, True, "", "2.13.0", GPUS if devices is None else devices)
+
+
+def test_the_command_line_is_not_modified_and_defaults_come_from_settings():
+    a = args("--frameworks", "torch")
+    before = vars(a).copy()
+    s = resolve_settings(a, REGISTRIES)
+    assert vars(a) == before
+    assert (s.mode, s.dataset, s.epochs, s.batch_size, s.lr, s.device, s.world_size) == ("train", "digits", 10, None,
+                                                                                         0.1, "cpu", 1)
+    speed = resolve_settings(args("--mode", "speed"), REGISTRIES)
+    assert (speed.dataset, speed.epochs, speed.target, speed.warmup, speed.steps) == ("synthetic", None, None, 10, 100)
+
+
+def test_devices_without_device_put_the_cell_on_the_first_gpu():
+    """Defect 1: --devices cuda:0,cuda:1 alone kept device cpu, so the baseline trained on the CPU and the
+    sync / memory hooks and scaling efficiency were the CPU's."""
+    s = resolve_settings(args("--devices", "cuda:0,cuda:1", "--batch-size", "64"), REGISTRIES)
+    assert (s.device, s.devices, s.world_size) == ("cuda:0", ("cuda:0", "cuda:1"), 2)
+    plan = Plan("r", None, [], ["torch"], ["lenet5"], [0], s)  # type: ignore[arg-type]
+    base, rows = prepare_cell("torch", "lenet5", 0, plan, gpu_probe(), REGISTRIES, 1)
+    assert rows is None and base.device == "cuda:0" and base.name == "torch-lenet5-cuda0" and base.devices is None
+    dp, rows = prepare_cell("torch", "lenet5", 0, plan, gpu_probe(), REGISTRIES, 2)
+    assert rows is None and dp.device == "cuda:0" and dp.devices == ("cuda:0", "cuda:1") and dp.dp_mode == "processes"
+    assert dp.device_name == "NVIDIA H100 80GB HBM3"
+
+
+def test_each_rank_synchronises_and_measures_its_own_device():
+    """Defect 3: every rank used the cell's device (devices[0]) for sync and peak memory."""
+    s = resolve_settings(args("--devices", "cuda:0,cuda:1", "--batch-size", "64", "--threads", "8"), REGISTRIES)
+    plan = Plan("r", None, [], ["torch"], ["lenet5"], [0], s)  # type: ignore[arg-type]
+    dp, _ = prepare_cell("torch", "lenet5", 0, plan, gpu_probe(), REGISTRIES, 2)
+    ranks = rank_cells(dp.replace(checkpoint="/x/checkpoint.npz"))
+    assert [(c.rank, c.device, c.run.threads, c.checkpoint) for c in ranks] == [
+        (0, "cuda:0", 4, "/x/checkpoint.npz"), (1, "cuda:1", 4, None)]
+    assert ranks[1].plugin_settings()["rank"] == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("--nproc", "2", "--device", "cuda"), "--nproc 2 trains on CPU processes; for GPUs use --devices"),
+    (("--devices", "cuda:0,cuda:0"), "--devices names cuda:0 twice"),
+    (("--devices", "cuda:0,cuda:1", "--device", "cuda:1"), "--device cuda:1 disagrees with --devices cuda:0,cuda:1"),
+    (("--devices", "cuda:0,cpu"), "--devices takes GPUs as cuda:N, got cpu"),
+    (("--devices", "gpu0,gpu1"), "unknown device 'gpu0'"),
+    (("--nproc", "2", "--devices", "cuda:0,cuda:1"), "not both"),
+])
+def test_data_parallel_requests_refused_before_anything_runs(argv, message):
+    """Defects 2 and 4: --nproc with a GPU trained on the CPU while the row said cuda:0; duplicate devices
+    crashed a rank later."""
+    with pytest.raises(ConvbenchError, match=message):
+        resolve_settings(args(*argv), REGISTRIES)
+
+
+def test_gpus_nobody_sees_are_refused_before_any_cell():
+    """Defect 4: cuda:7 on a 2-GPU host is one line, not a crashed rank."""
+    s = resolve_settings(args("--devices", "cuda:0,cuda:7", "--batch-size", "64"), REGISTRIES)
+    with pytest.raises(ConvbenchError, match="device 'cuda:7' not found"):
+        check_devices(s, {"torch": gpu_probe()})
+    check_devices(resolve_settings(args("--devices", "cuda:1,cuda:0"), REGISTRIES), {"torch": gpu_probe()})
+    with pytest.raises(ConvbenchError, match="device 'cuda:0' not found"):
+        check_devices(resolve_settings(args("--device", "cuda"), REGISTRIES), {"torch": gpu_probe(devices=GPUS[:1])})
+
+
+def test_a_framework_that_lacks_one_of_the_gpus_gets_an_unavailable_row():
+    s = resolve_settings(args("--devices", "cuda:0,cuda:1", "--batch-size", "64"), REGISTRIES)
+    plan = Plan("r", None, [], ["paddle"], ["lenet5"], [0], s)  # type: ignore[arg-type]
+    cell, rows = prepare_cell("paddle", "lenet5", 0, plan, gpu_probe("paddle", GPUS[:2]), REGISTRIES, 2)
+    assert rows and rows[0]["status"] == "unavailable" and "'cuda:1'" in rows[0]["error"]
+
+
+def test_plan_and_cells_round_trip_typed(tmp_path):
+    plan = new_plan(args("--frameworks", "torch", "--models", "lenet5", "--epochs", "3", "--seeds", "2",
+                         "--output", str(tmp_path)), ["run"], REGISTRIES)
+    data = json.loads((plan.run_dir / "plan.json").read_text())
+    assert data["settings"]["epochs"] == 3 and data["seeds"] == [0, 1]
+    again = Plan.load(plan.run_dir)
+    assert again.settings == plan.settings and again.models == ["lenet5"]
+    cell, _ = prepare_cell("torch", "lenet5", 1, again, Probe("torch", True, "", "2.13", GPUS[:1]), REGISTRIES)
+    cell.to_json(tmp_path / "cell.json")
+    assert Cell.from_json(tmp_path / "cell.json") == cell and cell.name == "torch-lenet5-cpu-s1"

@@ -1,0 +1,84 @@
+"""The shared training loop: schedule, clock, divergence, and real learning on digits."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from helpers import needs
+
+from harness.datasets import load_dataset
+from harness.model.weights import init_weights
+from harness.worker.training import Diverged, Recipe, train
+
+
+def test_step_decay_at_half_the_epochs_by_default():
+    r = Recipe(epochs=200)
+    assert [r.lr_at(e) for e in (0, 99, 100, 199)] == pytest.approx([0.1, 0.1, 0.01, 0.01])
+    assert Recipe(epochs=1).lr_at(0) == 0.1
+    assert Recipe(epochs=9, milestones=(3, 6)).lr_at(6) == pytest.approx(0.001)
+
+
+class Scripted:
+    """A stand-in model whose losses are scripted; records what the loop asks of it."""
+
+    def __init__(self, losses):
+        self.losses = iter(losses)
+        self.steps: list[float] = []
+
+    def train_step(self, images, labels, lr):
+        self.steps.append(lr)
+        return next(self.losses)
+
+    def evaluate(self, images, labels):
+        return float(len(labels)), int((labels == 0).sum())
+
+
+def small_data():
+    d = load_dataset("synthetic", shape=(1, 2, 2), num_classes=2, seed=0, synthetic_size=(10, 6))
+    d.y_test[:] = [0, 0, 0, 1, 1, 1]
+    return d
+
+
+def test_loop_times_training_apart_from_evaluation():
+    ticks = iter(range(100))
+    syncs = []
+    result = train(Scripted([1.0] * 10), small_data(), Recipe(epochs=2, batch_size=4), 0,
+                   lambda: syncs.append(1), clock=lambda: float(next(ticks)))
+    assert [h["test_accuracy"] for h in result.history] == [0.5, 0.5]
+    assert result.train_images == 2 * 2 * 4  # 10 samples, batch 4: last partial batch dropped
+    assert result.train_time_s == 2.0 and result.eval_time_s == 2.0  # one tick per timed region
+    assert len(syncs) == 7  # once at the start; before and after training and after evaluation, per epoch
+
+
+def test_nan_loss_raises_diverged():
+    with pytest.raises(Diverged, match="loss became nan at epoch 1, step 2"):
+        train(Scripted([1.0, math.nan]), small_data(), Recipe(epochs=1, batch_size=4), 0, lambda: None)
+
+
+@needs("torch")
+def test_lenet5_learns_digits_in_one_epoch(registries):
+    from convbench_torch import plugin
+    model = registries.models.get("lenet5")
+    native = plugin.native(model, "cpu", {"seed": 0, "threads": 2, "momentum": 0.9, "weight_decay": 2e-4})
+    native.set_weights(init_weights(model, 0))
+    result = train(native, load_dataset("digits"), Recipe(epochs=1, batch_size=32, lr=0.05), 0, lambda: None)
+    assert result.test_accuracy > 0.5, result.history  # chance is 0.1
+    assert np.isfinite(result.history[0]["train_loss"])
+
+
+def test_target_stops_training_and_times_from_first_touch():
+    ticks = iter(range(100))
+    data = small_data()
+    result = train(Scripted([1.0] * 20), data, Recipe(epochs=5, batch_size=4, target=0.5), 0, lambda: None,
+                   clock=lambda: float(next(ticks)))
+    assert result.epochs_to_target == 1 and len(result.history) == 1
+    assert result.time_to_target_s == 4.0   # clock 0 (start) .. 4 (end of the first evaluation)
+    assert train(Scripted([1.0] * 20), data, Recipe(epochs=2, batch_size=4, target=0.9), 0,
+                 lambda: None).time_to_target_s is None
+
+
+def test_resume_starts_at_the_given_epoch_with_its_learning_rate():
+    model = Scripted([1.0] * 20)
+    result = train(model, small_data(), Recipe(epochs=4, batch_size=4), 0, lambda: None, first_epoch=2)
+    assert [h["epoch"] for h in result.history] == [3, 4] and model.steps == [pytest.approx(0.01)] * 4
