@@ -94,21 +94,27 @@ def extract(folder: Path) -> Path:
 def make_run(root: Path, *, run_id: str = "synthetic", mode: str = "train", dataset: str = "digits",
              frameworks: Sequence[str] = ("torch",), models: Sequence[str] = ("lenet5",), seeds: Sequence[int] = (0,),
              failed: dict[tuple[str, str], str] | None = None, step_s: float = 0.010, noise: float = 0.05,
-             n_samples: int = 100, rng_seed: int = 0, epochs: int = 3, target: float | None = None) -> Path:
+             n_samples: int = 100, rng_seed: int = 0, epochs: int = 3, target: float | None = None,
+             step_scale: dict[str, float] | None = None, batch_sizes: Sequence[int] = (128,),
+             started: str = "2026-01-01T00:00:00+00:00", framework_version: str = "1.0") -> Path:
     """A run directory in the layout `convbench run` writes: results.csv, meta.json, cells/<cell>/
-    epochs.json (train) or samples.json (speed). ``failed`` maps (framework, model) to a status."""
+    epochs.json (train) or samples.json (speed). ``failed`` maps (framework, model) to a status.
+    ``step_scale`` multiplies one framework's step times (speed) or epoch times (train); several
+    ``batch_sizes`` make one cell per batch size (named ...-bN); ``started`` is meta.json's start time."""
     run_dir = root / run_id
     (run_dir / "cells").mkdir(parents=True)
     rng = np.random.default_rng(rng_seed)
     rows = []
     for fw in frameworks:
         for model in models:
-            for seed in seeds:
+            for seed, batch in ((s, b) for s in seeds for b in batch_sizes):
                 name = cell_id(fw, model, "cpu") + (f"-s{seed}" if len(seeds) > 1 else "")
+                name += f"-b{batch}" if len(batch_sizes) > 1 else ""
+                scale = (step_scale or {}).get(fw, 1.0)
                 settings = RunSettings(mode=mode, dataset=dataset, epochs=epochs if mode == "train" else None, lr=0.1,
                                        threads=2, compile="eager", layout="nchw")
-                cell = Cell(run_id=run_id, name=name, framework=fw, framework_version="1.0", model=model, seed=seed,
-                            device="cpu", device_name="x86_64", batch_size=128, run=settings)
+                cell = Cell(run_id=run_id, name=name, framework=fw, framework_version=framework_version, model=model,
+                            seed=seed, device="cpu", device_name="x86_64", batch_size=batch, run=settings)
                 cell_dir = run_dir / "cells" / name
                 cell_dir.mkdir()
                 status = (failed or {}).get((fw, model))
@@ -117,7 +123,7 @@ def make_run(root: Path, *, run_id: str = "synthetic", mode: str = "train", data
                     rows.append(dict(row, cell=name, phase=None if mode == "speed" else "train"))
                     continue
                 if mode == "train":
-                    per_epoch = 5.0 * (1 + frameworks.index(fw)) * (1 + 0.03 * rng.standard_normal())
+                    per_epoch = scale * 5.0 * (1 + frameworks.index(fw)) * (1 + 0.03 * rng.standard_normal())
                     history = [{"epoch": e, "lr": 0.1, "train_loss": 2.0 / e, "test_loss": 2.1 / e,
                                 "test_accuracy": min(0.99, 0.5 + 0.1 * e + 0.01 * rng.standard_normal()),
                                 "train_time_s": per_epoch * e, "eval_time_s": 0.2 * e} for e in range(1, epochs + 1)]
@@ -131,21 +137,21 @@ def make_run(root: Path, *, run_id: str = "synthetic", mode: str = "train", data
                     rows[-1].update(target=target, time_to_target_s=hit and hit["train_time_s"],
                                     epochs_to_target=hit and hit["epoch"], epochs_run=epochs)
                     continue
-                samples = {p: list(step_s * (i + 1) * rng.lognormal(0.0, noise, n_samples))
+                samples = {p: list(scale * step_s * (batch / 128) * (i + 1) * rng.lognormal(0.0, noise, n_samples))
                            for i, p in enumerate(PHASES)}
                 (cell_dir / "samples.json").write_text(json.dumps(samples, indent=1))
                 for phase, values in samples.items():
                     s = summarize(values).scaled(1000)
                     rows.append(dict(make_row(cell, status="ok", phase=phase, steps=n_samples, warmup=10,
-                                              images_per_sec=128e3 / s["median"],
+                                              images_per_sec=batch * 1e3 / s["median"],
                                               **{f"ms_{k}": v for k, v in s.items() if k != "n"}), cell=name))
     write_csv(rows, run_dir / "results.csv")
     settings = {"mode": mode, "dataset": dataset, "epochs": epochs if mode == "train" else None, "batch_size": None,
                 "seed": seeds[0], "seeds": len(seeds), "threads": 2, "device": "cpu", "precision": "fp32"}
-    meta = {"run_id": run_id, "started": "2026-01-01T00:00:00+00:00", "command": ["convbench", "run"],
+    meta = {"run_id": run_id, "started": started, "command": ["convbench", "run"],
             "settings": settings, "harness_version": "0.1.0", "python": "3.11.7", "platform": "Linux", "cpu_count": 2,
             "host": "test", "git_commit": "0" * 40,
-            "frameworks": {fw: {"framework": fw, "available": True, "reason": "", "version": "1.0",
+            "frameworks": {fw: {"framework": fw, "available": True, "reason": "", "version": framework_version,
                                 "devices": [{"name": "cpu", "description": "x86_64"}]} for fw in frameworks}}
     (run_dir / "meta.json").write_text(json.dumps(meta, indent=2))
     return run_dir

@@ -13,7 +13,7 @@ from typing import NoReturn, Sequence
 
 from harness.errors import ConvbenchError
 
-COMMANDS = ("run", "verify", "eval", "list", "plugins", "report", "compare")
+COMMANDS = ("run", "verify", "eval", "list", "plugins", "report", "compare", "history")
 
 
 class Parser(argparse.ArgumentParser):
