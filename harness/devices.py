@@ -75,3 +75,21 @@ def absent(device: Device, framework: str, count: int, hint: str = "") -> Convbe
     """The one error for a GPU a framework does not see (``count`` GPUs visible to it)."""
     seen = f"{framework} sees {count} GPU(s)" if count else f"{framework} sees no GPU"
     return ConvbenchError(f"device {device.name!r} is not available: {seen}{hint}")
+
+
+def visible_ids(devices: list[str] | tuple[str, ...], parent: str | None) -> list[str]:
+    """The CUDA_VISIBLE_DEVICES entries for ``devices`` (named in this process's numbering). Under a parent
+    CUDA_VISIBLE_DEVICES (a user's, or Ray's for a task) cuda:N is its N-th entry, an index or a UUID."""
+    entries = [e.strip() for e in parent.split(",")] if parent is not None else None
+    out = []
+    for name in devices:
+        index = parse_device(name).index
+        assert index is not None, f"{name} is not a GPU"
+        if entries is None:
+            out.append(str(index))
+        elif index < len(entries) and entries[index]:
+            out.append(entries[index])
+        else:
+            raise ConvbenchError(f"device {name!r} is not available: CUDA_VISIBLE_DEVICES={parent!r} shows "
+                                 f"{len([e for e in entries if e])} GPU(s)")
+    return out

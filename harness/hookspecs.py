@@ -1,8 +1,8 @@
 """Hook specifications: the reference documentation of convbench's plugin interface.
 
-Three concerns: frameworks (``convbench_add_frameworks``, ``convbench_build_model``), models
-(``convbench_add_models``) and devices (``convbench_discover_devices``, ``convbench_synchronize``,
-``convbench_peak_memory_mb``). Hooks that take a ``framework`` name are called inside that
+Three concerns: frameworks (``convbench_add_frameworks``, ``convbench_build_model``,
+``convbench_runtime_versions``), models (``convbench_add_models``) and devices (``convbench_discover_devices``,
+``convbench_synchronize``, ``convbench_peak_memory_mb``). Hooks that take a ``framework`` name are called inside that
 framework's worker process only, so an implementation may import its framework there; every
 other hook runs in the orchestrator, which must never import a deep-learning framework.
 """
@@ -99,4 +99,17 @@ def convbench_peak_memory_mb(framework: str, device: str, reset: bool) -> "float
     :param device: the device string of the cell.
     :param reset: start a new measurement window (the return value is then ignored).
     :return: the peak in MiB, or None for devices this plugin does not handle.
+    """
+
+
+@hookspec(firstresult=True)
+def convbench_runtime_versions(framework: str) -> "dict[str, str | None] | None":
+    """The GPU software ``framework`` runs on, as the framework itself reports it.
+
+    Called in the framework's probe worker (for meta.json) and in each GPU cell's worker (for its rows). Stops
+    at first non-None result. A CPU-only build answers with None values.
+
+    :param framework: the framework name.
+    :return: {"cuda_runtime": "12.4", "cudnn": "9.1.0", "nccl": "2.21.5"} (a value None where it does not
+        apply), or None for frameworks this plugin does not provide.
     """

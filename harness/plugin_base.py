@@ -9,6 +9,7 @@ mistakes with the same words. Nothing here imports a framework.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -29,15 +30,35 @@ LAYOUTS = ("native", "nchw", "nhwc")
 @dataclass(frozen=True)
 class Execution:
     """Execution settings as a plugin will run them: ``compile`` and ``layout`` are the plugin's own names
-    for what it does (``eager``, ``torch.compile``, ``tf.function``, ``nhwc`` ...), recorded in result rows."""
+    for what it does (``eager``, ``torch.compile``, ``tf.function``, ``nhwc`` ...), recorded in result rows.
+    ``tf32`` and ``autotune`` are what was asked for; a plugin reports what is in effect in ``execution_info``
+    (TF32 needs a GPU of compute capability 8.0 or newer, autotuning a GPU)."""
     precision: str
     compile: str
     layout: str
     device: Device
+    tf32: bool = True
+    autotune: bool = True
 
     @property
     def half(self) -> bool:
         return self.precision != "fp32"
+
+
+def xla_flags(flags: str | None, flag: str, present: bool) -> str:
+    """$XLA_FLAGS with ``flag`` added or removed (the other flags kept as they are)."""
+    kept = [f for f in (flags or "").split() if f != flag]
+    return " ".join([*kept, flag] if present else kept)
+
+
+XLA_NO_AUTOTUNE = "--xla_gpu_autotune_level=0"
+
+
+def _switch(settings: dict[str, Any], key: str) -> bool:
+    value = settings.get(key, True)
+    if not isinstance(value, bool):
+        raise ConvbenchError(f"{key} must be on or off (a boolean), got {value!r}")
+    return value
 
 
 class FrameworkPlugin:
@@ -77,6 +98,10 @@ class FrameworkPlugin:
         """Peak device memory since the last reset, MiB (called for GPUs only)."""
         raise NotImplementedError
 
+    def runtime_versions(self) -> dict[str, str | None]:
+        """CUDA runtime, cuDNN and NCCL versions as the framework reports them (imports the framework)."""
+        return {"cuda_runtime": None, "cudnn": None, "nccl": None}
+
     # -- the shell ----------------------------------------------------------------------------------
     def device(self, text: str) -> Device:
         """Parses a device string and checks this framework supports its kind; one-line ConvbenchError."""
@@ -97,7 +122,13 @@ class FrameworkPlugin:
         if precision in self.gpu_only_precisions and not device.is_gpu:
             on_cpu = [p for p in self.precisions if p not in self.gpu_only_precisions]
             raise ConvbenchError(f"{self.name} {precision} needs a GPU; use --precision {' or '.join(on_cpu)} on cpu")
-        return Execution(precision, self.compile_modes[compile_mode], self.layouts[layout], device)
+        return Execution(precision, self.compile_modes[compile_mode], self.layouts[layout], device,
+                         tf32=_switch(settings, "tf32"), autotune=_switch(settings, "autotune"))
+
+    def environment(self, execution: Execution) -> dict[str, str | None]:
+        """Environment variables the framework reads when it is imported or first initialises a device (e.g.
+        an autotuning switch): applied to this worker before ``build``; None removes a variable."""
+        return {}
 
     def _check(self, kind: str, value: str, offered: tuple[str, ...], supported: tuple[str, ...]) -> None:
         if value not in offered:
@@ -112,8 +143,13 @@ class FrameworkPlugin:
     def native(self, model: ModelDef, device: str = "cpu", settings: dict[str, Any] | None = None) -> NativeModel:
         """The native model, settings validated: what ``convbench_build_model`` returns for this framework."""
         settings = settings or {}
-        dev = self.device(device)
-        return self.build(model, self.execution(settings, dev), settings)
+        execution = self.execution(settings, self.device(device))
+        for name, value in self.environment(execution).items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        return self.build(model, execution, settings)
 
     @hookimpl
     def convbench_build_model(self, framework: str, model: ModelDef, device: str,
@@ -123,6 +159,10 @@ class FrameworkPlugin:
     @hookimpl
     def convbench_discover_devices(self, framework: str) -> list[DeviceInfo] | None:
         return self.discover() if framework == self.name else None
+
+    @hookimpl
+    def convbench_runtime_versions(self, framework: str) -> dict[str, str | None] | None:
+        return self.runtime_versions() if framework == self.name else None
 
     @hookimpl
     def convbench_synchronize(self, framework: str, device: str) -> bool | None:

@@ -59,6 +59,8 @@ class RunSettings:
     compile: str = "auto"
     precision: str = "fp32"
     layout: str = "native"
+    tf32: bool = True                   # TF32 tensor cores for fp32 convs and matmuls (Ampere and newer GPUs)
+    autotune: bool = True               # cuDNN / XLA algorithm autotuning
     # reliability and scale-out
     seed: int = 0
     timeout: float | None = None
@@ -94,6 +96,9 @@ class Cell:
     devices: tuple[str, ...] | None = None
     rank: int = 0
     checkpoint: str | None = None
+    # the GPUs this worker sees (its CUDA_VISIBLE_DEVICES, set by the orchestrator), in order; inside the
+    # worker the first is cuda:0. None: every GPU of the machine is visible (CPU cells, tests)
+    visible: tuple[str, ...] | None = None
 
     @property
     def per_device_batch(self) -> int | None:
@@ -107,14 +112,25 @@ class Cell:
     def replace(self, **changes: Any) -> "Cell":
         return dataclasses.replace(self, **changes)
 
+    def local(self, device: str) -> str:
+        """A device as the worker names it: ``cuda:3`` is ``cuda:0`` in a worker that sees only cuda:3."""
+        if self.visible is None or not device.startswith("cuda"):
+            return device
+        return f"cuda:{self.visible.index(device)}"
+
+    @property
+    def local_device(self) -> str:
+        return self.local(self.device)
+
     def plugin_settings(self) -> dict[str, Any]:
         """The ``settings`` dict ``convbench_build_model`` receives (documented in docs/plugins.md)."""
         out: dict[str, Any] = {"momentum": self.run.momentum, "weight_decay": self.run.weight_decay,
                                "seed": self.seed, "threads": self.run.threads, "compile": self.run.compile,
-                               "precision": self.run.precision, "layout": self.run.layout}
+                               "precision": self.run.precision, "layout": self.run.layout, "tf32": self.run.tf32,
+                               "autotune": self.run.autotune}
         if self.world_size > 1:
             out.update(world_size=self.world_size, rank=self.rank, dp_mode=self.dp_mode,
-                       devices=list(self.devices) if self.devices else None)
+                       devices=[self.local(d) for d in self.devices] if self.devices else None)
         return out
 
     def to_dict(self) -> dict[str, Any]:

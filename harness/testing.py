@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -311,6 +312,31 @@ class TestConformance:
         assert relative_error(native.forward(x), main) <= TOLERANCE, "dropout must be the identity at eval"
         losses = {round(native.train_step(x, y, 0.0), 6) for _ in range(3)}
         assert len(losses) > 1, "dropout masks must change from step to step"
+
+    def test_auxiliary_heads_are_skipped_at_evaluation(self, convbench_kit: Kit) -> None:
+        """forward/evaluate must not compute auxiliary heads (and drop the result): a forward time would then
+        count work other frameworks skip. A costly head (a 2048 x 4096 dense layer, ~1 GFLOP per batch) must
+        cost next to nothing at evaluation. Compared on CPU time, the least of several calls, so a busy machine
+        cannot fake or hide it."""
+        heavy = Seq("head", (Flatten("flatten"), Linear("wide", 4096), Linear("fc", 3)))
+        shape = (8, 16, 16)
+        models = [tiny("kit_aux_cost", shape, Aux("aux", heavy, 0.3), Flatten("flatten"), Linear("fc", 3)),
+                  tiny("kit_no_aux", shape, Flatten("flatten"), Linear("fc", 3))]
+        x = np.random.default_rng(19).random((64, *shape), dtype=np.float32)
+        costs = []
+        for model in models:
+            native = convbench_kit.build(model)
+            native.set_weights(init_weights(model, 0))
+            native.forward(x)  # tracing / compilation
+            samples = []
+            for _ in range(7):
+                start = time.process_time()
+                native.forward(x)
+                samples.append(time.process_time() - start)
+            costs.append(min(samples))
+        with_aux, without = costs
+        assert with_aux <= 3 * without + 0.003, (f"forward with an auxiliary head costs {1e3 * with_aux:.1f} ms of CPU, "
+                                                 f"without {1e3 * without:.1f} ms: the head runs at evaluation")
 
     @pytest.mark.parametrize("device", ["cuda:99", "tpu"])
     def test_bad_device_is_a_user_error(self, convbench_kit: Kit, device: str) -> None:

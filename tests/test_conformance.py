@@ -68,7 +68,8 @@ def test_kit_passes(tmp_path: Path, framework: str, reference: str, models: list
     assert all(f"test_logits_match_reference[{m}]" in outcomes for m in models), tail
     passed = {name for name, outcome in outcomes.items() if outcome == "passed"}
     checks = ["test_timing_phases[lenet5]", "test_sgd_matches_torch_rule", "test_train_step_lowers_loss",
-              "test_batch_norm_conventions", "test_auxiliary_head_and_dropout", "test_momentum_buffers"]
+              "test_batch_norm_conventions", "test_auxiliary_head_and_dropout", "test_momentum_buffers",
+              "test_auxiliary_heads_are_skipped_at_evaluation"]
     if reference != framework:  # else the kit skips the logits checks
         checks += [f"test_logits_match_reference[{m}]" for m in models]
     for check in checks:
@@ -76,7 +77,8 @@ def test_kit_passes(tmp_path: Path, framework: str, reference: str, models: list
 
 
 BROKEN = '''
-"""A torch-backed framework "broken": logits 1% off, SGD without weight decay, momentum buffers reversed."""
+"""A torch-backed framework "broken": logits 1% off, SGD without weight decay, momentum buffers reversed,
+auxiliary heads computed (and dropped) at evaluation."""
 from harness import hookimpl
 from harness.frameworks import FrameworkSpec
 
@@ -91,6 +93,10 @@ class Broken:
         return getattr(self.inner, name)
 
     def forward(self, images):
+        import torch
+        self.inner.net.train()   # the training-mode pass runs every auxiliary head
+        with torch.no_grad():
+            self.inner.net(torch.from_numpy(images))
         return self.inner.forward(images) * 1.01
 
     def get_momentum(self):
@@ -120,7 +126,8 @@ def test_kit_fails_for_a_broken_plugin(tmp_path: Path):
     proc, outcomes = run_kit(tmp_path, "broken", "torch", ["lenet5"], env=env)
     assert proc.returncode == 1, proc.stdout[-3000:]
     failed = {name for name, outcome in outcomes.items() if outcome == "failed"}
-    assert {"test_logits_match_reference[lenet5]", "test_sgd_matches_torch_rule", "test_momentum_buffers"} <= failed, outcomes
+    assert {"test_logits_match_reference[lenet5]", "test_sgd_matches_torch_rule", "test_momentum_buffers",
+            "test_auxiliary_heads_are_skipped_at_evaluation"} <= failed, outcomes
     for check in ("test_parameter_count[lenet5]", "test_weights_round_trip[lenet5]", "test_timing_phases[lenet5]"):
         assert outcomes[check] == "passed", (check, outcomes)
     assert "logits differ from torch" in proc.stdout

@@ -60,6 +60,14 @@ def test_answers_for_its_own_framework_only(pm_and_plugin):
     assert execution.device == Device("cuda", 0) and execution.half
 
 
+def test_runtime_versions_come_from_the_plugin(pm_and_plugin):
+    pm, plugin = pm_and_plugin
+    assert pm.hook.convbench_runtime_versions(framework="other") is None
+    assert pm.hook.convbench_runtime_versions(framework="fakefw") == {"cuda_runtime": None, "cudnn": None, "nccl": None}
+    plugin.runtime_versions = lambda: {"cuda_runtime": "12.4", "cudnn": "9.1.0", "nccl": "2.21.5"}
+    assert pm.hook.convbench_runtime_versions(framework="fakefw")["nccl"] == "2.21.5"
+
+
 def test_sync_and_peak_are_for_gpus_unless_the_framework_is_asynchronous(pm_and_plugin):
     pm, plugin = pm_and_plugin
     assert pm.hook.convbench_synchronize(framework="fakefw", device="cpu") is None

@@ -46,7 +46,7 @@ def test_unknown_keys_and_unreadable_files_are_one_line_errors(tmp_path):
 def test_plugin_settings_and_data_parallel_views():
     c = cell(compile="default", precision="bf16", threads=4)
     assert c.plugin_settings() == {"momentum": 0.9, "weight_decay": 2e-4, "seed": 3, "threads": 4, "compile": "default",
-                                   "precision": "bf16", "layout": "native"}
+                                   "precision": "bf16", "layout": "native", "tf32": True, "autotune": True}
     assert c.shard == (0, 1) and c.per_device_batch is None
     dp = c.replace(world_size=2, dp_mode="processes", rank=1, devices=("cpu", "cpu"))
     assert dp.shard == (1, 2) and dp.per_device_batch == 32

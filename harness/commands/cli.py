@@ -13,7 +13,7 @@ from typing import NoReturn, Sequence
 
 from harness.errors import ConvbenchError
 
-COMMANDS = ("run", "verify", "eval", "list", "plugins", "report", "compare", "history")
+COMMANDS = ("run", "verify", "eval", "list", "plugins", "report", "compare", "doctor", "history")
 
 
 class Parser(argparse.ArgumentParser):

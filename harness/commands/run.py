@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness.commands.args import device_name, name_list, non_negative_int, positive_float, positive_int
+from harness.commands.args import device_name, name_list, non_negative_int, on_off, positive_float, positive_int
 from harness.orchestrator.plan import new_plan, resume_plan
 from harness.orchestrator.run import execute
 from harness.plugin_manager import build_registries, get_plugin_manager
@@ -46,6 +46,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                           "xla: tf.function(jit_compile=True), jax.jit")
     run.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="autocast / mixed precision (default fp32)")
     run.add_argument("--layout", choices=("native", "nchw", "nhwc"), help="memory layout (default: each framework's fast one)")
+    run.add_argument("--tf32", type=on_off, metavar="on|off",
+                     help="TF32 tensor cores for fp32 convolutions and matmuls, the same in every framework (default on)")
+    run.add_argument("--autotune", type=on_off, metavar="on|off",
+                     help="cuDNN/XLA convolution algorithm autotuning, the same in every framework (default on)")
     run.add_argument("--executor", choices=("local", "ray"), help="local (default): cells one after another here; "
                      "ray: each cell a task on a Ray cluster")
     run.add_argument("--ray-address", help="address of an existing Ray cluster (default: start Ray locally)")

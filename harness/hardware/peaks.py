@@ -1,31 +1,85 @@
 """Device peak throughput, for peak_fraction = achieved / peak.
 
-GPUs: a table of vendor dense peaks (TFLOP/s) by precision. CPUs: a float32 GEMM measured once per
-run in a worker with the run's thread count (numpy's BLAS), best of several repetitions.
+GPUs: a table of vendor dense peaks (TFLOP/s) by part and precision, matched on whole name tokens so a part
+never silently gets another's peak. CPUs: a float32 GEMM measured once per run in a worker with the run's
+thread count (numpy's BLAS), best of several repetitions.
 """
 from __future__ import annotations
 
+import re
 import time
-
-# name fragment -> {precision: dense TFLOP/s}; fp32 uses TF32 tensor cores where TF32 is on
-GPU_PEAKS_TFLOPS: dict[str, dict[str, float]] = {
-    "H200": {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4},
-    "H100": {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4},
-    "A100": {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0, "fp16": 312.0},
-    "L40S": {"fp32": 91.6, "tf32": 183.0, "bf16": 362.0, "fp16": 362.0},
-    "A10": {"fp32": 31.2, "tf32": 62.5, "bf16": 125.0, "fp16": 125.0},
-    "V100": {"fp32": 15.7, "tf32": 15.7, "bf16": 15.7, "fp16": 125.0},
-    "T4": {"fp32": 8.1, "tf32": 8.1, "bf16": 8.1, "fp16": 65.0},
-    "RTX 4090": {"fp32": 82.6, "tf32": 82.6, "bf16": 165.2, "fp16": 165.2},
-}
+from dataclasses import dataclass
 
 
-def gpu_peak_gflops(device_name: str, precision: str, tf32: bool) -> float | None:
-    for fragment, peaks in GPU_PEAKS_TFLOPS.items():
-        if fragment.lower() in device_name.lower():
-            key = "tf32" if precision == "fp32" and tf32 else precision
-            return peaks[key] * 1000
-    return None
+@dataclass(frozen=True)
+class Part:
+    """A GPU part's vendor dense peaks in TFLOP/s (no 2:4 sparsity): fp32 on CUDA cores, tf32/bf16/fp16 on
+    tensor cores (tf32 None: the part has no TF32, fp32 matmuls run at the fp32 rate). ``tokens`` must all
+    appear in the device name's tokens, ``without`` none of them."""
+    name: str
+    tokens: frozenset[str]
+    fp32: float
+    tf32: float | None
+    bf16: float
+    fp16: float
+    without: frozenset[str] = frozenset()
+
+
+def _part(name: str, tokens: str, fp32: float, tf32: float | None, bf16: float, fp16: float, without: str = "") -> Part:
+    return Part(name, frozenset(tokens.split()), fp32, tf32, bf16, fp16, frozenset(without.split()))
+
+
+# NVIDIA datasheets, dense figures. Order matters only where one part's tokens include another's: the more
+# specific (NVL, PCIe) come first. The form factors differ by up to 25% (H100 PCIe vs SXM), so a name that
+# says neither PCIe nor NVL is taken as the SXM part (its name on every framework: "NVIDIA H100 80GB HBM3").
+PARTS = (
+    _part("B200", "B200", 80.0, 1100.0, 2250.0, 2250.0),
+    _part("H200 NVL", "H200 NVL", 60.0, 417.5, 835.5, 835.5),
+    _part("H200 SXM", "H200", 66.9, 494.7, 989.4, 989.4, without="NVL PCIE"),
+    _part("H100 NVL", "H100 NVL", 60.0, 417.5, 835.5, 835.5),
+    _part("H100 PCIe", "H100 PCIE", 51.2, 378.0, 756.0, 756.0),
+    _part("H100 SXM", "H100", 66.9, 494.7, 989.4, 989.4, without="NVL PCIE"),
+    _part("H800 PCIe", "H800 PCIE", 51.2, 378.0, 756.0, 756.0),
+    _part("H800 SXM", "H800", 66.9, 494.7, 989.4, 989.4, without="NVL PCIE"),
+    _part("H20", "H20", 44.0, 74.0, 148.0, 148.0),
+    _part("A100", "A100", 19.5, 156.0, 312.0, 312.0),          # SXM4 and PCIe, 40 and 80 GB: the same peaks
+    _part("A40", "A40", 37.4, 74.8, 149.7, 149.7),
+    _part("A10G", "A10G", 31.5, 35.0, 70.0, 70.0),              # AWS's part (no NVIDIA datasheet; as AWS lists it)
+    _part("A10", "A10", 31.2, 62.5, 125.0, 125.0),
+    _part("L40S", "L40S", 91.6, 183.0, 362.1, 362.1),
+    _part("L40", "L40", 90.5, 90.5, 181.0, 181.0),
+    _part("L4", "L4", 30.3, 60.0, 121.0, 121.0),
+    _part("V100", "V100", 15.7, None, 15.7, 125.0),             # SXM2; no TF32, no bf16 tensor cores
+    _part("T4", "T4", 8.1, None, 8.1, 65.0),
+    _part("RTX 4090", "RTX 4090", 82.6, 82.6, 165.2, 165.2),
+)
+# a MIG slice has a fraction of the SMs: no whole-part peak applies
+NEVER = frozenset({"MIG"})
+
+
+def tokens(device_name: str) -> frozenset[str]:
+    """'NVIDIA A100-SXM4-80GB' -> {'NVIDIA', 'A100', 'SXM4', '80GB'} (upper case, split on space, - and _)."""
+    return frozenset(re.split(r"[\s_\-/]+", device_name.upper())) - {""}
+
+
+def gpu_part(device_name: str) -> Part | None:
+    """The part a device name is, matched on whole tokens (an H20 is never an H200, an A10 never an A100)."""
+    have = tokens(device_name)
+    if have & NEVER:
+        return None
+    return next((p for p in PARTS if p.tokens <= have and not p.without & have), None)
+
+
+def gpu_peak_gflops(device_name: str, precision: str, tf32: bool) -> tuple[float | None, str]:
+    """(dense peak in GFLOP/s for this precision, a note); (None, why) for a part not in the table."""
+    part = gpu_part(device_name)
+    if part is None:
+        return None, (f"no peak for GPU {device_name!r} (not in harness/hardware/peaks.py, or a MIG slice): "
+                      "peak_fraction left empty")
+    if precision == "fp32":
+        use_tf32 = tf32 and part.tf32 is not None
+        return 1000 * (part.tf32 if use_tf32 else part.fp32), f"{part.name} {'tf32' if use_tf32 else 'fp32'} peak"
+    return 1000 * getattr(part, precision), f"{part.name} {precision} peak"
 
 
 def measure_cpu_gemm_gflops(size: int = 1024, repeats: int = 5) -> float:

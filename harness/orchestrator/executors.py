@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
 from harness.errors import ConvbenchError
 from harness.frameworks import FrameworkSpec
+from harness.orchestrator.probes import Probe, measure_cpu_peak, probe_framework
 from harness.orchestrator.retries import run_with_retries
 from harness.orchestrator.workers import kill_current_worker
 from harness.results.records import make_row
@@ -23,6 +25,8 @@ FORWARDED_ENV = ("CONVBENCH_PLUGINS", "CONVBENCH_DISABLE_PLUGINS", "CONVBENCH_DA
 
 
 class Executor(Protocol):
+    def probe(self, spec: FrameworkSpec, threads: int, log: Path, gpu: bool) -> Probe: ...
+    def cpu_peak(self, threads: int, log: Path) -> float | None: ...
     def submit(self, cell: Cell, spec: FrameworkSpec) -> None: ...
     def results(self) -> Iterator[tuple[str, list[dict[str, Any]]]]: ...
     def cancel(self) -> None: ...
@@ -34,6 +38,12 @@ class LocalExecutor:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
         self.queue: list[tuple[Cell, FrameworkSpec]] = []
+
+    def probe(self, spec: FrameworkSpec, threads: int, log: Path, gpu: bool) -> Probe:
+        return probe_framework(spec, threads, log)
+
+    def cpu_peak(self, threads: int, log: Path) -> float | None:
+        return measure_cpu_peak(threads, log)
 
     def submit(self, cell: Cell, spec: FrameworkSpec) -> None:
         self.queue.append((cell, spec))
@@ -48,20 +58,36 @@ class LocalExecutor:
 
 
 def run_cell_remotely(cell: Cell, spec: FrameworkSpec) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
-    """Inside a Ray task: the cell in a local temporary folder; rows and the cell's files go back."""
+    """Inside a Ray task: the cell in a local temporary folder; rows and the cell's files go back. Ray has set
+    this task's CUDA_VISIBLE_DEVICES to the GPU it reserved, so the cell's cuda:0 is that GPU."""
     with tempfile.TemporaryDirectory(prefix="convbench-ray-") as tmp:
         cell_dir = Path(tmp) / cell.name
         rows = run_with_retries(cell, spec, cell_dir)
         files = {f: (cell_dir / f).read_bytes() for f in CELL_FILES if (cell_dir / f).exists()}
-    host = os.uname().nodename
+    where = f"ran on ray node {os.uname().nodename}"
+    if cell.device != "cpu":
+        where += f", GPU {os.environ.get('CUDA_VISIBLE_DEVICES', '?')} of the node"
     for row in rows:
-        row["note"] = "; ".join(filter(None, [row.get("note"), f"ran on ray node {host}"]))
+        row["note"] = "; ".join(filter(None, [row.get("note"), where]))
     return rows, files
 
 
+def probe_remotely(spec: FrameworkSpec, threads: int) -> Probe:
+    """Inside a Ray task (with a GPU for a GPU run): the framework as a cell's node sees it, not the driver."""
+    with tempfile.TemporaryDirectory(prefix="convbench-ray-probe-") as tmp:
+        return probe_framework(spec, threads, Path(tmp) / "probe.log")
+
+
+def cpu_peak_remotely(threads: int) -> float | None:
+    with tempfile.TemporaryDirectory(prefix="convbench-ray-gemm-") as tmp:
+        return measure_cpu_peak(threads, Path(tmp) / "gemm.log")
+
+
 class RayExecutor:
-    """Each cell a Ray task: num_gpus=1 for a GPU cell, num_cpus=threads otherwise (one CPU cell per
-    node's worth of cores, so CPU timings do not share cores). Without an address Ray starts locally."""
+    """Each cell a Ray task: num_gpus=1 (and the node's CPUs per GPU) for a GPU cell, num_cpus=threads
+    otherwise (one CPU cell per node's worth of cores, so CPU timings do not share cores). Frameworks are
+    probed, and the CPU peak measured, in tasks too: the driver (a login node, say) may have no GPU at all.
+    Without an address Ray starts locally."""
 
     def __init__(self, address: str | None, run_dir: Path) -> None:
         try:
@@ -78,9 +104,27 @@ class RayExecutor:
         self.remote = ray.remote(run_cell_remotely)
         self.pending: dict[Any, Cell] = {}
 
+    def _cpus_per_gpu(self) -> int:
+        resources = self.ray.cluster_resources()
+        return max(1, int(resources.get("CPU", 1)) // max(1, int(resources.get("GPU", 1))))
+
+    def probe(self, spec: FrameworkSpec, threads: int, log: Path, gpu: bool) -> Probe:
+        options = {"num_gpus": 1, "num_cpus": 1} if gpu else {"num_cpus": 1}
+        return self.ray.get(self.ray.remote(probe_remotely).options(**options, max_retries=0).remote(spec, threads))
+
+    def cpu_peak(self, threads: int, log: Path) -> float | None:
+        cpus = min(threads, _cluster_cpus(self.ray))
+        return self.ray.get(self.ray.remote(cpu_peak_remotely).options(num_cpus=cpus, max_retries=0).remote(cpus))
+
     def submit(self, cell: Cell, spec: FrameworkSpec) -> None:
-        gpu = cell.device != "cpu"
-        options = {"num_gpus": 1, "num_cpus": 1} if gpu else {"num_cpus": min(cell.run.threads, _cluster_cpus(self.ray))}
+        """A GPU cell reserves one GPU and its node's share of CPUs, and runs that many threads (not the
+        driver's core count); a CPU cell reserves as many CPUs as it runs threads."""
+        if cell.device != "cpu":
+            cpus = min(cell.run.threads, self._cpus_per_gpu())
+            cell = cell.replace(run=replace(cell.run, threads=cpus))
+            options = {"num_gpus": 1, "num_cpus": cpus}
+        else:
+            options = {"num_cpus": min(cell.run.threads, _cluster_cpus(self.ray))}
         self.pending[self.remote.options(**options, max_retries=0).remote(cell, spec)] = cell
 
     def results(self) -> Iterator[tuple[str, list[dict[str, Any]]]]:

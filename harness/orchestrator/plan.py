@@ -34,9 +34,10 @@ from harness.settings import (
 )
 
 PLAN = "plan.json"
+ON_OFF = ("tf32", "autotune")
 # options that shape the matrix: --resume takes none of them (it reruns the run's own settings)
-MATRIX_OPTIONS = ("mode", "warmup", "steps", "compile", "precision", "layout", "device", "frameworks", "models",
-                  "dataset", "data_dir", "epochs", "batch_size", "lr", "seed", "threads", "timeout", "oom_retry",
+MATRIX_OPTIONS = ("mode", "warmup", "steps", "compile", "precision", "layout", "tf32", "autotune", "device", "frameworks",
+                  "models", "dataset", "data_dir", "epochs", "batch_size", "lr", "seed", "threads", "timeout", "oom_retry",
                   "augment", "no_checksum", "recipe", "schedule", "momentum", "weight_decay", "optimizer", "target",
                   "seeds", "resume_from", "executor", "ray_address", "nproc", "devices")
 
@@ -84,7 +85,10 @@ def new_plan(args: argparse.Namespace, argv: list[str], regs: Registries) -> Pla
 
 
 def resume_plan(args: argparse.Namespace, regs: Registries) -> Plan:
-    given = [f"--{o.replace('_', '-')}" for o in MATRIX_OPTIONS if getattr(args, o, None) not in (None, False)]
+    def given_(option: str) -> bool:  # store_true flags are False when absent; on/off switches are None
+        value = getattr(args, option, None)
+        return value is not None and (value is not False or option in ON_OFF)
+    given = [f"--{o.replace('_', '-')}" for o in MATRIX_OPTIONS if given_(o)]
     if given:
         raise ConvbenchError(f"--resume reuses the run's own settings; drop {', '.join(given)}")
     plan = Plan.load(Path(args.resume))
@@ -121,6 +125,8 @@ def resolve_settings(args: argparse.Namespace, regs: Registries) -> RunSettings:
         warmup=defaults.warmup if args.warmup is None else args.warmup, steps=args.steps or defaults.steps,
         device=device, threads=args.threads or os.cpu_count() or 1, compile=args.compile or defaults.compile,
         precision=args.precision or defaults.precision, layout=args.layout or defaults.layout,
+        tf32=defaults.tf32 if args.tf32 is None else args.tf32,
+        autotune=defaults.autotune if args.autotune is None else args.autotune,
         seed=defaults.seed if args.seed is None else args.seed, timeout=args.timeout, oom_retry=bool(args.oom_retry),
         executor=args.executor or defaults.executor, ray_address=args.ray_address, world_size=world, devices=devices)
 
@@ -130,6 +136,9 @@ def data_parallel(args: argparse.Namespace, mode: str, batch: int) -> tuple[int,
     --devices cuda:0,cuda:1 (GPUs). The cell's device is what rows, probes and hooks use, so with --devices
     it is the first GPU, never the default cpu."""
     device = parse_device(args.device).name if args.device else None
+    if args.executor == "ray" and device not in (None, CPU.name, "cuda:0"):
+        raise ConvbenchError(f"with --executor ray a GPU cell runs on the GPU Ray reserves for its task: use --device "
+                             f"cuda, not {device}")
     if not (args.nproc or args.devices):
         return 1, None, device or CPU.name
     if args.nproc and args.devices:

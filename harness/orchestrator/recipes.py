@@ -5,10 +5,14 @@ augment, target, optimizer. Command-line options override the file; the file ove
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10 (still in many GPU containers): the same parser as the tomli backport
+    import tomli as tomllib
 
 from harness.errors import ConvbenchError
 from harness.settings import RECIPE_BATCH, RunSettings

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConvbenchError
-from harness.orchestrator.executors import make_executor
+from harness.hardware import nvml
+from harness.orchestrator.executors import Executor, make_executor
 from harness.orchestrator.plan import Plan, prepare_cell
-from harness.orchestrator.probes import Probe, describe, probe_framework
-from harness.orchestrator.workers import run_worker, worker_env
+from harness.orchestrator.probes import Probe, describe
 from harness.plugin_manager import Registries
 from harness.results import journal
 from harness.results.csvio import write_csv
@@ -32,20 +32,23 @@ def execute(plan: Plan, regs: Registries) -> int:
     meta = base_meta(plan.run_id, plan.argv, settings.to_dict())
     what = (f"{settings.epochs} epoch(s)" if settings.mode == "train"
             else f"speed: {settings.warmup} burn-in + {settings.steps} timed steps")
+    executor: Executor | None = None
     try:  # the announcement is inside: a signal handled as print returns must still leave a resumable run
         print(f"run {plan.run_id}: {len(plan.frameworks)} framework(s) x {len(plan.models)} model(s) on "
               f"{settings.device}, {settings.dataset}, {what}, batch {settings.batch_size or 'per model'}"
               f" -> {run_dir}", flush=True)
-        probes = probe_all(plan, meta, regs)
+        executor = make_executor(settings.executor, settings.ray_address, run_dir)
+        probes = probe_all(plan, meta, regs, executor)
     except KeyboardInterrupt:
+        if executor is not None:
+            executor.cancel()
         write_json(run_dir / "meta.json", {**meta, "interrupted": True})
         print(f"\ninterrupted before any cell ran. Resume with: convbench run --resume {run_dir}")
         return INTERRUPTED
-    executor = None
     interrupted = False
+    assert executor is not None
     try:
         previous = journal.latest(run_dir)
-        executor = make_executor(plan.settings.executor, plan.settings.ray_address, run_dir)
         for fw in plan.frameworks:
             for model in plan.models:
                 for seed in plan.seeds:
@@ -61,8 +64,7 @@ def execute(plan: Plan, regs: Registries) -> int:
         for name, rows in executor.results():
             record(run_dir, name, add_scaling_efficiency(rows, journal.latest(run_dir)))
     except KeyboardInterrupt:
-        if executor is not None:
-            executor.cancel()
+        executor.cancel()
         interrupted = True
     rows = journal.latest_rows(run_dir)
     write_csv(rows, run_dir / "results.csv")
@@ -79,16 +81,19 @@ def execute(plan: Plan, regs: Registries) -> int:
     return 0 if rows and all(r["status"] == "ok" for r in rows) else 1
 
 
-def probe_all(plan: Plan, meta: dict[str, Any], regs: Registries) -> dict[str, Probe]:
-    """Each framework's probe (in a worker), the CPU GEMM peak for speed runs, and the device check."""
+def probe_all(plan: Plan, meta: dict[str, Any], regs: Registries, executor: Executor) -> dict[str, Probe]:
+    """Each framework's probe (in a worker where the cells will run), the GPUs' facts, the CPU GEMM peak for
+    speed runs, and the device check."""
     settings, log = plan.settings, plan.run_dir / "probe.log"
+    gpu = settings.device != "cpu"
     probes = {}
     for name in plan.frameworks:
-        probes[name] = probe_framework(regs.frameworks.get(name), settings.threads, log)
+        probes[name] = executor.probe(regs.frameworks.get(name), settings.threads, log, gpu)
         print(describe(probes[name]))
     meta["frameworks"] = {name: vars(p) for name, p in probes.items()}
+    meta["gpus"] = nvml.machine()
     if settings.mode == "speed" and settings.device == "cpu" and settings.cpu_peak_gflops is None:
-        peak = measure_cpu_peak(settings.threads, log)
+        peak = executor.cpu_peak(settings.threads, log)
         plan.settings = settings = replace(settings, cpu_peak_gflops=peak)
         plan.save()  # a resumed run compares against the same peak
         meta["settings"] = settings.to_dict()
@@ -109,11 +114,6 @@ def check_devices(settings: RunSettings, probes: dict[str, Probe]) -> None:
     for device in dict.fromkeys([settings.device, *(settings.devices or ())]):
         if device != "cpu" and not any(p.available and p.device(device) for p in probes.values()):
             raise ConvbenchError(f"device {device!r} not found: no available framework sees it on this machine")
-
-
-def measure_cpu_peak(threads: int, log: Path) -> float | None:
-    code, payload = run_worker(["gemm", "-"], worker_env(None, threads), log, 300, lambda line: None)
-    return payload.get("gflops") if payload and code == 0 else None
 
 
 def add_scaling_efficiency(rows: list[dict[str, Any]], done: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:

@@ -16,7 +16,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from harness.devices import visible_ids
 from harness.frameworks import FrameworkSpec
+from harness.hardware import nvml as nvml_facts
 from harness.results.records import make_row
 from harness.settings import Cell
 from harness.worker.protocol import EXIT_EXCEPTION
@@ -37,6 +39,7 @@ class WorkerResult:
 
 def worker_env(spec: FrameworkSpec | None, threads: int) -> dict[str, str]:
     env = dict(os.environ)
+    env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # cuda:N is nvidia-smi's (and NVML's) GPU N
     for var in THREAD_VARS:
         env[var] = str(threads)
     env["TF_NUM_INTEROP_THREADS"] = "1" if threads <= 2 else "2"
@@ -103,14 +106,41 @@ def kill_current_worker() -> None:
         worker.kill()
 
 
+def add_columns(rows: list[dict[str, Any]], values: dict[str, Any]) -> list[dict[str, Any]]:
+    """Fills columns the worker left empty; a ``note`` joins the row's own."""
+    for row in rows:
+        for key, value in values.items():
+            if key == "note":
+                row["note"] = "; ".join(filter(None, [row.get("note"), value]))
+            elif row.get(key) is None:
+                row[key] = value
+    return rows
+
+
+def gpu_visibility(cell: Cell) -> tuple[Cell, dict[str, str]]:
+    """A GPU cell's workers see only the cell's GPUs (CUDA_VISIBLE_DEVICES), so no framework creates a
+    context on another GPU of the host; inside, they are cuda:0, cuda:1, ... (``Cell.visible`` maps them)."""
+    gpus = [d for d in (cell.devices if cell.world_size > 1 and cell.devices else (cell.device,)) if d != "cpu"]
+    if not gpus:
+        return cell, {}
+    ids = visible_ids(gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    return cell.replace(visible=tuple(gpus)), {"CUDA_VISIBLE_DEVICES": ",".join(ids)}
+
+
 def run_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_line: Callable[[str], None]) -> list[dict[str, Any]]:
     """Runs one cell in a fresh worker (or one per rank); always returns its rows, whatever happened to it."""
     cell_dir.mkdir(parents=True, exist_ok=True)
+    cell, gpu_env = gpu_visibility(cell)
     cell.to_json(cell_dir / "cell.json")
+    gpu = {}
+    if gpu_env:  # read before the worker starts: every process then on the GPU is another one
+        nvml, why = nvml_facts.load()
+        gpu = nvml_facts.cell_columns(nvml, gpu_env["CUDA_VISIBLE_DEVICES"].split(","), why)
     if cell.dp_mode == "processes":
-        return run_process_group_cell(cell, spec, cell_dir, on_line)
-    worker = Worker(["cell", str(cell_dir / "cell.json")], worker_env(spec, cell.run.threads), cell_dir / "worker.log")
-    return rows_from_result(cell, worker.run(cell.run.timeout, on_line), cell_dir)
+        return add_columns(run_process_group_cell(cell, spec, cell_dir, on_line, gpu_env), gpu)
+    env = {**worker_env(spec, cell.run.threads), **gpu_env}
+    worker = Worker(["cell", str(cell_dir / "cell.json")], env, cell_dir / "worker.log")
+    return add_columns(rows_from_result(cell, worker.run(cell.run.timeout, on_line), cell_dir), gpu)
 
 
 def free_port() -> int:
@@ -140,8 +170,8 @@ def rank_cells(cell: Cell) -> list[Cell]:
                          checkpoint=cell.checkpoint if rank == 0 else None) for rank in range(cell.world_size)]
 
 
-def run_process_group_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path,
-                           on_line: Callable[[str], None]) -> list[dict[str, Any]]:
+def run_process_group_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_line: Callable[[str], None],
+                           gpu_env: dict[str, str]) -> list[dict[str, Any]]:
     """One cell trained by ``world_size`` worker processes together; rank 0 reports. Each rank's cell names its
     own device, so it synchronises and measures that device. If any rank fails, the others are killed (a
     survivor would wait forever in a collective)."""
@@ -150,7 +180,7 @@ def run_process_group_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path,
     for ranked in rank_cells(cell):
         path = cell_dir / f"cell.rank{ranked.rank}.json"
         ranked.to_json(path)
-        env = rank_env(spec, ranked.run.threads, ranked.rank, world, port)
+        env = {**rank_env(spec, ranked.run.threads, ranked.rank, world, port), **gpu_env}
         workers.append(Worker(["cell", str(path)], env, cell_dir / f"worker.rank{ranked.rank}.log"))
     results: dict[int, WorkerResult] = {}
     timeout = cell.run.timeout

@@ -6,13 +6,25 @@ from typing import Any
 from harness.settings import Cell
 
 COLUMNS = (
+    # what ran
     "run_id", "cell", "framework", "framework_version", "model", "mode", "phase", "device", "device_name",
-    "dataset", "batch_size", "epochs", "seed", "lr", "threads", "precision", "compile", "layout", "tf32",
-    "cudnn_benchmark", "deterministic", "status", "error", "params", "flops_per_image",
+    "dataset", "batch_size", "epochs", "seed", "lr", "threads",
+    # how it ran (as read back from the framework, not as asked for)
+    "precision", "compile", "layout", "tf32", "autotune", "deterministic",
+    # outcome
+    "status", "error", "params", "flops_per_image",
+    # train mode
     "test_accuracy", "test_loss", "train_loss", "train_time_s", "eval_time_s", "images_per_sec",
+    # speed mode: per-step latency samples, pipelined throughput, device peak
     "steps", "warmup", "ms_mean", "ms_std", "ms_median", "ms_iqr", "ms_min", "ms_max", "ms_ci_low", "ms_ci_high",
-    "first_step_s", "achieved_gflops", "peak_gflops", "peak_fraction", "peak_mem_mb", "target",
-    "time_to_target_s", "epochs_to_target", "epochs_run", "world_size", "per_device_batch", "scaling_efficiency",
+    "first_step_s", "pipelined_ms", "pipelined_images_per_sec", "achieved_gflops", "peak_gflops", "peak_fraction",
+    "peak_mem_mb",
+    # time to target, data parallel
+    "target", "time_to_target_s", "epochs_to_target", "epochs_run", "world_size", "per_device_batch",
+    "scaling_efficiency",
+    # the GPU and its software, as the framework and NVML report them (empty on the CPU)
+    "gpu_driver", "cuda_runtime", "cudnn", "nccl", "gpu_memory_mb", "gpu_sm_clock_mhz", "gpu_power_limit_w",
+    "gpu_mig", "gpu_other_procs",
     "note",
 )
 STATUSES = ("ok", "error", "crashed", "timeout", "diverged", "oom", "unavailable")

@@ -1,6 +1,6 @@
 """The worker process: ``python -m harness.worker COMMAND TARGET OUT.json`` (see ``protocol``).
 
-``cell CELL.json``, ``probe FRAMEWORK``, ``eval JOB.json``, ``verify JOB.json`` or ``gemm -``. Progress lines
+``cell CELL.json``, ``probe FRAMEWORK``, ``eval JOB.json``, ``verify JOB.json``, ``doctor JOB.json`` or ``gemm -``. Progress lines
 go to the original stdout; anything the framework prints to stdout is diverted to stderr (the cell's log).
 """
 from __future__ import annotations
@@ -56,6 +56,8 @@ def dispatch(command: str, target: str, progress: TextIO) -> dict[str, Any]:
         return jobs.evaluate(spec)
     if command == "verify":
         return jobs.verification_logits(spec)
+    if command == "doctor":
+        return jobs.doctor(spec)
     if command == "cell":
         return jobs.cell(spec, progress)
     raise ConvbenchError(f"unknown worker command {command!r}")

@@ -31,7 +31,8 @@ class CellContext:
 
     @property
     def device(self) -> str:
-        return self.cell.device
+        """The device as this worker names it (its first visible GPU is cuda:0), for the plugin's hooks."""
+        return self.cell.local_device
 
     def sync(self) -> None:
         self.pm.hook.convbench_synchronize(framework=self.framework, device=self.device)
@@ -40,9 +41,11 @@ class CellContext:
         return self.pm.hook.convbench_peak_memory_mb(framework=self.framework, device=self.device, reset=reset)
 
     def common(self) -> dict[str, Any]:
-        """Row values every row of this cell carries."""
+        """Row values every row of this cell carries; on a GPU, the framework's CUDA / cuDNN / NCCL versions."""
         info = getattr(self.native, "execution_info", dict)()
-        return {"params": self.native.param_count(), "flops_per_image": self.summary.flops, **info}
+        gpu = self.pm.hook.convbench_runtime_versions(framework=self.framework) or {} if self.device != "cpu" else {}
+        return {"params": self.native.param_count(), "flops_per_image": self.summary.flops, **info,
+                **{k: gpu.get(k) for k in ("cuda_runtime", "cudnn", "nccl")}}
 
 
 def setup(cell: Cell, data_size: tuple[int, int] = (512, 256)) -> CellContext:
@@ -55,9 +58,12 @@ def setup(cell: Cell, data_size: tuple[int, int] = (512, 256)) -> CellContext:
                         checksums_off=cell.run.no_checksum)
     if data.shape != tuple(model.input_shape):
         raise ConvbenchError(f"model {model.name} takes {model.input_shape}, dataset {data.name} gives {data.shape}")
-    native = pm.hook.convbench_build_model(framework=cell.framework, model=model, device=cell.device,
+    native = pm.hook.convbench_build_model(framework=cell.framework, model=model, device=cell.local_device,
                                            settings=cell.plugin_settings())
     if native is None:
         raise ConvbenchError(f"no plugin builds models for framework {cell.framework!r}")
     native.set_weights(init_weights(model, cell.seed))
+    # the device's name as the framework sees it here, where the cell runs (on Ray, not the driver's GPU)
+    seen = {d.name: d.description for d in pm.hook.convbench_discover_devices(framework=cell.framework) or []}
+    cell = cell.replace(device_name=seen.get(cell.local_device) or cell.device_name)
     return CellContext(cell, pm, model, summary, data, native)

@@ -29,7 +29,9 @@ def probe(framework: str) -> dict[str, Any]:
     devices = pm.hook.convbench_discover_devices(framework=framework)
     if devices is None:
         raise ConvbenchError(f"no plugin discovers devices for {framework!r}")
-    return {"framework": framework, "version": spec.version(), "devices": [d.to_dict() for d in devices]}
+    runtime = pm.hook.convbench_runtime_versions(framework=framework) or {}
+    return {"framework": framework, "version": spec.version(), "devices": [d.to_dict() for d in devices],
+            "runtime": runtime}
 
 
 def evaluate(job: dict[str, Any]) -> dict[str, Any]:
@@ -69,6 +71,13 @@ def verification_logits(job: dict[str, Any]) -> dict[str, Any]:
         except Exception as exc:  # report per model; the others still run
             out[name] = {"error": f"{type(exc).__name__}: {exc}"}
     return out
+
+
+def doctor(job: dict[str, Any]) -> dict[str, Any]:
+    """``convbench doctor``: the checks of one framework on one device (as this worker names it)."""
+    from harness.worker.doctor import run_checks
+    return {"checks": run_checks(job["framework"], job["device"], bool(job["tf32"]), bool(job["autotune"]),
+                                 int(job["threads"]))}
 
 
 def gemm() -> dict[str, Any]:

@@ -1,7 +1,13 @@
 """A speed-mode cell: forward, forward_backward and train_step timed on one fixed batch.
 
-Achieved FLOP/s count the forward pass as the definition's FLOPs and a training pass as three
-times that (backward ~ 2 x forward, the usual convention).
+Each phase gives two figures. Latency: every step timed alone, the device synchronised before both clock
+readings (``ms_*``, and ``images_per_sec`` = batch / median step). Throughput: a window of the same number
+of steps queued back to back between two synchronisations (``pipelined_ms`` per step,
+``pipelined_images_per_sec``), which is what training sees when the host runs ahead of the device; on a GPU
+a small network's per-step latency is mostly kernel launches and is then far above its pipelined time.
+
+Achieved FLOP/s count the forward pass as the definition's FLOPs and a training pass as three times that
+(backward ~ 2 x forward, the usual convention), against the median latency.
 """
 from __future__ import annotations
 
@@ -13,11 +19,20 @@ from harness.native import PHASES
 from harness.results import stats
 from harness.results.records import make_row
 from harness.settings import Cell
-from harness.worker.context import setup
-from harness.worker.timing import articles_line, time_phase
+from harness.worker.context import CellContext, setup
+from harness.worker.timing import articles_line, time_phase, time_window
 
 SPEED_LR = 1e-3  # small, so timed updates stay finite on random data
 PASS_FACTOR = {"forward": 1, "forward_backward": 3, "train_step": 3}
+
+
+def peak_of(ctx: CellContext, common: dict[str, Any]) -> tuple[float | None, str]:
+    """(device peak GFLOP/s for the precision that ran, a note when there is none)."""
+    if ctx.cell.device == "cpu":
+        peak = ctx.cell.run.cpu_peak_gflops
+        return peak, "" if peak else "CPU GEMM peak not measured: peak_fraction left empty"
+    peak, note = gpu_peak_gflops(ctx.cell.device_name or "", common.get("precision", "fp32"), bool(common.get("tf32")))
+    return peak, "" if peak else note
 
 
 def run_speed_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
@@ -26,23 +41,25 @@ def run_speed_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
     images, labels = next(train_batches(ctx.data.x_train, ctx.data.y_train, batch_size, cell.seed, 0))
     batch = ctx.native.prepare_batch(images, labels)
     common = ctx.common()
-    peak_gflops = cell.run.cpu_peak_gflops if ctx.device == "cpu" else gpu_peak_gflops(
-        cell.device_name or "", common.get("precision", "fp32"), bool(common.get("tf32")))
+    peak_gflops, note = peak_of(ctx, common)
     rows, samples = [], {}
     for phase in PHASES:
+        def step(phase: str = phase) -> None:
+            ctx.native.run_phase(phase, batch, SPEED_LR)
         ctx.peak_memory_mb(reset=True)
-        timing = time_phase(lambda: ctx.native.run_phase(phase, batch, SPEED_LR), ctx.sync,
-                            cell.run.warmup, cell.run.steps)
+        timing = time_phase(step, ctx.sync, cell.run.warmup, cell.run.steps)
+        window_s = time_window(step, ctx.sync, cell.run.steps)
         s = stats.summarize(timing.samples_s)
         samples[phase] = timing.samples_s
         achieved = ctx.summary.flops * PASS_FACTOR[phase] * batch_size / s.median / 1e9
         ms = s.scaled(1000)
         rows.append(make_row(
-            cell, phase=phase, status="ok", error="", lr=SPEED_LR, steps=s.n, warmup=cell.run.warmup,
+            ctx.cell, phase=phase, status="ok", error="", lr=SPEED_LR, steps=s.n, warmup=cell.run.warmup,
             ms_mean=ms["mean"], ms_std=ms["std"], ms_median=ms["median"], ms_iqr=ms["iqr"], ms_min=ms["min"],
             ms_max=ms["max"], ms_ci_low=ms["ci_low"], ms_ci_high=ms["ci_high"], first_step_s=timing.first_step_s,
-            images_per_sec=batch_size / s.median, achieved_gflops=achieved, peak_gflops=peak_gflops,
-            peak_fraction=achieved / peak_gflops if peak_gflops else None, peak_mem_mb=ctx.peak_memory_mb(),
-            **common))
+            images_per_sec=batch_size / s.median, pipelined_ms=1000 * window_s / cell.run.steps,
+            pipelined_images_per_sec=batch_size * cell.run.steps / window_s, achieved_gflops=achieved,
+            peak_gflops=peak_gflops, peak_fraction=achieved / peak_gflops if peak_gflops else None,
+            peak_mem_mb=ctx.peak_memory_mb(), note=note or None, **common))
         print(articles_line(phase, s.n, s.mean, s.std), file=progress)
     return {"rows": rows, "samples": samples}

@@ -36,6 +36,18 @@ def time_phase(step: Callable[[], None], sync: Callable[[], None], warmup: int, 
     return PhaseTiming(first, samples)
 
 
+def time_window(step: Callable[[], None], sync: Callable[[], None], steps: int,
+                clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds for ``steps`` calls queued back to back, the device synchronised only before and after: the
+    pipelined throughput a training loop sees (per-step synchronisation measures latency instead)."""
+    sync()
+    start = clock()
+    for _ in range(steps):
+        step()
+    sync()
+    return clock() - start
+
+
 def articles_line(phase: str, steps: int, mean_s: float, std_s: float) -> str:
     """The timing article's line: 'Forward across 100 steps, 0.123 +/- 0.004 sec / batch'."""
     label = {"forward": "Forward", "forward_backward": "Forward-backward", "train_step": "Train step"}[phase]

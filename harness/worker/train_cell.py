@@ -54,14 +54,14 @@ def run_train_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
         result = train(ctx.native, ctx.data, recipe, cell.seed, ctx.sync, on_epoch, first_epoch=first_epoch,
                        on_step=on_step, shard=cell.shard)
     except Diverged as exc:
-        return {"rows": [make_row(cell, status="diverged", error=str(exc), **common)]}
+        return {"rows": [make_row(ctx.cell, status="diverged", error=str(exc), **common)]}
     last = result.history[-1] if result.history else {}
     note = ""
     if recipe.target is not None and result.time_to_target_s is None:
         note = f"target {recipe.target:g} not reached in {recipe.epochs} epochs"
     if resumed:
         note = (note + "; " if note else "") + resumed
-    row = make_row(cell, status="ok", error="", test_accuracy=result.test_accuracy,
+    row = make_row(ctx.cell, status="ok", error="", test_accuracy=result.test_accuracy,
                    test_loss=last.get("test_loss"), train_loss=last.get("train_loss"),
                    train_time_s=result.train_time_s, eval_time_s=result.eval_time_s,
                    images_per_sec=result.train_images / result.train_time_s if result.train_time_s else math.nan,

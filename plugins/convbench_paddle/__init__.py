@@ -18,6 +18,11 @@ class PaddlePlugin(FrameworkPlugin):
     precisions = ("fp32", "bf16", "fp16")
     gpu_only_precisions = ("bf16", "fp16")  # paddle.amp.auto_cast on CPU silently stays in fp32
 
+    def environment(self, execution: Execution) -> dict[str, str | None]:
+        """Paddle has no TF32 switch of its own: cuBLAS and cuDNN honour NVIDIA_TF32_OVERRIDE=0 (read when they
+        load), which turns TF32 off; without it they use TF32 on GPUs that have it."""
+        return {"NVIDIA_TF32_OVERRIDE": None if execution.tf32 else "0"}
+
     def build(self, model: ModelDef, execution: Execution, settings: dict[str, Any]) -> Any:
         from convbench_paddle.model import PaddleModel
         return PaddleModel(model, execution, settings)
@@ -25,6 +30,15 @@ class PaddlePlugin(FrameworkPlugin):
     def discover(self) -> list[DeviceInfo]:
         from convbench_paddle.device import discover
         return discover()
+
+    def runtime_versions(self) -> dict[str, str | None]:
+        import paddle
+
+        def version(fn: Any) -> str | None:
+            value = fn()
+            return None if value in (False, "False", 0, "0", None) else str(value)
+        return {"cuda_runtime": version(paddle.version.cuda), "cudnn": version(paddle.version.cudnn),
+                "nccl": version(paddle.version.nccl)}
 
     def synchronize(self, device: Device) -> None:
         # paddle.device.synchronize() raises on CPU builds: the built-in cpu plugin answers for "cpu"

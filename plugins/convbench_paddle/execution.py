@@ -20,12 +20,18 @@ class PaddleExecution:
     compile: str           # "dygraph" or "to_static"
     cuda: bool
 
-    def info(self) -> dict[str, Any]:
-        """Row values recording how the cell ran (the torch plugin's ``execution_info`` keys)."""
+    def apply(self, autotune: bool) -> None:
+        """cuDNN autotuning: paddle's exhaustive algorithm search (GPU builds only)."""
+        if self.cuda:
+            paddle.set_flags({"FLAGS_cudnn_exhaustive_search": autotune})
+
+    def info(self, place: str) -> dict[str, Any]:
+        """Row values recording how the cell ran (the torch plugin's ``execution_info`` keys), read back: TF32
+        where the GPU has it (compute capability 8.0+) and NVIDIA_TF32_OVERRIDE does not turn it off."""
+        capability = paddle.device.cuda.get_device_capability(place)[0] if self.cuda else 0
         return {"precision": self.precision, "compile": self.compile, "layout": "nchw",
-                # paddle's CUDA build allows TF32 in cuDNN and cuBLAS unless the driver override is set
-                "tf32": self.cuda and os.environ.get("NVIDIA_TF32_OVERRIDE") != "0",
-                "cudnn_benchmark": _flag("FLAGS_cudnn_exhaustive_search") if self.cuda else None,
+                "tf32": self.cuda and os.environ.get("NVIDIA_TF32_OVERRIDE") != "0" and capability >= 8,
+                "autotune": bool(_flag("FLAGS_cudnn_exhaustive_search")) if self.cuda else None,
                 "deterministic": bool(_flag("FLAGS_cudnn_deterministic")) if self.cuda else None}
 
 

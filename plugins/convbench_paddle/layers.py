@@ -105,6 +105,8 @@ class Container(nn.Layer):
             for layer, nested in self.ordered:
                 x = layer(x, aux) if nested else layer(x)
             return x
+        if self.kind == "Aux" and not self.training:  # heads are skipped, not computed and dropped, at evaluation
+            return x
         parts = []
         for layer, _ in self.ordered:  # a loop: a comprehension's closure would also stop the capture
             parts.append(layer(x, aux))
@@ -112,8 +114,7 @@ class Container(nn.Layer):
             return paddle.concat(parts, axis=1)
         if self.kind == "Residual":
             return parts[0] + parts[1]
-        if self.training:  # Aux
-            aux.append((self.aux_weight, parts[0]))
+        aux.append((self.aux_weight, parts[0]))  # Aux, in training
         return x
 
 

@@ -27,6 +27,7 @@ class PaddleModel:
         self.rank = int(settings.get("rank", 0)) if self.world > 1 else 0
         self.place = paddle_place(execution.device)   # a data-parallel rank gets its own device here
         self.execution = parse(execution, self.place)
+        self.execution.apply(execution.autotune)
         paddle.disable_static()
         paddle.set_device(self.place)
         if "threads" in settings:  # math-library threads; OpenMP threads come from the worker's env
@@ -52,7 +53,7 @@ class PaddleModel:
         self.state = {k[len(PREFIX):]: v for k, v in self.net.state_dict().items()}
 
     def execution_info(self) -> dict[str, Any]:
-        return {"world_size": self.world, **self.execution.info()}
+        return {"world_size": self.world, **self.execution.info(self.place)}
 
     # -- weights -----------------------------------------------------------------------------------
     def param_count(self) -> int:

@@ -1,12 +1,13 @@
 """TensorFlow plugin. TensorFlow is imported only by the methods that run inside a tensorflow worker."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from harness.devices import Device
 from harness.frameworks import DeviceInfo, FrameworkSpec
 from harness.model.graph import ModelDef
-from harness.plugin_base import Execution, FrameworkPlugin
+from harness.plugin_base import XLA_NO_AUTOTUNE, Execution, FrameworkPlugin, xla_flags
 
 
 class TensorFlowPlugin(FrameworkPlugin):
@@ -18,6 +19,11 @@ class TensorFlowPlugin(FrameworkPlugin):
     layouts = {"native": "nhwc", "nhwc": "nhwc"}  # TF's CPU convolutions are NHWC only: the plugin runs NHWC
     precisions = ("fp32", "bf16", "fp16")
 
+    def environment(self, execution: Execution) -> dict[str, str | None]:
+        """cuDNN autotuning (TF's own switch, read when a conv first runs) and XLA's, for jit_compile steps."""
+        return {"TF_CUDNN_USE_AUTOTUNE": "1" if execution.autotune else "0",
+                "XLA_FLAGS": xla_flags(os.environ.get("XLA_FLAGS"), XLA_NO_AUTOTUNE, not execution.autotune)}
+
     def build(self, model: ModelDef, execution: Execution, settings: dict[str, Any]) -> Any:
         from convbench_tensorflow.model import TFModel
         return TFModel(model, execution, settings)
@@ -25,6 +31,11 @@ class TensorFlowPlugin(FrameworkPlugin):
     def discover(self) -> list[DeviceInfo]:
         from convbench_tensorflow.device import discover
         return discover()
+
+    def runtime_versions(self) -> dict[str, str | None]:
+        import tensorflow as tf
+        info = tf.sysconfig.get_build_info()  # TF reports what it was built against (and loads at run time)
+        return {"cuda_runtime": info.get("cuda_version"), "cudnn": info.get("cudnn_version"), "nccl": None}
 
     def synchronize(self, device: Device) -> None:
         import tensorflow as tf

@@ -41,10 +41,23 @@ class TFExecution:
             return fn
         return tf.function(fn, jit_compile=self.compile == "xla")
 
+    def apply(self) -> None:
+        """TF32 is a runtime switch in TF (on by default); autotuning is set in the environment (plugin)."""
+        tf.config.experimental.enable_tensor_float_32_execution(self.execution.tf32)
+
     def info(self) -> dict[str, Any]:
-        """Row values recording how the cell ran."""
+        """Row values recording how the cell ran, read back from TF: TF32 only on GPUs that have it (compute
+        capability 8.0+); TF autotunes cuDNN algorithms unless TF_CUDNN_USE_AUTOTUNE=0."""
         return {"precision": self.precision, "compile": self.compile, "layout": "nhwc",
-                "tf32": bool(self.gpu and tf.config.experimental.tensor_float_32_execution_enabled()),
-                # TF autotunes cuDNN algorithms unless TF_CUDNN_USE_AUTOTUNE=0
-                "cudnn_benchmark": os.environ.get("TF_CUDNN_USE_AUTOTUNE", "1") != "0" if self.gpu else None,
+                "tf32": bool(self.gpu and tf.config.experimental.tensor_float_32_execution_enabled()
+                             and compute_capability(self.execution.device.index or 0) >= 8),
+                "autotune": os.environ.get("TF_CUDNN_USE_AUTOTUNE", "1") != "0" if self.gpu else None,
                 "deterministic": os.environ.get("TF_DETERMINISTIC_OPS", "0").lower() in ("1", "true")}
+
+
+def compute_capability(index: int) -> int:
+    """The major compute capability of GPU ``index`` as TF reports it (0 when unknown)."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if index >= len(gpus):
+        return 0
+    return int((tf.config.experimental.get_device_details(gpus[index]).get("compute_capability") or (0, 0))[0])

@@ -37,13 +37,30 @@ def _zeros(shape: tuple[int, ...], trainable: bool = True, value: float = 0.0,
     return tf.Variable(tf.fill(shape, value), trainable=trainable, dtype=tf.float32, aggregation=aggregation)
 
 
+def same_is_symmetric(size: int, kernel: int, stride: int, pad: int) -> bool:
+    """True when TF's "SAME" places exactly ``pad`` zeros before and after along an axis of ``size``
+    (SAME pads max((ceil(size / stride) - 1) * stride + kernel - size, 0) in all, the odd one after)."""
+    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+    return total == 2 * pad and (size + 2 * pad - kernel) // stride + 1 == -(-size // stride)
+
+
 class Conv:
+    """A convolution with torch's symmetric zero padding, computed the way TF's kernels are fast: "SAME"
+    where SAME pads exactly that (every stride-1 3x3/5x5 conv of these nets), otherwise ``tf.pad`` + "VALID".
+    An explicit padding list in ``tf.nn.conv2d`` gives the same numbers but a 2-6x slower backward pass on
+    the CPU (REFERENCE.md, known traps)."""
+
     def __init__(self, node: g.Conv, in_shape: tuple[int, ...]) -> None:
         k, pad = node.kernel, node.padding
         self.kernel = _zeros((k, k, in_shape[0], node.out_channels))  # HWIO
         self.bias = _zeros((node.out_channels,)) if node.bias else None
         self.stride = node.stride
-        self.padding = [[0, 0], [pad, pad], [pad, pad], [0, 0]] if pad else "VALID"
+        if not pad:
+            self.padding, self.pads = "VALID", None
+        elif all(same_is_symmetric(s, k, node.stride, pad) for s in in_shape[1:]):
+            self.padding, self.pads = "SAME", None
+        else:
+            self.padding, self.pads = "VALID", [[0, 0], [pad, pad], [pad, pad], [0, 0]]
 
     def params(self) -> dict[str, Param]:
         out = {"weight": Param(self.kernel, lambda a: a.transpose(2, 3, 1, 0), lambda a: a.transpose(3, 2, 0, 1))}
@@ -52,6 +69,8 @@ class Conv:
         return out
 
     def __call__(self, x: tf.Tensor, ctx: Context) -> tf.Tensor:
+        if self.pads is not None:
+            x = tf.pad(x, self.pads)
         y = tf.nn.conv2d(x, tf.cast(self.kernel, x.dtype), self.stride, self.padding)
         return y if self.bias is None else tf.nn.bias_add(y, tf.cast(self.bias, x.dtype))
 

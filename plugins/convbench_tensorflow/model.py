@@ -44,6 +44,7 @@ class TFModel:
         if devices is not None and self.execution.compile == "xla":
             raise ConvbenchError("tensorflow data parallel runs with --compile auto or none, not xla")
         configure(settings.get("threads"), seed)  # before the first op: thread pools, GPU memory growth
+        self.execution.apply()
         self.replicas = Replicas(devices) if devices is not None else None
         if self.replicas is not None:
             self.device = devices[0]

@@ -24,6 +24,13 @@ class TorchPlugin(FrameworkPlugin):
         from convbench_torch.device import discover
         return discover()
 
+    def runtime_versions(self) -> dict[str, str | None]:
+        import torch
+        cuda = torch.cuda.is_available()
+        cudnn = torch.backends.cudnn.version() if cuda else None
+        nccl = ".".join(map(str, torch.cuda.nccl.version())) if cuda and hasattr(torch.cuda, "nccl") else None
+        return {"cuda_runtime": torch.version.cuda, "cudnn": str(cudnn) if cudnn else None, "nccl": nccl}
+
     def synchronize(self, device: Device) -> None:
         import torch
         torch.cuda.synchronize(device.name)

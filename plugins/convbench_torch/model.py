@@ -18,11 +18,30 @@ PREFIX = "body."
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def set_tf32(on: bool) -> None:
+    """TF32 for fp32 matmuls and cuDNN convolutions alike (torch's defaults differ: convs on, matmuls off).
+    torch >= 2.9 has per-backend ``fp32_precision`` and refuses a mix with the legacy ``allow_tf32`` flags."""
+    mode = "tf32" if on else "ieee"
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        torch.backends.cuda.matmul.fp32_precision = mode
+        torch.backends.cudnn.conv.fp32_precision = mode
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = on
+
+
+def tf32_allowed() -> bool:
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        return torch.backends.cuda.matmul.fp32_precision == "tf32" and torch.backends.cudnn.conv.fp32_precision == "tf32"
+    return bool(torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32)
+
+
 class TorchModel:
     def __init__(self, model: ModelDef, execution: Execution, settings: dict[str, Any]) -> None:
         self.model = model
         self.world = int(settings.get("world_size", 1)) if settings.get("dp_mode") == "processes" else 1
         self.device = torch_device(execution.device)   # a data-parallel rank gets its own device here
+        set_tf32(execution.tf32)
+        torch.backends.cudnn.benchmark = execution.autotune
         if "threads" in settings:
             torch.set_num_threads(int(settings["threads"]))
         torch.manual_seed(int(settings.get("seed", 0)))
@@ -53,13 +72,14 @@ class TorchModel:
         return DistributedDataParallel(self.net, device_ids=[self.device.index] if cuda else None)
 
     def execution_info(self) -> dict[str, Any]:
+        """What ran, read back from torch: TF32 only where the GPU has it (compute capability 8.0+) and both
+        convolutions and matmuls may use it; autotuning is cudnn.benchmark (GPUs only)."""
         cuda = self.device.type == "cuda"
         return {"world_size": self.world, "precision": self.precision,
                 "compile": "torch.compile" if self.compiled else "eager",
                 "layout": "nhwc" if self.channels_last else "nchw",
-                "tf32": bool(cuda and torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32)
-                if cuda else False,
-                "cudnn_benchmark": bool(torch.backends.cudnn.benchmark) if cuda else None,
+                "tf32": bool(cuda and tf32_allowed() and torch.cuda.get_device_capability(self.device)[0] >= 8),
+                "autotune": bool(torch.backends.cudnn.benchmark) if cuda else None,
                 "deterministic": torch.are_deterministic_algorithms_enabled()}
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:

@@ -122,7 +122,11 @@ def test_speed_mode_rows_and_raw_samples(tmp_path):
     samples = json.loads((run_dir / "cells" / "torch-lenet5-cpu" / "samples.json").read_text())
     assert {k: len(v) for k, v in samples.items()} == {"forward": 7, "forward_backward": 7, "train_step": 7}
     assert "Forward across 7 steps," in proc.stdout and "Forward-backward across 7 steps," in proc.stdout
-    assert json.loads((run_dir / "meta.json").read_text())["cpu_peak_gflops"] > 0
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["cpu_peak_gflops"] > 0
+    assert "devices" in meta["gpus"] or meta["gpus"]["nvml"].startswith("unavailable: ")   # said, not failed
+    assert (df["pipelined_images_per_sec"] > 0).all() and (df["pipelined_ms"] > 0).all()
+    assert (df["tf32"] == False).all() and df["autotune"].isna().all()  # noqa: E712 - what ran on a CPU
 
 
 @pytest.mark.e2e

@@ -107,3 +107,77 @@ def test_plan_and_cells_round_trip_typed(tmp_path):
     cell, _ = prepare_cell("torch", "lenet5", 1, again, Probe("torch", True, "", "2.13", GPUS[:1]), REGISTRIES)
     cell.to_json(tmp_path / "cell.json")
     assert Cell.from_json(tmp_path / "cell.json") == cell and cell.name == "torch-lenet5-cpu-s1"
+
+
+def test_a_gpu_cell_sees_only_its_own_gpus(monkeypatch):
+    """Defect 6: TensorFlow and JAX created contexts on every GPU of the host for a cuda:1 cell."""
+    from harness.orchestrator.workers import gpu_visibility
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    s = resolve_settings(args("--device", "cuda:1"), REGISTRIES)
+    plan = Plan("r", None, [], ["jax"], ["lenet5"], [0], s)  # type: ignore[arg-type]
+    cell, _ = prepare_cell("jax", "lenet5", 0, plan, gpu_probe("jax"), REGISTRIES)
+    seen, env = gpu_visibility(cell)
+    assert env == {"CUDA_VISIBLE_DEVICES": "1"} and seen.device == "cuda:1" and seen.local_device == "cuda:0"
+    dp = resolve_settings(args("--devices", "cuda:1,cuda:0", "--batch-size", "64"), REGISTRIES)
+    plan = Plan("r", None, [], ["tensorflow"], ["lenet5"], [0], dp)  # type: ignore[arg-type]
+    mirrored, _ = prepare_cell("tensorflow", "lenet5", 0, plan, gpu_probe("tensorflow"), REGISTRIES, 2)
+    seen, env = gpu_visibility(mirrored)
+    assert env == {"CUDA_VISIBLE_DEVICES": "1,0"} and seen.plugin_settings()["devices"] == ["cuda:0", "cuda:1"]
+    ranks = rank_cells(seen)
+    assert [r.local_device for r in ranks] == ["cuda:0", "cuda:1"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-aa,GPU-bb")   # the user's (or Ray's) own choice is respected
+    assert gpu_visibility(cell)[1] == {"CUDA_VISIBLE_DEVICES": "GPU-bb"}
+    cpu_cell, _ = prepare_cell("jax", "lenet5", 0, Plan("r", None, [], ["jax"], ["lenet5"], [0],  # type: ignore[arg-type]
+                               resolve_settings(args(), REGISTRIES)), gpu_probe("jax"), REGISTRIES)
+    assert gpu_visibility(cpu_cell) == (cpu_cell, {})
+
+
+def test_ray_takes_the_gpu_of_its_task():
+    with pytest.raises(ConvbenchError, match="use --device cuda, not cuda:1"):
+        resolve_settings(args("--executor", "ray", "--device", "cuda:1"), REGISTRIES)
+    assert resolve_settings(args("--executor", "ray", "--device", "cuda"), REGISTRIES).device == "cuda:0"
+
+
+class RecordingRay:
+    """Records the resources a Ray task asks for (the executor's arithmetic, without a cluster)."""
+
+    def __init__(self, cpus: int, gpus: int) -> None:
+        self.resources, self.asked = {"CPU": cpus, "GPU": gpus}, []
+
+    def cluster_resources(self) -> dict[str, int]:
+        return self.resources
+
+    def get(self, ref):  # type: ignore[no-untyped-def]
+        return ref
+
+    def remote(self, fn):  # type: ignore[no-untyped-def]
+        ray = self
+
+        class Task:
+            def options(self, **options):  # type: ignore[no-untyped-def]
+                ray.asked.append(options)
+                return self
+
+            def remote(self, *args):  # type: ignore[no-untyped-def]
+                return ("ref", len(ray.asked))
+        return Task()
+
+
+def test_ray_gpu_cells_reserve_and_use_their_share_of_cpus():
+    """Defect 5: GPU tasks reserved one CPU but ran all the driver's cores' threads."""
+    from harness.orchestrator.executors import RayExecutor
+    ray = RecordingRay(cpus=64, gpus=8)
+    executor = object.__new__(RayExecutor)
+    executor.ray, executor.pending, executor.remote = ray, {}, ray.remote(None)
+    s = resolve_settings(args("--device", "cuda", "--threads", "32"), REGISTRIES)
+    plan = Plan("r", None, [], ["torch"], ["lenet5"], [0], s)  # type: ignore[arg-type]
+    cell, _ = prepare_cell("torch", "lenet5", 0, plan, gpu_probe(), REGISTRIES)
+    executor.submit(cell, REGISTRIES.frameworks.get("torch"))
+    (sent,) = executor.pending.values()
+    assert ray.asked[-1] == {"num_gpus": 1, "num_cpus": 8, "max_retries": 0} and sent.run.threads == 8
+    cpu_cell, _ = prepare_cell("torch", "lenet5", 0, Plan("r", None, [], ["torch"], ["lenet5"], [0],  # type: ignore[arg-type]
+                               resolve_settings(args("--threads", "16"), REGISTRIES)), gpu_probe(), REGISTRIES)
+    executor.submit(cpu_cell, REGISTRIES.frameworks.get("torch"))
+    assert ray.asked[-1] == {"num_cpus": 16, "max_retries": 0}
+    assert executor.probe(REGISTRIES.frameworks.get("torch"), 4, None, gpu=True)[0] == "ref"  # type: ignore[index]
+    assert ray.asked[-1] == {"num_gpus": 1, "num_cpus": 1, "max_retries": 0}   # probed where a GPU cell will run

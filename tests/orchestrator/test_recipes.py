@@ -108,3 +108,31 @@ def test_resume_from_continues_the_run_exactly_with_its_momentum(tmp_path):
     save_weights(tmp_path / "old.npz", weights, epoch="2")
     restarted, _ = third_epoch("--epochs", "3", "--resume-from", str(tmp_path / "old.npz"), note="restart at zero")
     assert abs(restarted["train_loss"] / straight["train_loss"] - 1) > 1e-4
+
+
+def test_python_3_10_reads_recipes_with_tomli(monkeypatch, tmp_path):
+    """requires-python is >= 3.10, where tomllib does not exist: the module must take tomli (the same parser,
+    declared as a dependency for python < 3.11) and read recipe files with it."""
+    import importlib
+    import sys
+    import types
+
+    import tomllib
+
+    import harness.orchestrator.recipes as recipes
+    backport = types.ModuleType("tomli")
+    backport.loads, backport.TOMLDecodeError = tomllib.loads, tomllib.TOMLDecodeError
+    monkeypatch.setitem(sys.modules, "tomli", backport)
+    monkeypatch.setattr(sys, "version_info", (3, 10, 13, "final", 0))
+    try:
+        reloaded = importlib.reload(recipes)
+        assert reloaded.tomllib is backport
+        (tmp_path / "r.toml").write_text("epochs = 4\n")
+        assert reloaded.load_recipe_file(tmp_path / "r.toml") == {"epochs": 4}
+        (tmp_path / "bad.toml").write_text("epochs = = 4\n")
+        with pytest.raises(ConvbenchError, match="not valid TOML"):
+            reloaded.load_recipe_file(tmp_path / "bad.toml")
+    finally:
+        monkeypatch.undo()
+        importlib.reload(recipes)
+    assert recipes.tomllib is tomllib

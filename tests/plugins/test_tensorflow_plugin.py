@@ -345,7 +345,7 @@ def test_execution_info_records_how_the_cell_runs() -> None:
     info = build(MODELS["lenet5"], precision="bf16", compile="auto", layout="native").execution_info()
     assert isinstance(info.pop("deterministic"), bool)
     assert info == {"world_size": 1, "precision": "bf16", "compile": "tf.function", "layout": "nhwc", "tf32": False,
-                    "cudnn_benchmark": None}
+                    "autotune": None}
 
 
 @pytest.mark.parametrize("device, message", [("cuda:3", "is not available: tensorflow sees"),

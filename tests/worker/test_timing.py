@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from harness.results import stats
-from harness.worker.timing import articles_line, time_phase
+from harness.worker.timing import articles_line, time_phase, time_window
 
 
 class FakeDevice:
@@ -42,6 +42,33 @@ def test_asynchronous_work_is_charged_to_its_own_step():
     dev = FakeDevice([0.0, 7.0, 1.0])   # the burn-in step's work is still queued when timing starts
     t = time_phase(dev.step, dev.sync, warmup=1, steps=1, clock=dev.clock)
     assert t.samples_s == [1.0]   # the sync before the clock reading settles the burn-in's 7.0 first
+
+
+class OverlappingDevice(FakeDevice):
+    """A GPU-like device: each step costs ``launch`` of host time to queue and ``work`` of device time, and
+    the device works while the host queues the next step."""
+
+    def __init__(self, launch, work, steps):
+        super().__init__([work] * steps)
+        self.launch, self.busy_until = launch, 0.0
+
+    def step(self):
+        self.now += self.launch
+        self.busy_until = max(self.busy_until, self.now) + self.durations[self.calls]
+        self.calls += 1
+
+    def sync(self):
+        self.now = max(self.now, self.busy_until)
+
+
+def test_pipelined_window_measures_throughput_not_latency():
+    """Per-step synchronisation sees launch + work; a window of queued steps sees only the slower of the two."""
+    dev = OverlappingDevice(launch=2.0, work=3.0, steps=100)
+    latency = time_phase(dev.step, dev.sync, warmup=0, steps=10, clock=dev.clock).samples_s
+    window = time_window(dev.step, dev.sync, 10, clock=dev.clock)
+    assert latency == [5.0] * 10
+    assert window == pytest.approx(2.0 + 10 * 3.0)   # the first launch, then back-to-back work
+    assert dev.calls == 21
 
 
 def test_statistics_match_numpy():

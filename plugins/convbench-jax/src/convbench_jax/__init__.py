@@ -5,12 +5,13 @@ instance of convbench's shared plugin base (``harness.plugin_base.FrameworkPlugi
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from harness.devices import Device
 from harness.frameworks import DeviceInfo, FrameworkSpec
 from harness.model.graph import ModelDef
-from harness.plugin_base import Execution, FrameworkPlugin
+from harness.plugin_base import XLA_NO_AUTOTUNE, Execution, FrameworkPlugin, xla_flags
 
 __version__ = "0.1.0"
 
@@ -26,6 +27,10 @@ class JaxPlugin(FrameworkPlugin):
     gpu_only_precisions = ("fp16",)  # fp16 comes with loss scaling, which only pays off on a GPU
     async_on_cpu = True  # JAX dispatches asynchronously on the CPU too: synchronize answers for cpu
 
+    def environment(self, execution: Execution) -> dict[str, str | None]:
+        """XLA's GPU autotuning is a flag read when the backend starts."""
+        return {"XLA_FLAGS": xla_flags(os.environ.get("XLA_FLAGS"), XLA_NO_AUTOTUNE, not execution.autotune)}
+
     def build(self, model: ModelDef, execution: Execution, settings: dict[str, Any]) -> Any:
         from convbench_jax.device import configure_threads
         configure_threads(settings.get("threads"))
@@ -35,6 +40,10 @@ class JaxPlugin(FrameworkPlugin):
     def discover(self) -> list[DeviceInfo]:
         from convbench_jax.device import discover
         return discover()
+
+    def runtime_versions(self) -> dict[str, str | None]:
+        from convbench_jax.device import runtime_versions
+        return runtime_versions()
 
     def synchronize(self, device: Device) -> None:
         from convbench_jax.device import synchronize

@@ -38,6 +38,20 @@ def discover() -> list[DeviceInfo]:
     return devices
 
 
+def runtime_versions() -> dict[str, str | None]:
+    """XLA's GPU backend reports its CUDA platform version; jaxlib's CUDA plugin the cuDNN it loaded."""
+    gpus = _gpus()
+    cuda = str(gpus[0].client.platform_version) if gpus else None
+    cudnn = None
+    if gpus:
+        try:
+            from jax._src.lib import cuda_versions  # jaxlib's CUDA plugin (absent in CPU-only jaxlib)
+            cudnn = str(cuda_versions.cudnn_get_version()) if cuda_versions else None
+        except (ImportError, AttributeError):
+            pass
+    return {"cuda_runtime": cuda, "cudnn": cudnn, "nccl": None}
+
+
 def jax_device(device: Device) -> Any:
     """``cpu`` -> the CPU device, ``cuda:N`` -> the N-th GPU; a one-line ConvbenchError if absent."""
     import jax

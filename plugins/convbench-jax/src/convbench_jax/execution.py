@@ -46,13 +46,18 @@ class JaxExecution:
         """A step as this cell runs it: jitted (donating the state it replaces), or the plain function."""
         return fn if self.compile == "eager" else jax.jit(fn, donate_argnums=donate)
 
-    def info(self) -> dict[str, Any]:
-        """Row values recording how the cell ran."""
+    def apply(self) -> None:
+        """TF32 for fp32 dots and convolutions: XLA's default matmul precision (its DEFAULT already uses TF32 on
+        Ampere and newer GPUs; FLOAT32 keeps them exact). Set before any step is traced."""
+        jax.config.update("jax_default_matmul_precision", "tensorfloat32" if self.execution.tf32 else "float32")
+
+    def info(self, device: Any) -> dict[str, Any]:
+        """Row values recording how the cell ran, read back from JAX: TF32 only on GPUs that have it (compute
+        capability 8.0+); XLA autotunes cuDNN algorithms unless --xla_gpu_autotune_level=0."""
         flags = os.environ.get("XLA_FLAGS", "")
         matmul = str(jax.config.jax_default_matmul_precision or "default").lower()
+        capability = float(getattr(device, "compute_capability", 0) or 0) if self.gpu else 0.0
         return {"precision": self.precision, "compile": self.compile, "layout": self.layout,
-                # XLA's DEFAULT precision lets fp32 convolutions and dots use TF32 on Ampere and later GPUs
-                "tf32": self.gpu and self.precision == "fp32" and matmul not in ("float32", "highest"),
-                # XLA autotunes cuDNN algorithms unless --xla_gpu_autotune_level=0
-                "cudnn_benchmark": "--xla_gpu_autotune_level=0" not in flags if self.gpu else None,
+                "tf32": self.gpu and matmul not in ("float32", "highest") and capability >= 8,
+                "autotune": "--xla_gpu_autotune_level=0" not in flags.split() if self.gpu else None,
                 "deterministic": "--xla_gpu_deterministic_ops=true" in flags}

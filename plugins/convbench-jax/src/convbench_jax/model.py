@@ -25,6 +25,7 @@ class JaxModel:
         self.model = model
         self.device = jax_device(execution.device)
         self.execution = JaxExecution(execution)
+        self.execution.apply()
         self.layout = Layout(self.execution.layout)
         summary = summarize(model)
         # which weights need a native order: conv kernels (OIHW <-> HWIO) and dense weights ((out,in) <-> (in,out))
@@ -46,7 +47,7 @@ class JaxModel:
         self._last: Any = None  # the latest step's outputs, kept so nothing looks dead
 
     def execution_info(self) -> dict[str, Any]:
-        return self.execution.info()
+        return self.execution.info(self.device)
 
     # weights ------------------------------------------------------------------------------------------
     def _native_shape(self, key: str, shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -1,0 +1,43 @@
+"""``convbench doctor``: the first command on a new machine. Per framework, in its own worker: the device is
+seen, synchronisation waits, the peak-memory counter resets, the TF32 and autotune switches take effect, logits
+on the device equal the CPU's, a 20-step speed cell runs. Exit 0 only if every check that applies passed."""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+from harness.commands.args import device_name, name_list, positive_int
+from harness.errors import ConvbenchError
+from harness.orchestrator.doctor import run_doctor
+from harness.plugin_manager import build_registries, get_plugin_manager
+from harness.results.table import text_table
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    doc = sub.add_parser("doctor", help="check that every framework measures this machine correctly")
+    doc.add_argument("--device", type=device_name, help="cpu, cuda or cuda:N (default: the first GPU seen, else cpu)")
+    doc.add_argument("--frameworks", type=name_list, help="comma-separated; default: every installed one")
+    doc.add_argument("--threads", type=positive_int, help="CPU threads per worker (default: all cores)")
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    regs = build_registries(get_plugin_manager())
+    specs = [regs.frameworks.get(n) for n in (args.frameworks or regs.frameworks.names())]
+    if args.frameworks:
+        for spec in specs:
+            installed, reason = spec.installed()
+            if not installed:
+                raise ConvbenchError(f"framework {spec.name} is unavailable: {reason}")
+    with tempfile.TemporaryDirectory(prefix="convbench-doctor-") as tmp:
+        device, lines = run_doctor(specs, args.device, args.threads or os.cpu_count() or 1, Path(tmp) / "probe.log")
+    print(f"convbench doctor on {device}")
+    print(text_table(["framework", "switches", "check", "result", "measured"],
+                     [[c["framework"], c["switches"] or "-", c["name"], c["status"], c["detail"]] for c in lines]))
+    passed = sum(c["status"] == "ok" for c in lines)
+    failed = [c for c in lines if c["status"] == "FAIL"]
+    skipped = sum(c["status"] == "n/a" for c in lines)
+    verdict = "PASS" if passed and not failed else "FAIL"
+    print(f"\nverdict: {verdict}: {passed} checks passed, {len(failed)} failed, {skipped} not applicable on {device}")
+    return 0 if verdict == "PASS" else 1

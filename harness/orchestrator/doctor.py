@@ -1,0 +1,61 @@
+"""``convbench doctor`` across processes: each framework's checks in its own worker, on the device asked for
+(the worker sees only that GPU), once with TF32 and autotuning on and once with both off."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from harness.devices import canonical, visible_ids
+from harness.frameworks import FrameworkSpec
+from harness.orchestrator.probes import Probe, probe_framework
+from harness.orchestrator.workers import run_worker, worker_env
+
+SWITCHES = ((True, True), (False, False))  # (tf32, autotune)
+
+
+def pick_device(asked: str | None, probes: dict[str, Probe]) -> str:
+    """The device asked for, or the first GPU any available framework sees, else cpu."""
+    if asked:
+        return canonical(asked)
+    gpus = sorted({d["name"] for p in probes.values() if p.available for d in p.devices if d["name"] != "cpu"})
+    return gpus[0] if gpus else "cpu"
+
+
+def checks(spec: FrameworkSpec, probe: Probe, device: str, threads: int) -> Iterator[dict[str, Any]]:
+    """Every check line of one framework: {"framework", "switches", "name", "status", "detail"}."""
+    def line(name: str, status: str, detail: str, switches: str = "") -> dict[str, Any]:
+        return {"framework": spec.name, "switches": switches, "name": name, "status": status, "detail": detail}
+    if not probe.available:
+        yield line("framework", "n/a", f"unavailable: {probe.reason}")
+        return
+    if probe.device(device) is None:
+        yield line("device", "FAIL", f"{spec.name} sees {', '.join(d['name'] for d in probe.devices)}, not {device}")
+        return
+    env, local = worker_env(spec, threads), device
+    if device != "cpu":  # the worker sees only this GPU, as cuda:0
+        env["CUDA_VISIBLE_DEVICES"] = visible_ids([device], os.environ.get("CUDA_VISIBLE_DEVICES"))[0]
+        local = "cuda:0"
+    for tf32, autotune in SWITCHES:
+        switches = f"tf32 {'on' if tf32 else 'off'}, autotune {'on' if autotune else 'off'}"
+        with tempfile.TemporaryDirectory(prefix="convbench-doctor-") as tmp:
+            job = Path(tmp) / "job.json"
+            job.write_text(json.dumps({"framework": spec.name, "device": local, "tf32": tf32, "autotune": autotune,
+                                       "threads": threads}))
+            code, payload = run_worker(["doctor", str(job)], env, Path(tmp) / "worker.log", 900, lambda _: None)
+            log = (Path(tmp) / "worker.log").read_text(errors="replace").strip().splitlines()[-2:]
+        if code != 0 or not payload or "checks" not in payload:
+            why = (payload or {}).get("error") or f"worker exited with code {code}: {' | '.join(log)}"
+            yield line("worker", "FAIL", why, switches)
+            continue
+        for c in payload["checks"]:
+            yield line(c["name"], c["status"], c["detail"], switches)
+
+
+def run_doctor(specs: list[FrameworkSpec], asked: str | None, threads: int, log: Path) -> tuple[str, list[dict[str, Any]]]:
+    """(the device checked, every check line)."""
+    probes = {spec.name: probe_framework(spec, threads, log) for spec in specs}
+    device = pick_device(asked, probes)
+    return device, [c for spec in specs for c in checks(spec, probes[spec.name], device, threads)]
