@@ -16,6 +16,7 @@ from harness.hardware import nvml
 from harness.orchestrator.executors import Executor, make_executor
 from harness.orchestrator.plan import Plan, prepare_cell
 from harness.orchestrator.probes import Probe, describe
+from harness.orchestrator.workers import recorded_env, worker_env
 from harness.plugin_manager import Registries
 from harness.results import journal
 from harness.results.csvio import write_csv
@@ -91,6 +92,8 @@ def probe_all(plan: Plan, meta: dict[str, Any], regs: Registries, executor: Exec
         probes[name] = executor.probe(regs.frameworks.get(name), settings.threads, log, gpu)
         print(describe(probes[name]))
     meta["frameworks"] = {name: vars(p) for name, p in probes.items()}
+    meta["worker_env"] = {name: recorded_env(worker_env(regs.frameworks.get(name), settings.threads))
+                          for name in plan.frameworks}
     meta["gpus"] = nvml.machine()
     if settings.mode == "speed" and settings.device == "cpu" and settings.cpu_peak_gflops is None:
         peak = executor.cpu_peak(settings.threads, log)

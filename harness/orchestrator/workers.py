@@ -24,6 +24,12 @@ from harness.settings import Cell
 from harness.worker.protocol import EXIT_EXCEPTION
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
+# glibc malloc, the same for every framework's worker: keep freed memory for reuse instead of handing it back to the
+# kernel and faulting in fresh pages for the next step's activations (mmap threshold at glibc's 32 MiB maximum,
+# no trimming). Measured on this project's CPU: torch's VGG-16 / ResNet-32 forward 15-35% faster. A value already
+# in the environment is kept; meta.json records what the workers ran with.
+ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**40),
+             "MALLOC_TOP_PAD_": str(64 * 2**20)}
 
 
 @dataclass
@@ -37,9 +43,18 @@ class WorkerResult:
         return " | ".join(text[-lines:])
 
 
+def recorded_env(env: dict[str, str]) -> dict[str, str]:
+    """The settings of a worker's environment that change numbers (threads, allocator, device order, XLA/TF flags)."""
+    keys = (*THREAD_VARS, "TF_NUM_INTEROP_THREADS", *ALLOCATOR, "CUDA_DEVICE_ORDER", "CUDA_VISIBLE_DEVICES", "XLA_FLAGS",
+            "TF_CUDNN_USE_AUTOTUNE", "NVIDIA_TF32_OVERRIDE", "XLA_PYTHON_CLIENT_PREALLOCATE")
+    return {k: env[k] for k in keys if k in env}
+
+
 def worker_env(spec: FrameworkSpec | None, threads: int) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # cuda:N is nvidia-smi's (and NVML's) GPU N
+    for var, value in ALLOCATOR.items():
+        env.setdefault(var, value)
     for var in THREAD_VARS:
         env[var] = str(threads)
     env["TF_NUM_INTEROP_THREADS"] = "1" if threads <= 2 else "2"
