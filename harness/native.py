@@ -62,3 +62,24 @@ class TimedModel(NativeModel, Protocol):
         """One step of ``phase`` on a prepared batch, without waiting for the device:
         ``forward`` (eval mode, no gradients), ``forward_backward`` (training mode, loss and gradients of
         every parameter, no update) or ``train_step`` (forward, backward and the SGD update)."""
+
+
+class PipelinedModel(NativeModel, Protocol):
+    """Optional: training steps that do not wait for the device, so train mode times the framework and not the
+    harness (``convbench run``'s training loop prefers these to ``train_step`` when a plugin has them).
+
+    The loop calls ``prepare_batch`` (as in ``TimedModel``) for batch k + 1 right after ``train_step_async`` has
+    queued step k, so the copy to the device overlaps the step, and reads the losses in bulk, a few steps behind.
+    A plugin with only ``train_step`` still trains, one synchronised step at a time, and its rows say so.
+    """
+
+    def prepare_batch(self, images: np.ndarray, labels: np.ndarray) -> object:
+        """Converts a batch to native tensors on the model's device (asynchronously where the framework can)."""
+
+    def train_step_async(self, batch: object, lr: float) -> object:
+        """``train_step`` on a prepared batch, without waiting for the device: returns the loss as the
+        framework's own scalar (on the device), to be read later by ``read_losses``."""
+
+    def read_losses(self, losses: list[object]) -> list[float]:
+        """Waits for the steps that made ``losses`` and returns them as floats, in order; for data-parallel
+        processes, each the mean over the processes (the global batch's loss, as ``train_step`` returns it)."""

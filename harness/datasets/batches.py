@@ -1,9 +1,18 @@
-"""Batches in the same order for every framework, and augmentation done once, in numpy."""
+"""Batches in the same order for every framework, and augmentation in numpy, vectorised.
+
+The sample order, crop offsets and flip flags are drawn from ``default_rng([seed, epoch])`` and
+``default_rng([seed, epoch, 1])`` for each global batch, whatever applies them, so every framework (and every
+data-parallel rank, which takes its contiguous slice) sees the same pixels, bit for bit.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+PAD = 4
 
 
 def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
@@ -13,16 +22,49 @@ def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarr
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def train_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epoch: int,
-                  augment: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Shuffled full batches (the smaller last batch is dropped: it would retrace compiled steps)."""
+@dataclass(frozen=True)
+class Crops:
+    """One batch's augmentation: crop offsets into the padded image and horizontal flips, per image."""
+    dy: np.ndarray
+    dx: np.ndarray
+    flip: np.ndarray
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, n: int, pad: int = PAD) -> "Crops":
+        dy = rng.integers(0, 2 * pad + 1, n)
+        dx = rng.integers(0, 2 * pad + 1, n)
+        return cls(dy, dx, rng.random(n) < 0.5)
+
+    def __getitem__(self, part: slice) -> "Crops":
+        return Crops(self.dy[part], self.dx[part], self.flip[part])
+
+    def apply(self, images: np.ndarray, pad: int = PAD) -> np.ndarray:
+        """Zero-pad by ``pad`` pixels, crop each image at its offset, flip the flagged ones: a few whole-batch
+        numpy operations (the crops are exact copies, so this equals any per-image implementation bit for bit)."""
+        n, c, h, w = images.shape
+        padded = np.zeros((n, c, h + 2 * pad, w + 2 * pad), images.dtype)
+        padded[:, :, pad:pad + h, pad:pad + w] = images
+        windows = sliding_window_view(padded, (h, w), axis=(2, 3))   # (n, c, 2 pad + 1, 2 pad + 1, h, w), a view
+        out = windows[np.arange(n), :, self.dy, self.dx]            # (n, c, h, w), a copy
+        out[self.flip] = out[self.flip, :, :, ::-1]
+        return out
+
+
+def train_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epoch: int, augment: bool = False,
+                  shard: tuple[int, int] = (0, 1)) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Shuffled full batches (the smaller last batch is dropped: it would retrace compiled steps).
+
+    ``shard=(rank, world)``: this process's contiguous slice of every global batch, gathered and augmented
+    alone (the augmentation is drawn for the whole global batch, so the slices together equal it)."""
+    rank, world = shard
     order = epoch_order(len(x), seed, epoch)
     rng = np.random.default_rng([seed, epoch, 1])
+    lo, hi = rank * batch_size // world, (rank + 1) * batch_size // world
     for start in range(0, len(order) - batch_size + 1, batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start:start + batch_size][lo:hi]
         xb = x[idx]
         if augment:
-            xb = pad_crop_flip(xb, rng)
+            xb = Crops.draw(rng, batch_size)[lo:hi].apply(xb)
         yield np.ascontiguousarray(xb), y[idx]
 
 
@@ -32,15 +74,6 @@ def test_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> Iterator[tupl
         yield x[start:start + batch_size], y[start:start + batch_size]
 
 
-def pad_crop_flip(images: np.ndarray, rng: np.random.Generator, pad: int = 4) -> np.ndarray:
+def pad_crop_flip(images: np.ndarray, rng: np.random.Generator, pad: int = PAD) -> np.ndarray:
     """Zero-pad by ``pad`` pixels, take a random crop of the original size, flip half horizontally."""
-    n, c, h, w = images.shape
-    padded = np.pad(images, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    dy = rng.integers(0, 2 * pad + 1, n)
-    dx = rng.integers(0, 2 * pad + 1, n)
-    flip = rng.random(n) < 0.5
-    out = np.empty_like(images)
-    for i in range(n):
-        crop = padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
-        out[i] = crop[:, :, ::-1] if flip[i] else crop
-    return out
+    return Crops.draw(rng, len(images), pad).apply(images, pad)

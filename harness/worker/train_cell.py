@@ -11,7 +11,7 @@ from harness.results.records import make_row
 from harness.settings import Cell
 from harness.worker.context import setup
 from harness.worker.protocol import emit
-from harness.worker.training import Diverged, Recipe, train
+from harness.worker.training import Diverged, Recipe, pipelined, train
 
 PROGRESS_EVERY_S = 1.0
 
@@ -52,7 +52,9 @@ def run_train_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
     common = ctx.common()
     try:
         result = train(ctx.native, ctx.data, recipe, cell.seed, ctx.sync, on_epoch, first_epoch=first_epoch,
-                       on_step=on_step, shard=cell.shard)
+                       on_step=on_step, shard=cell.shard,
+                       on_region=lambda state, images: emit(progress, event="region", name="train", state=state,
+                                                            images=images))
     except Diverged as exc:
         return {"rows": [make_row(ctx.cell, status="diverged", error=str(exc), **common)]}
     last = result.history[-1] if result.history else {}
@@ -61,6 +63,9 @@ def run_train_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
         note = f"target {recipe.target:g} not reached in {recipe.epochs} epochs"
     if resumed:
         note = (note + "; " if note else "") + resumed
+    if not pipelined(ctx.native):
+        note = (note + "; " if note else "") + ("this plugin has no train_step_async/read_losses: every step waited "
+                                                 "for its loss (slower on GPUs)")
     row = make_row(ctx.cell, status="ok", error="", test_accuracy=result.test_accuracy,
                    test_loss=last.get("test_loss"), train_loss=last.get("train_loss"),
                    train_time_s=result.train_time_s, eval_time_s=result.eval_time_s,

@@ -4,12 +4,15 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Iterator
+
+import numpy as np
 
 from harness.datasets import Dataset
 from harness.datasets.batches import test_batches, train_batches
 from harness.native import NativeModel
 from harness.settings import DEFAULT_EPOCHS, RECIPE_BATCH, RunSettings
+from harness.worker.pipeline import Prefetcher
 
 
 @dataclass(frozen=True)
@@ -64,42 +67,93 @@ def evaluate(native: NativeModel, data: Dataset, batch_size: int) -> tuple[float
     return loss_sum / n, correct / n
 
 
+READ_EVERY = 8  # pipelined steps: losses are read in bulk once this many are queued (progress, divergence)
+
+
+def pipelined(native: object) -> bool:
+    """True when the plugin's model has the optional PipelinedModel methods."""
+    return all(callable(getattr(native, m, None)) for m in ("prepare_batch", "train_step_async", "read_losses"))
+
+
+def run_epoch(native: NativeModel, batches: Iterator[tuple[np.ndarray, np.ndarray]], lr: float, epoch: int,
+              on_step: Callable[[int, int, float], None]) -> tuple[float, int]:
+    """(sum of the steps' losses, steps). With a PipelinedModel the device never waits for the host: batch k+1
+    is prepared (its copy to the device queued) while step k runs, and losses are read in bulk one step behind
+    the newest, so a read never drains the queue. Otherwise every ``train_step`` returns its loss (a sync)."""
+    loss_sum, steps = 0.0, 0
+    if not pipelined(native):
+        for xb, yb in batches:
+            loss = native.train_step(xb, yb, lr)
+            steps += 1
+            check_finite(loss, epoch, steps)
+            loss_sum += loss
+            on_step(epoch, steps, loss)
+        return loss_sum, steps
+    model: Any = native
+    pending: list[object] = []
+
+    def read(keep_newest: bool) -> None:
+        nonlocal loss_sum
+        taken = pending[:-1] if keep_newest else list(pending)
+        first = steps - len(pending) + 1   # the step number of pending[0]
+        values = model.read_losses(taken)
+        for offset, loss in enumerate(values):
+            check_finite(loss, epoch, first + offset)
+        del pending[:len(taken)]
+        loss_sum += sum(values)
+        on_step(epoch, first + len(values) - 1, values[-1])
+    arrays = next(batches, None)
+    batch = model.prepare_batch(*arrays) if arrays is not None else None
+    while batch is not None:
+        pending.append(model.train_step_async(batch, lr))
+        steps += 1
+        arrays = next(batches, None)
+        batch = model.prepare_batch(*arrays) if arrays is not None else None
+        if len(pending) > READ_EVERY:
+            read(keep_newest=True)
+    if pending:
+        read(keep_newest=False)
+    return loss_sum, steps
+
+
+def check_finite(loss: float, epoch: int, step: int) -> None:
+    if not math.isfinite(loss):
+        raise Diverged(f"loss became {loss} at epoch {epoch + 1}, step {step}")
+
+
 def train(native: NativeModel, data: Dataset, recipe: Recipe, seed: int, sync: Callable[[], None],
           on_epoch: Callable[[dict[str, float]], None] = lambda row: None,
           clock: Callable[[], float] = time.perf_counter, first_epoch: int = 0,
           on_step: Callable[[int, int, float], None] = lambda epoch, step, loss: None,
-          shard: tuple[int, int] = (0, 1)) -> TrainResult:
+          shard: tuple[int, int] = (0, 1),
+          on_region: Callable[[str, int], None] = lambda state, images: None) -> TrainResult:
     """Trains epochs ``first_epoch`` .. ``recipe.epochs - 1``.
 
-    ``train_time_s`` covers training steps only and ``eval_time_s`` the per-epoch evaluation, each
-    synchronised. ``time_to_target_s`` follows MLPerf: the clock starts when the data is first touched
-    (the first batch is drawn) and stops when the evaluation that reaches ``recipe.target`` ends, so it
-    includes evaluation; training stops there.
+    ``train_time_s`` covers training steps only (the batches are gathered and augmented in a background thread
+    from the moment the clock starts) and ``eval_time_s`` the per-epoch evaluation, each synchronised.
+    ``time_to_target_s`` follows MLPerf: the clock starts when the data is first touched (the first batch is
+    drawn) and stops when the evaluation that reaches ``recipe.target`` ends, so it includes evaluation;
+    training stops there.
 
-    ``shard=(rank, world_size)``: data-parallel training; this process trains on its contiguous
+    ``shard=(rank, world_size)``: data-parallel training; this process gathers and trains on its contiguous
     slice of every global batch (the plugin averages gradients and the loss across processes).
+
+    ``on_region("start" | "end", images)`` marks each epoch's training (for the telemetry sampler's energy).
     """
-    rank, world = shard
     result = TrainResult()
     sync()
     run_start = clock()
     for epoch in range(first_epoch, recipe.epochs):
         lr = recipe.lr_at(epoch)
-        loss_sum, steps = 0.0, 0
         sync()
+        on_region("start", 0)
         start = clock()
-        for xb, yb in train_batches(data.x_train, data.y_train, recipe.batch_size, seed, epoch, recipe.augment):
-            if world > 1:
-                lo, hi = rank * len(xb) // world, (rank + 1) * len(xb) // world
-                xb, yb = xb[lo:hi], yb[lo:hi]
-            loss = native.train_step(xb, yb, lr)
-            if not math.isfinite(loss):
-                raise Diverged(f"loss became {loss} at epoch {epoch + 1}, step {steps + 1}")
-            loss_sum += loss
-            steps += 1
-            on_step(epoch, steps, loss)
+        source = train_batches(data.x_train, data.y_train, recipe.batch_size, seed, epoch, recipe.augment, shard)
+        with Prefetcher(source) as batches:
+            loss_sum, steps = run_epoch(native, batches, lr, epoch, on_step)
         sync()
         result.train_time_s += clock() - start
+        on_region("end", steps * recipe.batch_size)
         result.train_images += steps * recipe.batch_size
         start = clock()
         test_loss, test_acc = evaluate(native, data, recipe.batch_size)

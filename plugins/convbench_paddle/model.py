@@ -131,10 +131,18 @@ class PaddleModel:
         return self._logits(_tensor(images)).numpy()
 
     def train_step(self, images: np.ndarray, labels: np.ndarray, lr: float) -> float:
-        loss = self._step(*self.prepare_batch(images, labels), lr, update=True)
-        if self.world > 1:  # report the global batch's loss, as single-device training would
-            return parallel.mean_over_processes(loss, self.world)
-        return float(loss.item())
+        return self.read_losses([self.train_step_async(self.prepare_batch(images, labels), lr)])[0]
+
+    def train_step_async(self, batch: Batch, lr: float) -> paddle.Tensor:
+        return self._step(*batch, lr, update=True).detach()
+
+    def read_losses(self, losses: list[paddle.Tensor]) -> list[float]:
+        """One device-to-host copy for all of them; data parallel: the mean over the processes (the global
+        batch's loss, as single-device training would report it)."""
+        stacked = paddle.stack(losses)
+        if self.world > 1:
+            return [float(v) for v in parallel.mean_over_processes(stacked, self.world)]
+        return [float(v) for v in stacked.numpy()]
 
     def evaluate(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
         x, y = self.prepare_batch(images, labels)

@@ -42,8 +42,8 @@ def wrap(layer: paddle.nn.Layer) -> paddle.DataParallel:
     return paddle.DataParallel(layer)
 
 
-def mean_over_processes(value: paddle.Tensor, world: int) -> float:
-    """The mean of a scalar over every process of the job (each process's loss -> the global batch's)."""
-    total = value.detach().clone()
+def mean_over_processes(values: paddle.Tensor, world: int) -> list[float]:
+    """The mean over every process of the job, element by element (each process's losses -> the global batch's)."""
+    total = values.detach().clone()
     dist.all_reduce(total)  # sum
-    return float(total.item()) / world
+    return [float(v) / world for v in total.numpy().reshape(-1)]

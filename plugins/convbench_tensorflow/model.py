@@ -53,6 +53,8 @@ class TFModel:
             self.net = Net(model, summarize(model), self.execution.dtype, seed)
             self.optimizer = SGD(self.net.trainable, settings.get("momentum", 0.9), settings.get("weight_decay", 0.0))
             self.scaler = LossScaler() if self.execution.precision == "fp16" else None
+        self._lr_value: float | None = None
+        self._lr_tensor: tf.Tensor | None = None
         wrap = self.execution.wrap
         self._forward_fn, self._eval_fn = wrap(self._forward), wrap(self._evaluate)
         if self.replicas is None:
@@ -181,10 +183,23 @@ class TFModel:
 
     def train_step(self, images: np.ndarray, labels: np.ndarray, lr: float) -> float:
         """One step on the (global) batch; returns its mean loss."""
-        x, y = self._train_batch(images, labels)
+        return self.read_losses([self.train_step_async(self._train_batch(images, labels), lr)])[0]
+
+    def train_step_async(self, batch: Any, lr: float) -> tf.Tensor:
+        """Queues a step (TF runs ops asynchronously on a GPU); the loss stays a device tensor."""
+        x, y = batch
         with tf.device(self.device):
-            loss = self._train_fn(x, y, tf.constant(lr, tf.float32))
-        return float(loss.numpy())
+            return self._train_fn(x, y, self._lr(lr))
+
+    def read_losses(self, losses: list[tf.Tensor]) -> list[float]:
+        return [float(v) for v in tf.stack(losses).numpy()]
+
+    def _lr(self, lr: float) -> tf.Tensor:
+        """The learning rate as a float32 tensor, made once per value (a new value does not retrace)."""
+        if self._lr_value != lr:
+            with tf.device(self.device):
+                self._lr_tensor, self._lr_value = tf.constant(lr, tf.float32), lr
+        return self._lr_tensor
 
     def evaluate(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
         with tf.device(self.device):
@@ -204,7 +219,7 @@ class TFModel:
             elif phase == "forward_backward":
                 self._grads_fn(x, y)
             elif phase == "train_step":
-                self._train_fn(x, y, tf.constant(lr, tf.float32))
+                self._train_fn(x, y, self._lr(lr))
             else:
                 raise ConvbenchError(f"unknown phase {phase!r}; known: {', '.join(PHASES)}")
 

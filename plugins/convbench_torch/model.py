@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -35,6 +35,12 @@ def tf32_allowed() -> bool:
     return bool(torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32)
 
 
+class Batch(NamedTuple):
+    x: torch.Tensor
+    y: torch.Tensor
+    ready: Any  # torch.cuda.Event of the side-stream copy, or None on the CPU
+
+
 class TorchModel:
     def __init__(self, model: ModelDef, execution: Execution, settings: dict[str, Any]) -> None:
         self.model = model
@@ -53,6 +59,7 @@ class TorchModel:
         self.optimizer = torch.optim.SGD(self.net.parameters(), lr=0.0, momentum=settings.get("momentum", 0.9),
                                          weight_decay=settings.get("weight_decay", 0.0))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        self.copy_stream: Any = None   # a side stream for host-to-device batch copies (GPU), made on first use
         self.run: torch.nn.Module = self.net
         if self.world > 1:
             self.run = self._distributed(int(settings["rank"]))
@@ -149,12 +156,20 @@ class TorchModel:
         return loss
 
     def train_step(self, images: np.ndarray, labels: np.ndarray, lr: float) -> float:
-        loss = self._step(self._images(images), self._labels(labels), lr, True).detach()
-        if self.world > 1:   # report the global batch's loss, as single-device training would
+        return self.read_losses([self.train_step_async(self.prepare_batch(images, labels), lr)])[0]
+
+    def train_step_async(self, batch: Batch, lr: float) -> torch.Tensor:
+        return self._step(*self._ready(batch), lr, True).detach()
+
+    def read_losses(self, losses: list[torch.Tensor]) -> list[float]:
+        """One device-to-host copy for all of them; data parallel: the global batch's loss, as one process
+        training alone would report it."""
+        stacked = torch.stack(losses)
+        if self.world > 1:
             import torch.distributed as dist
-            dist.all_reduce(loss)
-            loss = loss / self.world
-        return float(loss.item())
+            dist.all_reduce(stacked)
+            stacked = stacked / self.world
+        return [float(v) for v in stacked.tolist()]
 
     def evaluate(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
         self.net.eval()
@@ -166,12 +181,35 @@ class TorchModel:
             correct = (logits.argmax(dim=1) == y).sum()
         return float(loss.item()), int(correct.item())
 
-    # speed mode -----------------------------------------------------------------------------------
-    def prepare_batch(self, images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._images(images), self._labels(labels)
+    # pipelined training and speed mode ------------------------------------------------------------
+    def prepare_batch(self, images: np.ndarray, labels: np.ndarray) -> Batch:
+        """On the CPU the numpy arrays themselves (no copy). On a GPU: copied through pinned memory on a side
+        stream, so the copy of the next batch overlaps the current step; the step waits on the copy's event."""
+        if self.device.type != "cuda":
+            return Batch(self._images(images), self._labels(labels), None)
+        if self.copy_stream is None:
+            self.copy_stream = torch.cuda.Stream(self.device)
+        with torch.cuda.stream(self.copy_stream):
+            x = torch.from_numpy(np.ascontiguousarray(images)).pin_memory().to(self.device, non_blocking=True)
+            y = torch.from_numpy(labels.astype(np.int64)).pin_memory().to(self.device, non_blocking=True)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            ready = torch.cuda.Event()
+            ready.record(self.copy_stream)
+        return Batch(x, y, ready)
 
-    def run_phase(self, phase: str, batch: tuple[torch.Tensor, torch.Tensor], lr: float) -> None:
-        x, y = batch
+    def _ready(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's tensors, once the compute stream has waited for their copy (and the caching allocator
+        knows the compute stream uses memory the side stream allocated)."""
+        if batch.ready is not None:
+            stream = torch.cuda.current_stream(self.device)
+            stream.wait_event(batch.ready)
+            batch.x.record_stream(stream)
+            batch.y.record_stream(stream)
+        return batch.x, batch.y
+
+    def run_phase(self, phase: str, batch: Batch, lr: float) -> None:
+        x, y = self._ready(batch)
         if phase == "forward":
             self.net.eval()
             with torch.no_grad(), self._autocast():

@@ -66,6 +66,37 @@ def test_augmentation_pads_crops_and_flips_deterministically():
     assert (a == 0).any()  # some zero padding came in
 
 
+def per_image_pad_crop_flip(images: np.ndarray, rng: np.random.Generator, pad: int = 4) -> np.ndarray:
+    """The augmentation as it was first written, image by image: the vectorised one must equal it bit for bit."""
+    n, c, h, w = images.shape
+    padded = np.pad(images, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    dy, dx, flip = rng.integers(0, 2 * pad + 1, n), rng.integers(0, 2 * pad + 1, n), rng.random(n) < 0.5
+    out = np.empty_like(images)
+    for i in range(n):
+        crop = padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
+        out[i] = crop[:, :, ::-1] if flip[i] else crop
+    return out
+
+
+@pytest.mark.parametrize("shape", [(128, 3, 32, 32), (7, 1, 5, 9), (1, 3, 8, 8)])
+def test_vectorised_augmentation_equals_the_per_image_loop(shape):
+    imgs = np.random.default_rng(3).random(shape, dtype=np.float32)
+    for seed in range(3):
+        expected = per_image_pad_crop_flip(imgs, np.random.default_rng(seed))
+        got = pad_crop_flip(imgs, np.random.default_rng(seed))
+        assert got.dtype == imgs.dtype and got.flags.c_contiguous and np.array_equal(got, expected)
+
+
+def test_shards_together_are_the_global_batches():
+    """Each data-parallel rank gathers and augments only its slice; the slices are the global batch's."""
+    x = np.random.default_rng(0).random((40, 3, 8, 8), dtype=np.float32)
+    y = np.arange(40)
+    whole = list(train_batches(x, y, 8, seed=2, epoch=1, augment=True))
+    parts = [list(train_batches(x, y, 8, seed=2, epoch=1, augment=True, shard=(r, 2))) for r in range(2)]
+    for (xb, yb), (x0, y0), (x1, y1) in zip(whole, *parts):
+        assert np.array_equal(np.concatenate([x0, x1]), xb) and np.array_equal(np.concatenate([y0, y1]), yb)
+
+
 def test_cifar_archive_with_its_checksums(tmp_path):
     sums = make_release(tmp_path)
     d = load_cifar10(tmp_path, checksums=sums)

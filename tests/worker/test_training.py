@@ -82,3 +82,59 @@ def test_resume_starts_at_the_given_epoch_with_its_learning_rate():
     model = Scripted([1.0] * 20)
     result = train(model, small_data(), Recipe(epochs=4, batch_size=4), 0, lambda: None, first_epoch=2)
     assert [h["epoch"] for h in result.history] == [3, 4] and model.steps == [pytest.approx(0.01)] * 4
+
+
+class ScriptedPipeline(Scripted):
+    """A PipelinedModel stand-in: records the order of prepare / queue / read calls."""
+
+    def __init__(self, losses):
+        super().__init__(losses)
+        self.calls: list[str] = []
+
+    def prepare_batch(self, images, labels):
+        self.calls.append("prepare")
+        return images, labels
+
+    def train_step_async(self, batch, lr):
+        self.calls.append("step")
+        return self.train_step(*batch, lr)
+
+    def read_losses(self, losses):
+        self.calls.append(f"read{len(losses)}")
+        return list(losses)
+
+
+def test_pipelined_steps_queue_ahead_and_read_losses_in_bulk():
+    data = load_dataset("synthetic", shape=(1, 2, 2), num_classes=2, seed=0, synthetic_size=(48, 6))
+    model = ScriptedPipeline([float(i) for i in range(12)])
+    seen = []
+    result = train(model, data, Recipe(epochs=1, batch_size=4), 0, lambda: None,
+                   on_step=lambda epoch, step, loss: seen.append((step, loss)))
+    # batch k+1 is prepared before anything waits on step k; reads lag one step behind the newest
+    assert model.calls[:4] == ["prepare", "step", "prepare", "step"]
+    assert model.calls.count("step") == 12 and model.calls.count("prepare") == 12
+    assert [c for c in model.calls if c.startswith("read")] == ["read8", "read4"]
+    assert seen == [(8, 7.0), (12, 11.0)] and result.history[0]["train_loss"] == sum(range(12)) / 12
+
+
+def test_pipelined_divergence_names_the_step_that_diverged():
+    data = load_dataset("synthetic", shape=(1, 2, 2), num_classes=2, seed=0, synthetic_size=(48, 6))
+    losses = [1.0] * 12
+    losses[4] = math.inf
+    with pytest.raises(Diverged, match="loss became inf at epoch 1, step 5$"):
+        train(ScriptedPipeline(losses), data, Recipe(epochs=1, batch_size=4), 0, lambda: None)
+
+
+def test_a_failing_batch_source_is_raised_in_the_loop():
+    from harness.worker.pipeline import Prefetcher
+
+    def source():
+        yield 1
+        raise ValueError("bad batch")
+    with Prefetcher(source()) as batches:
+        assert next(batches) == 1
+        with pytest.raises(ValueError, match="bad batch"):
+            next(batches)
+    with Prefetcher(iter(range(100)), depth=2) as early:   # stopping early ends the thread
+        assert next(early) == 0
+    assert not early._thread.is_alive()

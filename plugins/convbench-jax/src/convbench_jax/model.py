@@ -109,6 +109,13 @@ class JaxModel:
     def train_step(self, images: np.ndarray, labels: np.ndarray, lr: float) -> float:
         return float(self._step(self.prepare_batch(images, labels), lr))
 
+    def train_step_async(self, batch: tuple[jax.Array, jax.Array], lr: float) -> jax.Array:
+        """JAX dispatches asynchronously: the step is queued and its loss stays on the device."""
+        return self._step(batch, lr)
+
+    def read_losses(self, losses: list[jax.Array]) -> list[float]:
+        return [float(v) for v in jax.device_get(losses)]
+
     def evaluate(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
         x, y = self.prepare_batch(images, labels)
         loss, correct = self._evaluate(self.params, self.stats, x, y)
