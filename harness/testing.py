@@ -30,7 +30,11 @@ from harness.orchestrator.workers import worker_env
 from harness.plugin_manager import build_registries, get_plugin_manager
 
 OPTIONS = {"framework": "framework under test", "models": "comma-separated models (default: all)",
-           "reference": "framework whose logits are the reference (default torch)", "threads": "CPU threads"}
+           "reference": "framework whose logits are the reference (default torch)", "threads": "CPU threads",
+           "speed-reference": "optional speed check: an importable module with make(model, batch) giving the "
+                              "framework's own idiomatic implementation (see benchmarks/idiomatic)",
+           "speed-tolerance": "largest plugin / reference train_step time ratio the speed check accepts (default 1.05)",
+           "speed-batch": "batch of the speed check (default 32)"}
 SETTINGS = [("compile", "none"), ("layout", "nchw"), ("layout", "nhwc"), ("precision", "bf16"), ("precision", "fp16")]
 HALF_TOLERANCE, KIT_ID, KIT = 5e-2, "harness/testing.py", pytest.StashKey["Kit"]()  # 5e-2: bf16/fp16 logits
 
@@ -38,8 +42,8 @@ HALF_TOLERANCE, KIT_ID, KIT = 5e-2, "harness/testing.py", pytest.StashKey["Kit"]
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("convbench", "convbench conformance kit (harness.testing)")
     for name, help_text in OPTIONS.items():
-        group.addoption(f"--convbench-{name}", dest=f"convbench_{name}", help=help_text)
-        parser.addini(f"convbench_{name}", help_text)
+        group.addoption(f"--convbench-{name}", dest=f"convbench_{name.replace('-', '_')}", help=help_text)
+        parser.addini(f"convbench_{name.replace('-', '_')}", help_text)
 
 
 def _option(config: pytest.Config, name: str, default: str | None = None) -> str | None:
@@ -271,6 +275,25 @@ class TestConformance:
             np.testing.assert_allclose(continued[key], value, rtol=1e-5, atol=1e-7,
                                        err_msg=f"{key}: a model given the weights and momentum did not continue the run")
 
+    def test_pipelined_steps_equal_train_step(self, convbench_kit: Kit) -> None:
+        """Optional PipelinedModel: prepare_batch + train_step_async + read_losses train exactly as train_step
+        does (same losses, same weights), whatever the order in which losses are read."""
+        model = convbench_kit.model("lenet5")
+        first = convbench_kit.build(model, momentum=0.9, weight_decay=2e-4)
+        if not all(callable(getattr(first, m, None)) for m in ("prepare_batch", "train_step_async", "read_losses")):
+            pytest.skip(f"{convbench_kit.framework} has no train_step_async/read_losses: train mode waits for every step")
+        second = convbench_kit.build(model, momentum=0.9, weight_decay=2e-4)
+        rng = np.random.default_rng(23)
+        batches = [(rng.random((16, 3, 32, 32), dtype=np.float32), rng.integers(0, 10, 16)) for _ in range(3)]
+        for native in (first, second):
+            native.set_weights(init_weights(model, 0))
+        expected = [first.train_step(x, y, lr) for (x, y), lr in zip(batches, (0.1, 0.1, 0.05))]
+        queued = [second.train_step_async(second.prepare_batch(x, y), lr) for (x, y), lr in zip(batches, (0.1, 0.1, 0.05))]
+        got = second.read_losses(queued[:2]) + second.read_losses(queued[2:])
+        np.testing.assert_allclose(got, expected, rtol=1e-6, err_msg="losses of the pipelined steps")
+        for key, value in first.get_weights().items():
+            np.testing.assert_allclose(second.get_weights()[key], value, rtol=1e-6, atol=1e-7, err_msg=key)
+
     def test_batch_norm_conventions(self, convbench_kit: Kit) -> None:
         """Node eps and momentum; biased variance normalises, unbiased variance updates running_var."""
         model = tiny("kit_bn", (2, 3, 3), BatchNorm("bn", eps=1e-2, momentum=0.3), Flatten("flatten"), Linear("fc", 3))
@@ -337,6 +360,50 @@ class TestConformance:
         with_aux, without = costs
         assert with_aux <= 3 * without + 0.003, (f"forward with an auxiliary head costs {1e3 * with_aux:.1f} ms of CPU, "
                                                  f"without {1e3 * without:.1f} ms: the head runs at evaluation")
+
+    def test_train_step_speed_against_reference(self, convbench_kit: Kit, convbench_model: str,
+                                                convbench_native: NativeModel, request: pytest.FixtureRequest) -> None:
+        """Optional (--convbench-speed-reference MODULE): the plugin's speed-mode train_step against the framework's
+        own idiomatic implementation of the same network on this machine, interleaved, median of the steps; the
+        plugin may be at most --convbench-speed-tolerance (1.05) times slower."""
+        config = request.config
+        target = _option(config, "speed_reference")
+        if not target:
+            pytest.skip("optional speed check: pass --convbench-speed-reference MODULE (e.g. idiomatic.torch_nets)")
+        import importlib
+        import statistics
+        tolerance = float(_option(config, "speed_tolerance", "1.05") or 1.05)
+        batch_size = int(_option(config, "speed_batch", "32") or 32)
+        try:
+            reference = importlib.import_module(target).make(convbench_model, batch_size)
+        except (KeyError, ValueError) as exc:
+            pytest.skip(f"{target} has no implementation of {convbench_model}: {exc}")
+        model, rng = convbench_kit.model(convbench_model), np.random.default_rng(29)
+        convbench_native.set_weights(init_weights(model, 0))
+        batch = convbench_native.prepare_batch(rng.random((batch_size, *model.input_shape), dtype=np.float32),
+                                               rng.integers(0, model.num_classes, batch_size))
+        hook, fw = convbench_kit.pm.hook, convbench_kit.framework
+        ours = (lambda: convbench_native.run_phase("train_step", batch, 1e-3),
+                lambda: hook.convbench_synchronize(framework=fw, device="cpu"))
+        theirs = [(v.train_step, reference.synchronize) for v in reference.variants.values()]
+
+        def median_s(step: Any, sync: Any, n: int = 5) -> list[float]:
+            step(), sync()   # tracing / compilation
+            samples = []
+            for _ in range(n):
+                start = time.perf_counter()
+                step()
+                sync()
+                samples.append(time.perf_counter() - start)
+            return samples
+        mine, best = [], [[] for _ in theirs]
+        for _ in range(3):   # interleaved rounds, so a busy moment hits both
+            mine += median_s(*ours)
+            for pooled, (step, sync) in zip(best, theirs):
+                pooled += median_s(step, sync)
+        ratio = statistics.median(mine) / min(statistics.median(p) for p in best)
+        assert ratio <= tolerance, (f"{fw} {convbench_model} train_step is {ratio:.2f}x the idiomatic reference's "
+                                    f"({target}); tolerance {tolerance:g}")
 
     @pytest.mark.parametrize("device", ["cuda:99", "tpu"])
     def test_bad_device_is_a_user_error(self, convbench_kit: Kit, device: str) -> None:

@@ -42,6 +42,7 @@ def needs_plugin(framework: str) -> pytest.MarkDecorator:
 def run_kit(tmp_path: Path, framework: str, reference: str, models: list[str], extra: Sequence[str] = (),
             env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, dict[str, str]]:
     """Runs the kit in an empty folder; returns the process and {test name: passed|failed|skipped|error}."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     report = tmp_path / "kit.xml"
     cmd = [sys.executable, "-m", "pytest", "-p", "harness.testing", "-p", "no:cacheprovider",
            "--convbench-framework", framework, "--convbench-reference", reference,
@@ -131,3 +132,20 @@ def test_kit_fails_for_a_broken_plugin(tmp_path: Path):
     for check in ("test_parameter_count[lenet5]", "test_weights_round_trip[lenet5]", "test_timing_phases[lenet5]"):
         assert outcomes[check] == "passed", (check, outcomes)
     assert "logits differ from torch" in proc.stdout
+
+
+@pytest.mark.e2e
+@needs("torch")
+def test_the_optional_speed_check_against_an_idiomatic_reference(tmp_path):
+    """Skipped unless asked for; with benchmarks/idiomatic's torch reference it passes a loose bound and fails an
+    impossible one (so it can fail)."""
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1] / "benchmarks"),
+                                                       os.environ.get("PYTHONPATH")]))}
+    _, plain = run_kit(tmp_path / "plain", "torch", "torch", ["resnet32"], ["-k", "speed"], env=env)
+    assert plain == {"test_train_step_speed_against_reference[resnet32]": "skipped"}
+    for tolerance, outcome in (("100", "passed"), ("0.001", "failed")):
+        proc, outcomes = run_kit(tmp_path / tolerance, "torch", "torch", ["resnet32"],
+                                 ["-k", "speed", "--convbench-speed-reference", "idiomatic.torch_nets",
+                                  "--convbench-speed-tolerance", tolerance, "--convbench-speed-batch", "8"], env=env)
+        assert outcomes == {"test_train_step_speed_against_reference[resnet32]": outcome}, proc.stdout[-2000:]
+    assert "the idiomatic reference's (idiomatic.torch_nets)" in proc.stdout
