@@ -28,6 +28,9 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--sampler", action="store_true",
+                        help="run convbench's telemetry sampler (harness/hardware/telemetry.py) beside the steps, as "
+                             "it runs beside every cell, at its interval")
     args = parser.parse_args()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
         os.environ[var] = str(args.threads)
@@ -66,10 +69,17 @@ def main() -> int:
     for step in (harness_step, hand_step):   # warm-up: tracing, allocator, caches
         for _ in range(10):
             step()
+    sampler = None
+    if args.sampler:
+        from harness.hardware.telemetry import Sampler
+        sampler = Sampler().start()
     harness_times, hand_times = [], []
     for _ in range(args.rounds):
         harness_times.append(timed(harness_step))
         hand_times.append(timed(hand_step))
+    if sampler is not None:
+        readings = sampler.stop()
+        print(f"  telemetry sampler on: {readings.samples} samples while timing")
     h, m = statistics.median(harness_times), statistics.median(hand_times)
     print(f"{args.framework} lenet5 batch {args.batch_size}, {args.rounds} interleaved rounds x {args.steps} steps")
     print(f"  harness train_step : {1000 * h:8.3f} ms/step (rounds: {', '.join(f'{1000 * t:.2f}' for t in harness_times)})")

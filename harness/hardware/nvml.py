@@ -44,6 +44,10 @@ def handle(nvml: Nvml, entry: str) -> Any:
     return nvml.nvmlDeviceGetHandleByIndex(int(entry)) if entry.isdigit() else nvml.nvmlDeviceGetHandleByUUID(entry)
 
 
+def handle_or_none(nvml: Nvml, entry: str) -> Any:
+    return _read(lambda: handle(nvml, entry))
+
+
 def cuda_driver_version(nvml: Nvml) -> str | None:
     """The CUDA version the driver supports, as '12.4'."""
     version = _read(nvml.nvmlSystemGetCudaDriverVersion)

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 from harness.errors import ConvbenchError
 from harness.results import significance as cmp
 from harness.results.runs import Run, load_run
-from harness.results.table import group, ok_rows, text_table
+from harness.results.table import busy, group, ok_rows, text_table
 
 # cells match when all of these agree; versions, device names, threads, lr and seeds may differ
 MATCH_KEYS = ("mode", "framework", "model", "device", "phase", "dataset", "batch_size", "epochs", "target",
@@ -93,8 +93,11 @@ def compare_runs(a: str | Path, b: str | Path, threshold: float | str = cmp.DEFA
                 regressions.append(f"{_label(key)}: {note}")
             continue
         p = "-" if c.p_value is None else f"{c.p_value:.2g}"
+        flags = [f"{side} on a busy machine ({100 * share:.0f}% CPU by others)"
+                 for side, share in (("A", busy(oka)), ("B", busy(okb))) if share is not None]
+        note = "; ".join(filter(None, [note, *flags]))
         table.append([_label(key), metric, f"{c.a:.4g}", f"{c.b:.4g}", f"{c.ratio:.3f}", f"{c.change_pct:+.1f}%",
-                      p, c.test, c.verdict, note])
+                      p, c.test, c.verdict + (" (busy)" if flags else ""), note])
         if fail is not None and cmp.is_regression(c, fail):
             regressions.append(f"{_label(key)}: {c.change_pct:+.1f}% ({c.test}, p={p})")
     notes += [f"only in A: {_label(k)}" for k in ga if k not in gb]

@@ -25,6 +25,11 @@ COLUMNS = (
     # the GPU and its software, as the framework and NVML report them (empty on the CPU)
     "gpu_driver", "cuda_runtime", "cudnn", "nccl", "gpu_memory_mb", "gpu_sm_clock_mhz", "gpu_power_limit_w",
     "gpu_mig", "gpu_other_procs",
+    # the worker's interpreter (one environment per framework: --python)
+    "python", "interpreter",
+    # telemetry (harness/hardware/telemetry.py): was the machine quiet, one memory meter for every framework,
+    # utilisation and energy of the timed work
+    "host_busy_fraction", "rss_peak_mb", "gpu_mem_peak_mb", "cpu_util", "gpu_util", "energy_j", "joules_per_image",
     "note",
 )
 STATUSES = ("ok", "error", "crashed", "timeout", "diverged", "oom", "unavailable")

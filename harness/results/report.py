@@ -10,7 +10,7 @@ from harness.results import plots
 from harness.results.csvio import read_csv
 from harness.results.runs import Run, load_run
 from harness.results.stats import summarize
-from harness.results.table import column, duration, group, markdown_table, ok_rows, train_text
+from harness.results.table import busy, column, duration, group, markdown_table, ok_rows, train_text
 
 REFERENCE_CSV = Path(__file__).resolve().parents[2] / "results" / "reference" / "articles.csv"
 
@@ -102,6 +102,12 @@ def render_markdown(run: Run, images: dict[str, str]) -> str:
         out += ["## Step time", "", markdown_table(["network", "phase", *cols], body), "",
                 "Cells: median step time [distribution-free 95% CI of the median], images/s = batch / median; "
                 "raw samples pooled over seeds.", ""]
+    crowded = [r for r in run.rows if busy([r]) is not None]
+    if crowded:
+        out += ["## Taken on a busy machine", "", "Other processes used more than 10% of the machine's CPU while these "
+                "were measured: compare them with care, or rerun with --require-quiet.", "",
+                markdown_table(["cell", "phase", "CPU used by others"],
+                               [[r["cell"], r.get("phase"), f"{100 * r['host_busy_fraction']:.0f}%"] for r in crowded]), ""]
     failed = [r for r in run.rows if r["status"] != "ok"]
     if failed:
         out += ["## Failed cells", "", markdown_table(["cell", "phase", "status", "error"],

@@ -9,12 +9,22 @@ import numbers
 import statistics
 from typing import Any, Callable, Iterable, Sequence
 
+from harness.hardware.telemetry import BUSY_THRESHOLD
+
 Row = dict[str, Any]
 
 
 def number(value: Any) -> bool:
     """True for a real number (not None, not NaN)."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
+
+
+def busy(rows: Iterable[Row]) -> float | None:
+    """The largest share of the machine's CPU that other processes used while these rows were measured, when it
+    is over the quiet threshold (the rows were not taken on a quiet machine); None otherwise."""
+    shares = [r["host_busy_fraction"] for r in rows if number(r.get("host_busy_fraction"))]
+    worst = max(shares, default=None)
+    return worst if worst is not None and worst > BUSY_THRESHOLD else None
 
 
 def mean_std(values: Sequence[float], fmt: Callable[[float], str], unit: str = "") -> str:

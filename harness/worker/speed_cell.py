@@ -20,6 +20,7 @@ from harness.results import stats
 from harness.results.records import make_row
 from harness.settings import Cell
 from harness.worker.context import CellContext, setup
+from harness.worker.protocol import emit
 from harness.worker.timing import articles_line, time_phase, time_window
 
 SPEED_LR = 1e-3  # small, so timed updates stay finite on random data
@@ -48,7 +49,9 @@ def run_speed_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
             ctx.native.run_phase(phase, batch, SPEED_LR)
         ctx.peak_memory_mb(reset=True)
         timing = time_phase(step, ctx.sync, cell.run.warmup, cell.run.steps)
+        emit(progress, event="region", name=phase, state="start")   # the sampler reads energy counters here
         window_s = time_window(step, ctx.sync, cell.run.steps)
+        emit(progress, event="region", name=phase, state="end", images=batch_size * cell.run.steps)
         s = stats.summarize(timing.samples_s)
         samples[phase] = timing.samples_s
         achieved = ctx.summary.flops * PASS_FACTOR[phase] * batch_size / s.median / 1e9

@@ -1,0 +1,106 @@
+"""Telemetry: energy counters (recorded RAPL files and NVML readings), the sampler on real processes, and a busy
+machine seen beside a real speed cell."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from helpers import needs, run_cli
+
+from harness.hardware import telemetry
+
+
+def powercap(root: Path, packages: dict[int, int], max_range: int = 262143328850) -> Path:
+    """A powercap tree as Linux exposes it: package domains intel-rapl:N, a core subdomain that must not count."""
+    for n, value in packages.items():
+        domain = root / f"intel-rapl:{n}"
+        domain.mkdir(parents=True, exist_ok=True)
+        (domain / "energy_uj").write_text(f"{value}\n")
+        (domain / "max_energy_range_uj").write_text(f"{max_range}\n")
+        (domain / f"intel-rapl:{n}:0").mkdir(exist_ok=True)
+        (domain / f"intel-rapl:{n}:0" / "energy_uj").write_text("999999999\n")
+    return root
+
+
+def test_rapl_counters_are_summed_over_packages_and_survive_wrap_around(tmp_path):
+    root = powercap(tmp_path / "powercap", {0: 1_000_000, 1: 2_000_000}, max_range=10_000_000)
+    meter = telemetry.EnergyMeter(None, [], root)
+    assert meter.source == "rapl" and [d.name for d in meter.domains] == ["intel-rapl:0", "intel-rapl:1"]
+    assert meter.read() == 0.0
+    powercap(root, {0: 4_000_000, 1: 2_500_000}, max_range=10_000_000)          # +3 J and +0.5 J
+    assert meter.read() == pytest.approx(3.5)
+    powercap(root, {0: 1_000_000, 1: 3_000_000}, max_range=10_000_000)          # package 0 wrapped: +7 J, +0.5 J
+    assert meter.read() == pytest.approx(11.0)
+
+
+def test_nvml_energy_counter_in_millijoules():
+    readings = iter([1_000_000, 1_250_500])   # recorded nvmlDeviceGetTotalEnergyConsumption values (mJ)
+    nvml = types.SimpleNamespace(nvmlDeviceGetTotalEnergyConsumption=lambda h: next(readings))
+    meter = telemetry.EnergyMeter(nvml, ["handle0"])
+    assert meter.source == "nvml" and meter.read() == 1000.0 and meter.read() == pytest.approx(1250.5)
+
+
+def test_without_a_counter_the_reason_is_given(tmp_path):
+    source, why = telemetry.energy_source([], tmp_path / "nothing")
+    assert source is None and "does not exist" in why
+    (tmp_path / "locked" / "intel-rapl:0").mkdir(parents=True)   # a domain whose energy_uj cannot be read
+    source, why = telemetry.energy_source([], tmp_path / "locked")
+    assert source is None and "not readable" in why
+    assert telemetry.EnergyMeter(None, [], tmp_path / "nothing").read() is None
+
+
+def test_sampler_measures_its_descendants_and_attributes_regions(tmp_path):
+    """A real child process that holds memory and burns CPU for a while: its region's CPU use, the tree's peak
+    resident memory, and energy from recorded RAPL readings advanced during the region."""
+    root = powercap(tmp_path / "powercap", {0: 5_000_000})
+    sampler = telemetry.Sampler(interval=0.1, powercap=root).start()
+    sampler.mark("train", "start")
+    child = subprocess.Popen([sys.executable, "-c", "import time; block = b'x' * (64 << 20); t = time.time()\n"
+                              "while time.time() - t < 1.0: pass"])
+    child.wait()
+    powercap(root, {0: 7_500_000})
+    sampler.mark("train", "end", images=1000)
+    readings = sampler.stop()
+    region = readings.regions["train"]
+    assert region.seconds >= 1.0 and region.images == 1000 and region.energy_j == pytest.approx(2.5)
+    assert readings.samples >= 5 and readings.rss_peak_mb and readings.rss_peak_mb > 64
+    assert region.util and max(region.util) > 0.2      # the child kept about one core busy
+    cols = telemetry.columns(readings, gpu=False)
+    assert cols["train"]["joules_per_image"] == pytest.approx(0.0025) and cols[""]["rss_peak_mb"] > 64
+    assert 0.0 <= cols[""]["host_busy_fraction"] <= 1.0
+
+
+def burner(seconds: float) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", f"import time\nt = time.time()\nwhile time.time() - t < {seconds}: pass"])
+
+
+@pytest.mark.e2e
+@needs("torch")
+def test_a_cpu_burner_beside_a_speed_cell_is_seen_and_warned_about(tmp_path):
+    args = ("run", "--mode", "speed", "--frameworks", "torch", "--models", "lenet5", "--steps", "30", "--warmup", "2",
+            "--batch-size", "32", "--threads", "1")
+    quiet = run_cli(*args, "--output", str(tmp_path / "quiet"))
+    burners = [burner(120) for _ in range(2)]   # two cores' worth of someone else's work
+    try:
+        time.sleep(0.5)
+        busy = run_cli(*args, "--output", str(tmp_path / "busy"))
+    finally:
+        for b in burners:
+            b.kill()
+    assert quiet.returncode == 0 and busy.returncode == 0, busy.stderr[-2000:]
+    share = {}
+    for name in ("quiet", "busy"):
+        df = pd.read_csv(next((tmp_path / name).iterdir()) / "results.csv")
+        assert df["host_busy_fraction"].notna().all() and (df["rss_peak_mb"] > 50).all()
+        assert df["energy_j"].isna().all() or (df["energy_j"] > 0).all()   # RAPL where readable, else empty
+        share[name] = df["host_busy_fraction"].max()
+    assert share["busy"] > 0.25 and share["busy"] > share["quiet"] + 0.2, share
+    assert "warning: other processes used" in busy.stdout
+    meta = json.loads((next((tmp_path / "busy").iterdir()) / "meta.json").read_text())
+    assert meta["telemetry"]["busy_threshold"] == telemetry.BUSY_THRESHOLD and meta["telemetry"]["energy"]
