@@ -65,10 +65,12 @@ class RunSettings:
     seed: int = 0
     timeout: float | None = None
     oom_retry: bool = False
+    require_quiet: float | None = None  # seconds to wait, before each cell, for a quiet machine
     executor: str = "local"
     ray_address: str | None = None
     world_size: int = 1                 # data parallel: processes or devices per cell
     devices: tuple[str, ...] | None = None
+    pythons: tuple[str, ...] = ()       # "framework=interpreter": whose workers run in another environment
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
@@ -99,6 +101,7 @@ class Cell:
     # the GPUs this worker sees (its CUDA_VISIBLE_DEVICES, set by the orchestrator), in order; inside the
     # worker the first is cuda:0. None: every GPU of the machine is visible (CPU cells, tests)
     visible: tuple[str, ...] | None = None
+    python: str | None = None           # the interpreter of this framework's workers (None: the orchestrator's)
 
     @property
     def per_device_batch(self) -> int | None:

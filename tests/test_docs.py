@@ -11,7 +11,8 @@ from harness import hookspecs, native
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 HOOKS = [name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("convbench_")]
-METHODS = sorted({name for cls in (native.NativeModel, native.TimedModel, native.ResumableModel) for name, _ in
+METHODS = sorted({name for cls in (native.NativeModel, native.TimedModel, native.ResumableModel,
+                                    native.PipelinedModel) for name, _ in
                   inspect.getmembers(cls, inspect.isfunction) if not name.startswith("_")})
 
 

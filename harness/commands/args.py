@@ -62,6 +62,14 @@ def name_list(text: str) -> list[str]:
     return names
 
 
+def add_interpreter_options(parser: argparse.ArgumentParser) -> None:
+    """--python FRAMEWORK=PATH (repeatable) and --config FILE: the interpreter of each framework's workers."""
+    parser.add_argument("--python", action="append", metavar="FRAMEWORK=PATH",
+                        help="run FRAMEWORK's workers with this interpreter (repeatable; also $CONVBENCH_PYTHON_<FW> "
+                             "and the [python] table of --config)")
+    parser.add_argument("--config", metavar="FILE.toml", help="config file with a [python] table (or $CONVBENCH_CONFIG)")
+
+
 def percent_arg(text: str) -> float:
     """'5%' or '5' -> 5.0."""
     try:

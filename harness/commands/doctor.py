@@ -8,9 +8,10 @@ import os
 import tempfile
 from pathlib import Path
 
-from harness.commands.args import device_name, name_list, positive_int
+from harness.commands.args import add_interpreter_options, device_name, name_list, positive_int
 from harness.errors import ConvbenchError
 from harness.orchestrator.doctor import run_doctor
+from harness.orchestrator.interpreters import resolve
 from harness.plugin_manager import build_registries, get_plugin_manager
 from harness.results.table import text_table
 
@@ -20,18 +21,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     doc.add_argument("--device", type=device_name, help="cpu, cuda or cuda:N (default: the first GPU seen, else cpu)")
     doc.add_argument("--frameworks", type=name_list, help="comma-separated; default: every installed one")
     doc.add_argument("--threads", type=positive_int, help="CPU threads per worker (default: all cores)")
+    add_interpreter_options(doc)
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     regs = build_registries(get_plugin_manager())
     specs = [regs.frameworks.get(n) for n in (args.frameworks or regs.frameworks.names())]
+    pythons = resolve(args.python, args.config, regs.frameworks.names())
     if args.frameworks:
         for spec in specs:
-            installed, reason = spec.installed()
+            installed, reason = (True, "") if spec.name in pythons else spec.installed()
             if not installed:
                 raise ConvbenchError(f"framework {spec.name} is unavailable: {reason}")
     with tempfile.TemporaryDirectory(prefix="convbench-doctor-") as tmp:
-        device, lines = run_doctor(specs, args.device, args.threads or os.cpu_count() or 1, Path(tmp) / "probe.log")
+        device, lines = run_doctor(specs, args.device, args.threads or os.cpu_count() or 1, Path(tmp) / "probe.log",
+                                   pythons)
     print(f"convbench doctor on {device}")
     print(text_table(["framework", "switches", "check", "result", "measured"],
                      [[c["framework"], c["switches"] or "-", c["name"], c["status"], c["detail"]] for c in lines]))

@@ -5,9 +5,10 @@ import argparse
 import os
 from pathlib import Path
 
-from harness.commands.args import device_name, positive_int
+from harness.commands.args import add_interpreter_options, device_name, positive_int
 from harness.model.weights import check_weights, load_weights
 from harness.orchestrator.evaluate import evaluate_in_worker
+from harness.orchestrator.interpreters import resolve
 from harness.plugin_manager import build_registries, get_plugin_manager
 from harness.settings import EVAL_BATCH
 
@@ -23,6 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--device", type=device_name, default="cpu")
     ev.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH)
     ev.add_argument("--threads", type=positive_int)
+    add_interpreter_options(ev)
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     job = {"framework": spec.name, "model": model.name, "weights": str(Path(args.weights).resolve()),
            "dataset": args.dataset, "data_dir": args.data_dir, "no_checksum": args.no_checksum,
            "device": args.device, "batch_size": args.batch_size, "threads": args.threads or os.cpu_count() or 1}
-    result = evaluate_in_worker(spec, job)
+    result = evaluate_in_worker(spec, job, resolve(args.python, args.config, regs.frameworks.names()).get(spec.name))
     trained = f" (trained in {meta['framework']}, epoch {meta.get('epoch', '?')})" if "framework" in meta else ""
     print(f"{model.name} in {spec.name} on {args.dataset}{trained}: test accuracy {result['test_accuracy']:.4f}, "
           f"test loss {result['test_loss']:.4f} over {result['images']} images")

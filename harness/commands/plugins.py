@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import argparse
 
+from harness.commands.args import add_interpreter_options
+from harness.orchestrator.interpreters import interpreter_info, resolve
 from harness.plugin_manager import build_registries, get_plugin_manager
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    sub.add_parser("plugins", help="list plugins, their versions, availability and hooks")
+    plugins = sub.add_parser("plugins", help="list plugins, their versions, availability and hooks")
+    add_interpreter_options(plugins)
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
@@ -27,8 +30,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         hooks = sorted(h.name for h in pm.get_hookcallers(pm.get_plugin(name)) or [])
         print(f"{name}: {where}" + (f" ({origin.kind})" if origin and origin.kind else ""))
         print(f"  hooks: {', '.join(hooks)}")
+    pythons = resolve(args.python, args.config, regs.frameworks.names())
     for spec in regs.frameworks:
-        ok, reason = spec.installed()
-        state = f"available ({spec.module} {spec.version()})" if ok else f"unavailable: {reason}"
-        print(f"framework {spec.name}: {state}")
+        found = interpreter_info(spec, pythons.get(spec.name))
+        where = f" in {found['executable']} (Python {found['python']}, convbench {found['convbench']})"
+        state = f"available ({spec.module} {found['version']})" if found["installed"] else f"unavailable: {found['reason']}"
+        print(f"framework {spec.name}: {state}{where}")
     return 0

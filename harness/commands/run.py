@@ -3,7 +3,15 @@ from __future__ import annotations
 
 import argparse
 
-from harness.commands.args import device_name, name_list, non_negative_int, on_off, positive_float, positive_int
+from harness.commands.args import (
+    add_interpreter_options,
+    device_name,
+    name_list,
+    non_negative_int,
+    on_off,
+    positive_float,
+    positive_int,
+)
 from harness.orchestrator.plan import new_plan, resume_plan
 from harness.orchestrator.run import execute
 from harness.plugin_manager import build_registries, get_plugin_manager
@@ -57,7 +65,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--devices", type=name_list, help="train each cell data-parallel over these GPUs (cuda:0,cuda:1)")
     run.add_argument("--timeout", type=positive_float, help="seconds per cell before its worker is killed")
     run.add_argument("--oom-retry", action="store_true", help="on out-of-memory, halve the batch and run the cell again")
+    run.add_argument("--require-quiet", type=positive_float, metavar="SECONDS",
+                     help="before each cell, wait up to SECONDS for other processes to use at most 10%% of the CPU; "
+                          "then run it, its note saying so if the machine never got quiet")
     run.add_argument("--resume", metavar="RUN_DIR", help="complete an earlier run: only its missing or failed cells")
+    add_interpreter_options(run)
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:

@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 import os
 
-from harness.commands.args import name_list, non_negative_int, positive_int
+from harness.commands.args import add_interpreter_options, name_list, non_negative_int, positive_int
 from harness.model.verification import table
+from harness.orchestrator.interpreters import resolve
 from harness.orchestrator.verify import usable_frameworks, verify
 from harness.plugin_manager import build_registries, get_plugin_manager
 
@@ -16,14 +17,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ver.add_argument("--models", type=name_list, help="comma-separated; default: every model")
     ver.add_argument("--seed", type=non_negative_int, default=0)
     ver.add_argument("--threads", type=positive_int, help="CPU threads per worker (default: all cores)")
+    add_interpreter_options(ver)
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     """Exits 0 when every model agrees in every framework pair, 1 otherwise."""
     regs = build_registries(get_plugin_manager())
+    pythons = resolve(args.python, args.config, regs.frameworks.names())
     specs = usable_frameworks([regs.frameworks.get(n) for n in (args.frameworks or regs.frameworks.names())],
-                              explicit=bool(args.frameworks))
+                              explicit=bool(args.frameworks), pythons=pythons)
     models = [regs.models.get(n) for n in (args.models or regs.models.names())]
-    comparisons = verify(specs, models, args.seed, args.threads or os.cpu_count() or 1)
+    comparisons = verify(specs, models, args.seed, args.threads or os.cpu_count() or 1, pythons)
     print(table(comparisons, [s.name for s in specs]))
     return 0 if all(c.ok for c in comparisons) else 1

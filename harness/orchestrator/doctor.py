@@ -24,12 +24,13 @@ def pick_device(asked: str | None, probes: dict[str, Probe]) -> str:
     return gpus[0] if gpus else "cpu"
 
 
-def checks(spec: FrameworkSpec, probe: Probe, device: str, threads: int) -> Iterator[dict[str, Any]]:
+def checks(spec: FrameworkSpec, probe: Probe, device: str, threads: int,
+           python: str | None = None) -> Iterator[dict[str, Any]]:
     """Every check line of one framework: {"framework", "switches", "name", "status", "detail"}."""
     def line(name: str, status: str, detail: str, switches: str = "") -> dict[str, Any]:
         return {"framework": spec.name, "switches": switches, "name": name, "status": status, "detail": detail}
-    if not probe.available:
-        yield line("framework", "n/a", f"unavailable: {probe.reason}")
+    if not probe.available:  # an unusable --python is a failure; a framework that is not installed does not apply
+        yield line("framework", "FAIL" if probe.bad_interpreter else "n/a", f"unavailable: {probe.reason}")
         return
     if probe.device(device) is None:
         yield line("device", "FAIL", f"{spec.name} sees {', '.join(d['name'] for d in probe.devices)}, not {device}")
@@ -44,7 +45,7 @@ def checks(spec: FrameworkSpec, probe: Probe, device: str, threads: int) -> Iter
             job = Path(tmp) / "job.json"
             job.write_text(json.dumps({"framework": spec.name, "device": local, "tf32": tf32, "autotune": autotune,
                                        "threads": threads}))
-            code, payload = run_worker(["doctor", str(job)], env, Path(tmp) / "worker.log", 900, lambda _: None)
+            code, payload = run_worker(["doctor", str(job)], env, Path(tmp) / "worker.log", 900, lambda _: None, python)
             log = (Path(tmp) / "worker.log").read_text(errors="replace").strip().splitlines()[-2:]
         if code != 0 or not payload or "checks" not in payload:
             why = (payload or {}).get("error") or f"worker exited with code {code}: {' | '.join(log)}"
@@ -54,8 +55,9 @@ def checks(spec: FrameworkSpec, probe: Probe, device: str, threads: int) -> Iter
             yield line(c["name"], c["status"], c["detail"], switches)
 
 
-def run_doctor(specs: list[FrameworkSpec], asked: str | None, threads: int, log: Path) -> tuple[str, list[dict[str, Any]]]:
+def run_doctor(specs: list[FrameworkSpec], asked: str | None, threads: int, log: Path,
+               pythons: dict[str, str]) -> tuple[str, list[dict[str, Any]]]:
     """(the device checked, every check line)."""
-    probes = {spec.name: probe_framework(spec, threads, log) for spec in specs}
+    probes = {spec.name: probe_framework(spec, threads, log, pythons.get(spec.name)) for spec in specs}
     device = pick_device(asked, probes)
-    return device, [c for spec in specs for c in checks(spec, probes[spec.name], device, threads)]
+    return device, [c for spec in specs for c in checks(spec, probes[spec.name], device, threads, pythons.get(spec.name))]

@@ -25,7 +25,7 @@ FORWARDED_ENV = ("CONVBENCH_PLUGINS", "CONVBENCH_DISABLE_PLUGINS", "CONVBENCH_DA
 
 
 class Executor(Protocol):
-    def probe(self, spec: FrameworkSpec, threads: int, log: Path, gpu: bool) -> Probe: ...
+    def probe(self, spec: FrameworkSpec, threads: int, log: Path, gpu: bool, python: str | None) -> Probe: ...
     def cpu_peak(self, threads: int, log: Path) -> float | None: ...
     def submit(self, cell: Cell, spec: FrameworkSpec) -> None: ...
     def results(self) -> Iterator[tuple[str, list[dict[str, Any]]]]: ...
@@ -39,8 +39,8 @@ class LocalExecutor:
         self.run_dir = run_dir
         self.queue: list[tuple[Cell, FrameworkSpec]] = []
 
-    def probe(self, spec: FrameworkSpec, threads: int, log: Path, gpu: bool) -> Probe:
-        return probe_framework(spec, threads, log)
+    def probe(self, spec: FrameworkSpec, threads: int, log: Path, gpu: bool, python: str | None) -> Probe:
+        return probe_framework(spec, threads, log, python)
 
     def cpu_peak(self, threads: int, log: Path) -> float | None:
         return measure_cpu_peak(threads, log)
@@ -72,10 +72,11 @@ def run_cell_remotely(cell: Cell, spec: FrameworkSpec) -> tuple[list[dict[str, A
     return rows, files
 
 
-def probe_remotely(spec: FrameworkSpec, threads: int) -> Probe:
-    """Inside a Ray task (with a GPU for a GPU run): the framework as a cell's node sees it, not the driver."""
+def probe_remotely(spec: FrameworkSpec, threads: int, python: str | None) -> Probe:
+    """Inside a Ray task (with a GPU for a GPU run): the framework as a cell's node sees it, not the driver (every
+    node has the same environment paths)."""
     with tempfile.TemporaryDirectory(prefix="convbench-ray-probe-") as tmp:
-        return probe_framework(spec, threads, Path(tmp) / "probe.log")
+        return probe_framework(spec, threads, Path(tmp) / "probe.log", python)
 
 
 def cpu_peak_remotely(threads: int) -> float | None:
@@ -108,9 +109,10 @@ class RayExecutor:
         resources = self.ray.cluster_resources()
         return max(1, int(resources.get("CPU", 1)) // max(1, int(resources.get("GPU", 1))))
 
-    def probe(self, spec: FrameworkSpec, threads: int, log: Path, gpu: bool) -> Probe:
+    def probe(self, spec: FrameworkSpec, threads: int, log: Path, gpu: bool, python: str | None) -> Probe:
         options = {"num_gpus": 1, "num_cpus": 1} if gpu else {"num_cpus": 1}
-        return self.ray.get(self.ray.remote(probe_remotely).options(**options, max_retries=0).remote(spec, threads))
+        remote = self.ray.remote(probe_remotely).options(**options, max_retries=0)
+        return self.ray.get(remote.remote(spec, threads, python))
 
     def cpu_peak(self, threads: int, log: Path) -> float | None:
         cpus = min(threads, _cluster_cpus(self.ray))

@@ -17,6 +17,7 @@ from harness.datasets import DATASETS, load_dataset
 from harness.devices import CPU, parse_device, parse_gpu_list
 from harness.errors import ConvbenchError
 from harness.model.graph import ModelDef
+from harness.orchestrator import interpreters
 from harness.orchestrator.probes import Probe
 from harness.orchestrator.recipes import load_recipe_file, resolve
 from harness.plugin_manager import Registries
@@ -39,7 +40,8 @@ ON_OFF = ("tf32", "autotune")
 MATRIX_OPTIONS = ("mode", "warmup", "steps", "compile", "precision", "layout", "tf32", "autotune", "device", "frameworks",
                   "models", "dataset", "data_dir", "epochs", "batch_size", "lr", "seed", "threads", "timeout", "oom_retry",
                   "augment", "no_checksum", "recipe", "schedule", "momentum", "weight_decay", "optimizer", "target",
-                  "seeds", "resume_from", "executor", "ray_address", "nproc", "devices")
+                  "seeds", "resume_from", "executor", "ray_address", "nproc", "devices", "python", "config",
+                  "require_quiet")
 
 
 @dataclass
@@ -51,10 +53,12 @@ class Plan:
     models: list[str]
     seeds: list[int]
     settings: RunSettings
+    explicit: bool = False   # --frameworks named them: an unusable --python interpreter is then a user error
 
     def to_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "run_dir": str(self.run_dir), "argv": self.argv, "frameworks": self.frameworks,
-                "models": self.models, "seeds": self.seeds, "settings": self.settings.to_dict()}
+                "models": self.models, "seeds": self.seeds, "settings": self.settings.to_dict(),
+                "explicit": self.explicit}
 
     def save(self) -> None:
         write_json(self.run_dir / PLAN, self.to_dict())
@@ -64,7 +68,8 @@ class Plan:
         try:
             data = json.loads((run_dir / PLAN).read_text())
             return cls(data["run_id"], run_dir, list(data["argv"]), list(data["frameworks"]), list(data["models"]),
-                       [int(s) for s in data["seeds"]], RunSettings.from_dict(data["settings"]))
+                       [int(s) for s in data["seeds"]], RunSettings.from_dict(data["settings"]),
+                       bool(data.get("explicit", False)))
         except (OSError, ValueError, KeyError, TypeError):
             raise ConvbenchError(f"{str(run_dir)!r} is not a convbench run directory (no readable {PLAN})") from None
 
@@ -79,7 +84,7 @@ def new_plan(args: argparse.Namespace, argv: list[str], regs: Registries) -> Pla
         check_resume_checkpoint(settings.resume_from, models, settings.epochs)
     run_id, run_dir = new_run_dir(args.output)
     seeds = list(range(settings.seed, settings.seed + (args.seeds or 1)))
-    plan = Plan(run_id, run_dir, argv, frameworks, [m.name for m in models], seeds, settings)
+    plan = Plan(run_id, run_dir, argv, frameworks, [m.name for m in models], seeds, settings, bool(args.frameworks))
     plan.save()
     return plan
 
@@ -128,7 +133,9 @@ def resolve_settings(args: argparse.Namespace, regs: Registries) -> RunSettings:
         tf32=defaults.tf32 if args.tf32 is None else args.tf32,
         autotune=defaults.autotune if args.autotune is None else args.autotune,
         seed=defaults.seed if args.seed is None else args.seed, timeout=args.timeout, oom_retry=bool(args.oom_retry),
-        executor=args.executor or defaults.executor, ray_address=args.ray_address, world_size=world, devices=devices)
+        require_quiet=args.require_quiet,
+        executor=args.executor or defaults.executor, ray_address=args.ray_address, world_size=world, devices=devices,
+        pythons=interpreters.to_entries(interpreters.resolve(args.python, args.config, regs.frameworks.names())))
 
 
 def data_parallel(args: argparse.Namespace, mode: str, batch: int) -> tuple[int, tuple[str, ...] | None, str]:
@@ -206,7 +213,7 @@ def prepare_cell(fw: str, model: str, seed: int, plan: Plan, probe: Probe, regs:
                 framework=fw, model=model, seed=seed, device=device, batch_size=batch, run=settings,
                 framework_version=probe.version, device_name=dev.get("description") if dev else None,
                 world_size=world, dp_mode=spec.data_parallel if world > 1 else None,
-                devices=settings.devices if world > 1 else None)
+                devices=settings.devices if world > 1 else None, python=interpreters.of(settings.pythons, fw))
     if world > 1 and spec.data_parallel is None:
         return cell, [make_row(cell, status="unavailable", error=f"the {fw} plugin has no data-parallel engine")]
     if not probe.available:

@@ -5,8 +5,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import __version__
 from harness.devices import canonical
 from harness.frameworks import FrameworkSpec
+from harness.orchestrator import interpreters
 from harness.orchestrator.workers import run_worker, worker_env
 
 
@@ -18,6 +20,8 @@ class Probe:
     version: str | None = None
     devices: list[dict[str, Any]] = field(default_factory=list)
     runtime: dict[str, Any] = field(default_factory=dict)   # CUDA runtime, cuDNN, NCCL as the framework reports them
+    interpreter: dict[str, Any] = field(default_factory=dict)  # the workers' Python: executable, version, convbench
+    bad_interpreter: bool = False   # the framework's --python is unusable (a user error when it was asked for)
 
     def device(self, name: str) -> dict[str, Any] | None:
         """The probed device a device string means (``cuda`` is ``cuda:0``), or None if absent."""
@@ -25,20 +29,47 @@ class Probe:
         return next((d for d in self.devices if d["name"] == wanted), None)
 
 
-def probe_framework(spec: FrameworkSpec, threads: int, log: Path) -> Probe:
-    installed, reason = spec.installed()
-    if not installed:
-        return Probe(spec.name, False, reason)
-    code, payload = run_worker(["probe", spec.name], worker_env(spec, threads), log, 300, lambda line: None)
+def probe_framework(spec: FrameworkSpec, threads: int, log: Path, python: str | None = None) -> Probe:
+    """The framework as its workers will see it, in its own interpreter when it has one (``--python``)."""
+    if python is None:
+        installed, reason = spec.installed()
+        if not installed:
+            return Probe(spec.name, False, reason)
+    elif why := interpreters.problem(python):
+        return Probe(spec.name, False, f"--python {spec.name}={python}: {why}", bad_interpreter=True)
+    start = log.stat().st_size if log.exists() else 0
+    code, payload = run_worker(["probe", spec.name], worker_env(spec, threads), log, 300, lambda line: None, python)
+    if python is not None and (why := interpreter_problem(python, code, payload, log, start)):
+        return Probe(spec.name, False, f"--python {spec.name}={python}: {why}", bad_interpreter=True)
     if code != 0 or payload is None:
         why = (payload or {}).get("error") or f"probe exited with code {code}; see {log}"
         return Probe(spec.name, False, f"import failed: {why}")
-    return Probe(spec.name, True, "", payload.get("version"), payload.get("devices", []), payload.get("runtime", {}))
+    return Probe(spec.name, True, "", payload.get("version"), payload.get("devices", []), payload.get("runtime", {}),
+                 payload.get("interpreter", {}))
+
+
+def interpreter_problem(python: str, code: int | None, payload: dict[str, Any] | None, log: Path, start: int) -> str | None:
+    """Why a framework's own interpreter cannot run convbench's workers: not a Python, no convbench, another
+    convbench version. None when it can (the framework itself may still fail to import: a normal probe result)."""
+    found = (payload or {}).get("interpreter", {}).get("convbench")
+    if found is not None:
+        if found == __version__:
+            return None
+        return f"has convbench {found}, this convbench is {__version__}: install {__version__} there"
+    text = log.read_text(errors="replace")[start:] if log.exists() else ""
+    if payload is None and "No module named" in text and ("harness" in text or "pluggy" in text):
+        return f"has no convbench installed (pip install convbench=={__version__} there)"
+    if payload is None and code != 0:
+        tail = " | ".join(text.strip().splitlines()[-2:])
+        return f"cannot run convbench's worker (exit {code}): {tail}" if tail else f"cannot run convbench's worker (exit {code})"
+    return None
 
 
 def describe(p: Probe) -> str:
     devices = ", ".join(d["name"] for d in p.devices)
-    return f"  {p.framework}: {p.version} ({devices})" if p.available else f"  {p.framework}: unavailable ({p.reason})"
+    where = f" in {p.interpreter['executable']}" if p.interpreter.get("executable") not in (None, interpreters.own()) else ""
+    return (f"  {p.framework}: {p.version} ({devices}){where}" if p.available
+            else f"  {p.framework}: unavailable ({p.reason})")
 
 
 def measure_cpu_peak(threads: int, log: Path) -> float | None:

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness.frameworks import FrameworkSpec
+from harness.hardware import telemetry
 from harness.orchestrator.progress import Progress
 from harness.orchestrator.workers import run_cell
 from harness.settings import Cell
@@ -15,6 +16,13 @@ def run_with_retries(cell: Cell, spec: FrameworkSpec, cell_dir: Path,
     """Runs a cell in a worker; with --oom-retry, again at half the batch after each out-of-memory."""
     cell = cell.replace(checkpoint=str(cell_dir / "checkpoint.npz"))
     first_batch = cell.batch_size
+    waited = ""
+    if cell.run.require_quiet:
+        quiet, busy, seconds = telemetry.wait_for_quiet(cell.run.require_quiet)
+        if not quiet:
+            waited = (f"machine not quiet after waiting {seconds:.0f} s (--require-quiet): other processes used "
+                      f"{100 * busy:.0f}% of the CPU when the cell started")
+            say(f"[{cell.name}] {waited}")
     while True:
         say(f"[{cell.name}] start (batch {cell.batch_size})")
         rows = run_cell(cell, spec, cell_dir, Progress(cell.name))
@@ -27,4 +35,6 @@ def run_with_retries(cell: Cell, spec: FrameworkSpec, cell_dir: Path,
     if cell.batch_size != first_batch:
         for row in rows:
             row["note"] = f"batch halved from {first_batch} to {cell.batch_size} after out-of-memory (--oom-retry)"
+    for row in rows if waited else ():
+        row["note"] = "; ".join(filter(None, [row.get("note"), waited]))
     return rows

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConvbenchError
-from harness.hardware import nvml
+from harness.hardware import nvml, telemetry
+from harness.orchestrator import interpreters
 from harness.orchestrator.executors import Executor, make_executor
 from harness.orchestrator.plan import Plan, prepare_cell
 from harness.orchestrator.probes import Probe, describe
@@ -89,12 +90,17 @@ def probe_all(plan: Plan, meta: dict[str, Any], regs: Registries, executor: Exec
     gpu = settings.device != "cpu"
     probes = {}
     for name in plan.frameworks:
-        probes[name] = executor.probe(regs.frameworks.get(name), settings.threads, log, gpu)
+        probes[name] = executor.probe(regs.frameworks.get(name), settings.threads, log, gpu,
+                                      interpreters.of(settings.pythons, name))
+        if probes[name].bad_interpreter and plan.explicit:   # asked for by name: a user error, not a row
+            write_json(plan.run_dir / "meta.json", meta)
+            raise ConvbenchError(probes[name].reason)
         print(describe(probes[name]))
     meta["frameworks"] = {name: vars(p) for name, p in probes.items()}
     meta["worker_env"] = {name: recorded_env(worker_env(regs.frameworks.get(name), settings.threads))
                           for name in plan.frameworks}
     meta["gpus"] = nvml.machine()
+    meta["telemetry"] = telemetry_meta(settings)
     if settings.mode == "speed" and settings.device == "cpu" and settings.cpu_peak_gflops is None:
         peak = executor.cpu_peak(settings.threads, log)
         plan.settings = settings = replace(settings, cpu_peak_gflops=peak)
@@ -109,6 +115,19 @@ def probe_all(plan: Plan, meta: dict[str, Any], regs: Registries, executor: Exec
         write_json(plan.run_dir / "meta.json", meta)
         raise
     return probes
+
+
+def telemetry_meta(settings: RunSettings) -> dict[str, Any]:
+    """How the rows' telemetry columns were measured, and why energy is missing where it is."""
+    handles: list[Any] = []
+    if settings.device != "cpu":
+        module, why = nvml.load()
+        if module is None:
+            return {"sampler_interval_s": 0.5, "busy_threshold": telemetry.BUSY_THRESHOLD, "energy": f"none: {why}"}
+        handles = [h for h in (nvml.handle_or_none(module, e) for e in ("0",)) if h is not None]
+    source, why = telemetry.energy_source(handles)
+    return {"sampler_interval_s": 0.5, "busy_threshold": telemetry.BUSY_THRESHOLD,
+            "energy": f"{source}: {why}" if source else why}
 
 
 def check_devices(settings: RunSettings, probes: dict[str, Probe]) -> None:

@@ -13,11 +13,12 @@ from harness.model.verification import Comparison, compare, write_inputs
 from harness.orchestrator.workers import run_worker, worker_env
 
 
-def usable_frameworks(specs: list[FrameworkSpec], explicit: bool) -> list[FrameworkSpec]:
-    """The installed ones; an explicitly named framework that is not installed is a user error."""
+def usable_frameworks(specs: list[FrameworkSpec], explicit: bool, pythons: dict[str, str]) -> list[FrameworkSpec]:
+    """The installed ones (a framework with its own interpreter is checked there, by its worker); an explicitly
+    named framework that is not installed is a user error."""
     usable = []
     for spec in specs:
-        installed, reason = spec.installed()
+        installed, reason = (True, "") if spec.name in pythons else spec.installed()
         if installed:
             usable.append(spec)
         elif explicit:
@@ -29,7 +30,8 @@ def usable_frameworks(specs: list[FrameworkSpec], explicit: bool) -> list[Framew
     return usable
 
 
-def verify(specs: list[FrameworkSpec], models: list[ModelDef], seed: int, threads: int) -> list[Comparison]:
+def verify(specs: list[FrameworkSpec], models: list[ModelDef], seed: int, threads: int,
+           pythons: dict[str, str]) -> list[Comparison]:
     """Every model's logits in every framework (one worker each), compared pairwise."""
     names = [s.name for s in specs]
     with tempfile.TemporaryDirectory(prefix="convbench-verify-") as tmp:
@@ -42,7 +44,7 @@ def verify(specs: list[FrameworkSpec], models: list[ModelDef], seed: int, thread
                                        "threads": threads}))
             print(f"computing logits in {spec.name} ...", flush=True)
             code, payload = run_worker(["verify", str(job)], worker_env(spec, threads), folder / "worker.log", None,
-                                       lambda line: None)
+                                       lambda line: None, pythons.get(spec.name))
             if payload is None or "error" in payload and code != 0:
                 log = (folder / "worker.log").read_text(errors="replace").strip().splitlines()[-3:]
                 why = (payload or {}).get("error") or " | ".join(log)

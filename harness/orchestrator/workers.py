@@ -19,9 +19,10 @@ from typing import Any, Callable
 from harness.devices import visible_ids
 from harness.frameworks import FrameworkSpec
 from harness.hardware import nvml as nvml_facts
+from harness.hardware import telemetry
 from harness.results.records import make_row
 from harness.settings import Cell
-from harness.worker.protocol import EXIT_EXCEPTION
+from harness.worker.protocol import EXIT_EXCEPTION, parse_event
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
 # glibc malloc, the same for every framework's worker: keep freed memory for reuse instead of handing it back to the
@@ -66,17 +67,30 @@ def worker_env(spec: FrameworkSpec | None, threads: int) -> dict[str, str]:
     return env
 
 
+# Another environment's interpreter must run ITS convbench: ``-m`` would put the working directory first on
+# sys.path, and from a source checkout that is this convbench's code, not the one installed there.
+FOREIGN = ("import runpy, sys; del sys.path[0]; "
+           "runpy.run_module('harness.worker', run_name='__main__', alter_sys=True)")
+
+
+def launcher(python: str | None) -> list[str]:
+    """The command line that starts a worker: this interpreter, or the framework's own without the cwd on its path."""
+    if python is None or python == sys.executable:
+        return [sys.executable, "-m", "harness.worker"]
+    return [python, "-c", FOREIGN]
+
+
 class Worker:
     """A worker process in its own process group, so a timeout or Ctrl-C can kill all of it."""
 
     running: set["Worker"] = set()
 
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], log: Path, python: str | None = None) -> None:
         self.tmp = tempfile.TemporaryDirectory(prefix="convbench-")
         self.out = Path(self.tmp.name) / "out.json"
         self.log = log
         with open(log, "ab") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "harness.worker", *args, str(self.out)],
+            self.proc = subprocess.Popen([*launcher(python), *args, str(self.out)],
                                          stdout=subprocess.PIPE, stderr=err, env=env, text=True,
                                          start_new_session=True)
 
@@ -110,9 +124,10 @@ class Worker:
 
 
 def run_worker(args: list[str], env: dict[str, str], log: Path, timeout: float | None,
-               on_line: Callable[[str], None]) -> tuple[int | None, dict[str, Any] | None]:
-    """Runs one worker to the end or the deadline; (exit code or None on timeout, JSON payload or None)."""
-    result = Worker(args, env, log).run(timeout, on_line)
+               on_line: Callable[[str], None], python: str | None = None) -> tuple[int | None, dict[str, Any] | None]:
+    """Runs one worker (in ``python``, default this interpreter) to the end or the deadline; (exit code or None
+    on timeout, JSON payload or None)."""
+    result = Worker(args, env, log, python).run(timeout, on_line)
     return result.code, result.payload
 
 
@@ -147,15 +162,46 @@ def run_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_line: Callable[
     cell_dir.mkdir(parents=True, exist_ok=True)
     cell, gpu_env = gpu_visibility(cell)
     cell.to_json(cell_dir / "cell.json")
-    gpu = {}
+    gpu: dict[str, Any] = {}
+    nvml, handles = None, []
     if gpu_env:  # read before the worker starts: every process then on the GPU is another one
         nvml, why = nvml_facts.load()
-        gpu = nvml_facts.cell_columns(nvml, gpu_env["CUDA_VISIBLE_DEVICES"].split(","), why)
+        entries = gpu_env["CUDA_VISIBLE_DEVICES"].split(",")
+        gpu = nvml_facts.cell_columns(nvml, entries, why)
+        handles = [h for h in (nvml_facts.handle_or_none(nvml, e) for e in entries) if h is not None] if nvml else []
+    sampler = telemetry.Sampler(nvml=nvml, gpu_handles=handles).start()
+    route = telemetry_router(sampler, on_line)
     if cell.dp_mode == "processes":
-        return add_columns(run_process_group_cell(cell, spec, cell_dir, on_line, gpu_env), gpu)
-    env = {**worker_env(spec, cell.run.threads), **gpu_env}
-    worker = Worker(["cell", str(cell_dir / "cell.json")], env, cell_dir / "worker.log")
-    return add_columns(rows_from_result(cell, worker.run(cell.run.timeout, on_line), cell_dir), gpu)
+        rows = run_process_group_cell(cell, spec, cell_dir, route, gpu_env)
+    else:
+        env = {**worker_env(spec, cell.run.threads), **gpu_env}
+        worker = Worker(["cell", str(cell_dir / "cell.json")], env, cell_dir / "worker.log", cell.python)
+        rows = rows_from_result(cell, worker.run(cell.run.timeout, route), cell_dir)
+    readings = sampler.stop()
+    if (readings.host_busy_fraction or 0) > telemetry.BUSY_THRESHOLD:
+        on_line(f"warning: other processes used {100 * readings.host_busy_fraction:.0f}% of this machine's CPU time "
+                "during the cell: its numbers were not taken on a quiet machine")
+    gpu["gpu_other_procs"] = max(gpu.get("gpu_other_procs") or 0, readings.gpu_others_seen) if gpu_env else None
+    return add_telemetry(add_columns(rows, gpu), readings, bool(gpu_env))
+
+
+def telemetry_router(sampler: telemetry.Sampler, on_line: Callable[[str], None]) -> Callable[[str], None]:
+    """The worker's region events go to the sampler (which reads the energy counters), the rest to ``on_line``."""
+    def route(line: str) -> None:
+        event = parse_event(line)
+        if event is not None and event.get("event") == "region":
+            sampler.mark(str(event["name"]), str(event["state"]), int(event.get("images") or 0))
+        else:
+            on_line(line)
+    return route
+
+
+def add_telemetry(rows: list[dict[str, Any]], readings: telemetry.Readings, gpu: bool) -> list[dict[str, Any]]:
+    cols = telemetry.columns(readings, gpu)
+    for row in rows:
+        row.update({k: v for k, v in cols[""].items() if row.get(k) is None})
+        row.update(cols.get(str(row.get("phase")), {}))
+    return rows
 
 
 def free_port() -> int:
@@ -196,7 +242,7 @@ def run_process_group_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_l
         path = cell_dir / f"cell.rank{ranked.rank}.json"
         ranked.to_json(path)
         env = {**rank_env(spec, ranked.run.threads, ranked.rank, world, port), **gpu_env}
-        workers.append(Worker(["cell", str(path)], env, cell_dir / f"worker.rank{ranked.rank}.log"))
+        workers.append(Worker(["cell", str(path)], env, cell_dir / f"worker.rank{ranked.rank}.log", cell.python))
     results: dict[int, WorkerResult] = {}
     timeout = cell.run.timeout
 

@@ -1,7 +1,8 @@
 """The worker process: ``python -m harness.worker COMMAND TARGET OUT.json`` (see ``protocol``).
 
-``cell CELL.json``, ``probe FRAMEWORK``, ``eval JOB.json``, ``verify JOB.json``, ``doctor JOB.json`` or ``gemm -``. Progress lines
-go to the original stdout; anything the framework prints to stdout is diverted to stderr (the cell's log).
+``cell CELL.json``, ``probe FRAMEWORK``, ``info FRAMEWORK``, ``eval JOB.json``, ``verify JOB.json``,
+``doctor JOB.json`` or ``gemm -``. Progress lines go to the original stdout; anything the framework prints to
+stdout is diverted to stderr (the cell's log).
 """
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ def dispatch(command: str, target: str, progress: TextIO) -> dict[str, Any]:
     from harness.worker import jobs
     if command == "probe":
         return jobs.probe(target)
+    if command == "info":
+        return jobs.info(target)
     if command == "gemm":
         return jobs.gemm()
     with open(target) as fh:

@@ -1,6 +1,8 @@
 """What every cell does first, in its worker: plugins, model, data, the native model with shared weights."""
 from __future__ import annotations
 
+import platform
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +47,8 @@ class CellContext:
         info = getattr(self.native, "execution_info", dict)()
         gpu = self.pm.hook.convbench_runtime_versions(framework=self.framework) or {} if self.device != "cpu" else {}
         return {"params": self.native.param_count(), "flops_per_image": self.summary.flops, **info,
-                **{k: gpu.get(k) for k in ("cuda_runtime", "cudnn", "nccl")}}
+                **{k: gpu.get(k) for k in ("cuda_runtime", "cudnn", "nccl")},
+                "python": platform.python_version(), "interpreter": sys.executable}
 
 
 def setup(cell: Cell, data_size: tuple[int, int] = (512, 256)) -> CellContext:

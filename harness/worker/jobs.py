@@ -2,6 +2,8 @@
 the CPU GEMM peak. Each takes its JSON spec and returns the JSON payload the orchestrator reads back."""
 from __future__ import annotations
 
+import platform
+import sys
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,6 +24,19 @@ def cell(spec: dict[str, Any], progress: TextIO) -> dict[str, Any]:
     return run_train_cell(c, progress)
 
 
+def interpreter() -> dict[str, Any]:
+    """This worker's Python and convbench, as the orchestrator checks them against its own."""
+    from harness import __version__
+    return {"executable": sys.executable, "python": platform.python_version(), "convbench": __version__}
+
+
+def info(framework: str) -> dict[str, Any]:
+    """The interpreter and the framework's installed version, without importing the framework."""
+    spec = build_registries(get_plugin_manager()).frameworks.get(framework)
+    installed, reason = spec.installed()
+    return {**interpreter(), "framework": framework, "installed": installed, "reason": reason, "version": spec.version()}
+
+
 def probe(framework: str) -> dict[str, Any]:
     """The framework's version and devices, as its plugin discovers them (imports the framework)."""
     pm = get_plugin_manager()
@@ -31,7 +46,7 @@ def probe(framework: str) -> dict[str, Any]:
         raise ConvbenchError(f"no plugin discovers devices for {framework!r}")
     runtime = pm.hook.convbench_runtime_versions(framework=framework) or {}
     return {"framework": framework, "version": spec.version(), "devices": [d.to_dict() for d in devices],
-            "runtime": runtime}
+            "runtime": runtime, "interpreter": interpreter()}
 
 
 def evaluate(job: dict[str, Any]) -> dict[str, Any]:

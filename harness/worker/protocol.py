@@ -10,7 +10,7 @@ import json
 from typing import Any, TextIO
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_EXCEPTION = 0, 3, 4
-COMMANDS = ("cell", "probe", "eval", "verify", "doctor", "gemm")
+COMMANDS = ("cell", "probe", "info", "eval", "verify", "doctor", "gemm")
 
 
 def emit(progress: TextIO, **event: Any) -> None:

@@ -179,5 +179,5 @@ def test_ray_gpu_cells_reserve_and_use_their_share_of_cpus():
                                resolve_settings(args("--threads", "16"), REGISTRIES)), gpu_probe(), REGISTRIES)
     executor.submit(cpu_cell, REGISTRIES.frameworks.get("torch"))
     assert ray.asked[-1] == {"num_cpus": 16, "max_retries": 0}
-    assert executor.probe(REGISTRIES.frameworks.get("torch"), 4, None, gpu=True)[0] == "ref"  # type: ignore[index]
+    assert executor.probe(REGISTRIES.frameworks.get("torch"), 4, None, gpu=True, python=None)[0] == "ref"  # type: ignore[index]
     assert ray.asked[-1] == {"num_gpus": 1, "num_cpus": 1, "max_retries": 0}   # probed where a GPU cell will run
