@@ -9,22 +9,21 @@ from harness.errors import ConvbenchError
 from harness.results import significance
 
 
-def positive_int(text: str) -> int:
+def whole_number(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
+
+
+def positive_int(text: str) -> int:
+    if (value := whole_number(text)) < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
+    if (value := whole_number(text)) < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
     return value
 

@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 
 from harness.errors import ConvbenchError
 from harness.frameworks import FrameworkSpec
-from harness.orchestrator.recipes import tomllib
+from harness.orchestrator.recipes import read_toml
 
 ENV_PREFIX = "CONVBENCH_PYTHON_"
 CONFIG_ENV = "CONVBENCH_CONFIG"
@@ -42,13 +42,7 @@ def from_config(path: str | Path | None) -> dict[str, str]:
     """The ``[python]`` table of a TOML config file: ``torch = "/envs/torch/bin/python"``."""
     if path is None:
         return {}
-    try:
-        data = tomllib.loads(Path(path).read_text())
-    except OSError as exc:
-        raise ConvbenchError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConvbenchError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
-    table = data.get("python", {})
+    table = read_toml(path, "config file").get("python", {})
     if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
         raise ConvbenchError(f"config file {str(path)!r}: [python] maps framework names to interpreter paths")
     return dict(table)

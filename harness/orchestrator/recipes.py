@@ -40,13 +40,18 @@ def parse_schedule(text: str, epochs: int) -> tuple[int, ...]:
     raise ConvbenchError(f"bad schedule {text!r}; use step, step:E1,E2,... (increasing epochs) or constant")
 
 
-def load_recipe_file(path: str | Path) -> dict[str, Any]:
+def read_toml(path: str | Path, kind: str) -> dict[str, Any]:
+    """A TOML file as a dict; an unreadable or invalid file is one line naming it (``kind``: "recipe file")."""
     try:
-        data = tomllib.loads(Path(path).read_text())
+        return tomllib.loads(Path(path).read_text())
     except OSError as exc:
-        raise ConvbenchError(f"cannot read recipe file {str(path)!r}: {exc.strerror or exc}") from None
+        raise ConvbenchError(f"cannot read {kind} {str(path)!r}: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConvbenchError(f"recipe file {str(path)!r} is not valid TOML: {exc}") from None
+        raise ConvbenchError(f"{kind} {str(path)!r} is not valid TOML: {exc}") from None
+
+
+def load_recipe_file(path: str | Path) -> dict[str, Any]:
+    data = read_toml(path, "recipe file")
     out: dict[str, Any] = {}
     for key, value in data.items():
         if key not in KEYS:
