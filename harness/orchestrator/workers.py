@@ -171,13 +171,15 @@ def run_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_line: Callable[
         handles = [h for h in (nvml_facts.handle_or_none(nvml, e) for e in entries) if h is not None] if nvml else []
     sampler = telemetry.Sampler(nvml=nvml, gpu_handles=handles).start()
     route = telemetry_router(sampler, on_line)
-    if cell.dp_mode == "processes":
-        rows = run_process_group_cell(cell, spec, cell_dir, route, gpu_env)
-    else:
-        env = {**worker_env(spec, cell.run.threads), **gpu_env}
-        worker = Worker(["cell", str(cell_dir / "cell.json")], env, cell_dir / "worker.log", cell.python)
-        rows = rows_from_result(cell, worker.run(cell.run.timeout, route), cell_dir)
-    readings = sampler.stop()
+    try:
+        if cell.dp_mode == "processes":
+            rows = run_process_group_cell(cell, spec, cell_dir, route, gpu_env)
+        else:
+            env = {**worker_env(spec, cell.run.threads), **gpu_env}
+            worker = Worker(["cell", str(cell_dir / "cell.json")], env, cell_dir / "worker.log", cell.python)
+            rows = rows_from_result(cell, worker.run(cell.run.timeout, route), cell_dir)
+    finally:  # Ctrl-C or SIGTERM mid-cell: the sampler thread stops with the cell
+        readings = sampler.stop()
     if (readings.host_busy_fraction or 0) > telemetry.BUSY_THRESHOLD:
         on_line(f"warning: other processes used {100 * readings.host_busy_fraction:.0f}% of this machine's CPU time "
                 "during the cell: its numbers were not taken on a quiet machine")
