@@ -76,14 +76,27 @@ class Conv:
 
 
 class Linear:
-    """Keeps the portable (out, in) layout and multiplies by its transpose (no copy on import/export)."""
+    """Keeps the portable (out, in) layout and multiplies by its transpose. After an NHWC flatten
+    (``read_nhwc``), the columns are kept in (H, W, C) order instead of the portable (C, H, W): the same
+    numbers as transposing the activations to NCHW before flattening, without the transpose and its
+    gradient in every step; get/set_weights convert."""
 
     def __init__(self, node: g.Linear, in_shape: tuple[int, ...]) -> None:
         self.weight = _zeros((node.out_features, in_shape[0]))
         self.bias = _zeros((node.out_features,)) if node.bias else None
+        self.chw: tuple[int, int, int] | None = None
+
+    def read_nhwc(self, chw: tuple[int, int, int]) -> None:
+        self.chw = chw
 
     def params(self) -> dict[str, Param]:
-        out = {"weight": Param(self.weight)}
+        if self.chw is None:
+            out = {"weight": Param(self.weight)}
+        else:
+            c, h, w = self.chw
+            out = {"weight": Param(self.weight,
+                                   lambda a: a.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(a.shape[0], -1),
+                                   lambda a: a.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(a.shape[0], -1))}
         if self.bias is not None:
             out["bias"] = Param(self.bias)
         return out
@@ -204,14 +217,18 @@ class Dropout:
 
 
 class Flatten:
-    """C-major (NCHW) flatten, so portable linear weights apply unchanged; no transpose when H = W = 1."""
+    """C-major (NCHW) flatten, so portable linear weights apply unchanged; no transpose when H = W = 1, nor
+    when the next Linear reads NHWC order (``Net`` arranges that where nothing but element-wise layers lie
+    between them)."""
 
     def __init__(self, node: g.Flatten, in_shape: tuple[int, ...]) -> None:
         self.size = math.prod(in_shape)
         self.spatial = len(in_shape) == 3 and in_shape[1] * in_shape[2] > 1
+        self.chw = in_shape
+        self.transpose = self.spatial
 
     def __call__(self, x: tf.Tensor, ctx: Context) -> tf.Tensor:
-        if self.spatial:
+        if self.transpose:
             x = tf.transpose(x, [0, 3, 1, 2])
         return tf.reshape(x, [-1, self.size])
 

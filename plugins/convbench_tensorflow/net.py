@@ -43,17 +43,30 @@ class Net:
         self.inputs = {layer.path: layer.input_shape for layer in summary.layers}
         self.params: dict[str, Param] = {}
         self.generator = tf.random.Generator.from_seed(seed)
+        self._flatten: L.Flatten | None = None   # a spatial Flatten whose output no layer has mixed yet
         self.body = self._build(model.body, "")
         self.trainable = [p.var for p in self.params.values() if p.var.trainable]
 
     def _build(self, node: g.Node, path: str) -> Any:
         if isinstance(node, (g.Seq, g.Concat, g.Residual, g.Aux)):
-            return Container(node, [self._build(c, f"{path}.{c.name}" if path else c.name) for c in g.children(node)])
+            if not isinstance(node, g.Seq):
+                self._flatten = None   # branches: the next layer built is not the next one run
+            built = Container(node, [self._build(c, f"{path}.{c.name}" if path else c.name) for c in g.children(node)])
+            if not isinstance(node, g.Seq):
+                self._flatten = None
+            return built
         if isinstance(node, g.Dropout):
             return L.Dropout(node, self.generator)
+        if isinstance(node, g.ReLU):
+            return L.Stateless(node)   # element-wise: a pending flatten's order passes through
         if type(node) not in LEAVES:
+            self._flatten = None
             return L.Stateless(node)
         layer = LEAVES[type(node)](node, self.inputs[path])
+        if isinstance(layer, L.Linear) and self._flatten is not None:
+            layer.read_nhwc(self._flatten.chw)   # fc weights in NHWC column order: the flatten needs no transpose
+            self._flatten.transpose = False
+        self._flatten = layer if isinstance(layer, L.Flatten) and layer.spatial else None
         for key, param in getattr(layer, "params", dict)().items():
             self.params[f"{path}.{key}"] = param
         return layer
