@@ -97,9 +97,15 @@ class Region:
     seconds: float = 0.0
     energy_j: float | None = None
     images: int = 0
-    util: list[float] = field(default_factory=list)   # GPU or worker-tree CPU utilisation samples, 0..1
+    util: list[float] = field(default_factory=list)   # GPU utilisation samples, 0..1
+    cpu_s: float = 0.0                                  # CPU seconds the worker tree used inside the region
     start_s: float = 0.0
     energy_start_j: float | None = None
+    cpu_start_s: float = 0.0
+
+    def cpu_util(self, cores: int) -> float | None:
+        """The worker tree's mean share of the machine's cores over the region (0..1)."""
+        return self.cpu_s / self.seconds / cores if self.seconds > 0 else None
 
 
 @dataclass
@@ -112,6 +118,7 @@ class Readings:
     regions: dict[str, Region] = field(default_factory=dict)
     energy_why: str = ""
     samples: int = 0
+    cores: int = 1
 
 
 class Sampler:
@@ -126,12 +133,11 @@ class Sampler:
         self.interval, self.clock = interval, clock
         self.nvml, self.handles = nvml, gpu_handles or []
         self.energy = EnergyMeter(nvml, self.handles, powercap)
-        self.readings = Readings(energy_why=self.energy.why)
+        self.readings = Readings(energy_why=self.energy.why, cores=self.cores)
         self._cpu: dict[int, float] = {}   # live descendant pid -> its CPU seconds at the latest sample
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._open: Region | None = None
-        self._util_prev = (0.0, 0.0)
         self._thread = threading.Thread(target=self._run, daemon=True, name="convbench-telemetry")
         self._start_wall = clock()
         self._start_machine = self._machine_cpu()
@@ -150,8 +156,12 @@ class Sampler:
     def _ours(self) -> float:
         """CPU seconds of this process, its exited (waited-for) descendants and its live ones."""
         t = self.me.cpu_times()
-        own = t.user + t.system + getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0)
-        return own + sum(self._read_tree().values())
+        return t.user + t.system + self._tree_cpu()
+
+    def _tree_cpu(self) -> float:
+        """CPU seconds of the descendants: the exited (waited-for) ones and the live ones, read now."""
+        t = self.me.cpu_times()
+        return getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0) + sum(self._read_tree().values())
 
     def _read_tree(self) -> dict[int, float]:
         cpu, rss = {}, 0
@@ -180,12 +190,6 @@ class Sampler:
                 r.rss_peak_mb = max(r.rss_peak_mb or 0.0, self._rss / 2**20)
             if self.nvml is not None and self.handles:
                 self._sample_gpu(set(self._cpu))
-            elif self._open is not None:
-                now, total = self.clock(), sum(self._cpu.values())
-                prev_t, prev_cpu = self._util_prev
-                if now > prev_t and total >= prev_cpu:
-                    self._open.util.append((total - prev_cpu) / (now - prev_t) / self.cores)
-                self._util_prev = (now, total)
 
     def _sample_gpu(self, pids: set[int]) -> None:
         used, others = 0, set()
@@ -221,11 +225,12 @@ class Sampler:
             if state == "start":
                 region = self.readings.regions.setdefault(name, Region(name))
                 region.start_s, region.energy_start_j = now, self.energy.read()
+                region.cpu_start_s = self._tree_cpu()   # read at the boundary, not at the last sample
                 self._open = region
-                self._util_prev = (now, sum(self._cpu.values()))
             elif self._open is not None and self._open.name == name:
                 region, self._open = self._open, None
                 region.seconds += now - region.start_s
+                region.cpu_s += max(0.0, self._tree_cpu() - region.cpu_start_s)
                 region.images += images
                 end = self.energy.read()
                 if end is not None and region.energy_start_j is not None:
@@ -267,5 +272,6 @@ def columns(readings: Readings, gpu: bool) -> dict[str, dict[str, Any]]:
         energy = region.energy_j
         out[name] = {"energy_j": energy,
                      "joules_per_image": energy / region.images if energy is not None and region.images else None,
-                     "gpu_util" if gpu else "cpu_util": sum(region.util) / len(region.util) if region.util else None}
+                     **({"gpu_util": sum(region.util) / len(region.util) if region.util else None} if gpu
+                        else {"cpu_util": region.cpu_util(readings.cores)})}
     return out

@@ -70,10 +70,29 @@ def test_sampler_measures_its_descendants_and_attributes_regions(tmp_path):
     region = readings.regions["train"]
     assert region.seconds >= 1.0 and region.images == 1000 and region.energy_j == pytest.approx(2.5)
     assert readings.samples >= 5 and readings.rss_peak_mb and readings.rss_peak_mb > 64
-    assert region.util and max(region.util) > 0.2      # the child kept about one core busy
     cols = telemetry.columns(readings, gpu=False)
+    assert 0.2 < cols["train"]["cpu_util"] <= 1.0     # the child kept about one core busy
     assert cols["train"]["joules_per_image"] == pytest.approx(0.0025) and cols[""]["rss_peak_mb"] > 64
     assert 0.0 <= cols[""]["host_busy_fraction"] <= 1.0
+
+
+def test_cpu_util_counts_the_region_from_its_boundaries_not_from_the_last_sample():
+    """A child burning one core before and through a short region that starts between two samples: the share
+    stays one core's (taking the CPU used since the previous sample as the region's gave 2-8x the cores)."""
+    sampler = telemetry.Sampler(interval=0.2).start()
+    child = burner(3)
+    try:
+        time.sleep(0.9)                      # samples at 0.2 .. 0.8 s; the region starts between two of them
+        sampler.mark("forward", "start")
+        time.sleep(0.3)
+        sampler.mark("forward", "end", images=10)
+    finally:
+        child.kill()
+        child.wait()
+    readings = sampler.stop()
+    util = telemetry.columns(readings, gpu=False)["forward"]["cpu_util"]
+    cores = readings.cores
+    assert 0.3 / cores < util <= 1.0 / cores + 0.1, (util, cores)
 
 
 def burner(seconds: float) -> subprocess.Popen:
