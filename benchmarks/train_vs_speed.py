@@ -1,15 +1,17 @@
 """Does train mode time the framework or the harness? Train mode's images/s against speed mode's train_step.
 
     python benchmarks/train_vs_speed.py [--frameworks torch,jax] [--models lenet5,resnet32] [--batch-size 128]
-                                        [--rounds 3] [--threads N] [--json PATH]
+                                        [--rounds 16] [--threads N] [--json PATH]
 
 For each framework, in one worker process (the environment convbench's workers get), for each model and for
-``--augment`` off and on, interleaved over the rounds:
-(a) train mode: ``harness.worker.training.train`` on synthetic data (a fixed number of steps per epoch, several
-    epochs; the median epoch's images/s), exactly the loop ``convbench run`` uses, input path included;
-(b) speed mode's train_step: one prepared batch, each step synchronised (images/s = batch / median step).
-The ratio (a)/(b) is 1 when the input path and the loop cost nothing the framework's own step does not.
-It also times the input path alone (gather + augment + the copy to the framework, ms per step, no training).
+``--augment`` off and on, in ABBA-ordered pairs of rounds:
+(a) train mode: one epoch of ``harness.worker.training.train`` on synthetic data (20 steps of lenet5, 8 of
+    resnet32), exactly the loop ``convbench run`` uses, its own clock (train_time_s), input path included;
+(b) speed mode's train_step: one prepared batch, each step synchronised, the median step.
+The ratio (a)/(b) of images/s is 1 when the input path and the loop cost nothing the framework's own step does
+not. On a 2-core VM step times drift by +-20 % within seconds, so the ratio is the median of the pairs' ratios
+with a bootstrap 95 % interval. It also times the input path alone (gather + augment + the hand-over to the
+framework, ms per step, no training).
 """
 from __future__ import annotations
 
@@ -24,40 +26,53 @@ import time
 from pathlib import Path
 from typing import Any
 
-SHAPE = {"lenet5": (20, 5), "resnet32": (8, 3)}   # model -> (steps per epoch, epochs) of (a)
+SHAPE = {"lenet5": 20, "resnet32": 8}   # model -> steps per epoch of (a), and per speed round of (b)
 LR = 1e-3  # speed mode's learning rate: random labels, many steps, nothing diverges
 
 
 def measure(framework: str, model_name: str, augment: bool, args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+
     from harness.datasets.batches import train_batches
     from harness.settings import Cell, RunSettings
     from harness.worker.context import setup
     from harness.worker.timing import time_phase
-    from harness.worker.training import Recipe, train
+    from harness.worker.training import Recipe, batch_layout, train
 
-    steps, epochs = SHAPE.get(model_name, (10, 3))
+    steps = SHAPE.get(model_name, 10)
     run = RunSettings(dataset="synthetic", threads=args.threads, augment=augment)
     cell = Cell(run_id="bench", name="bench", framework=framework, model=model_name, seed=0, device="cpu",
                 batch_size=args.batch_size, run=run)
     ctx = setup(cell, data_size=(steps * args.batch_size, args.batch_size))
     native, data = ctx.native, ctx.data
-    recipe = Recipe(epochs=epochs, batch_size=args.batch_size, lr=LR, milestones=(), augment=augment)
-    train(native, data, Recipe(epochs=1, batch_size=args.batch_size, lr=LR, milestones=(), augment=augment), 0, ctx.sync)
+    recipe = Recipe(epochs=1, batch_size=args.batch_size, lr=LR, milestones=(), augment=augment)
+    train(native, data, recipe, 0, ctx.sync)   # warm-up: tracing, allocator, the evaluation's function
     x, y = next(train_batches(data.x_train, data.y_train, args.batch_size, 0, 0))
     batch = native.prepare_batch(x, y)
-    out: dict[str, Any] = {"train_ips": [], "speed_ips": [], "input_ms": []}
-    for _ in range(args.rounds):
-        history = train(native, data, recipe, 0, ctx.sync).history
-        epoch_s = [b["train_time_s"] - a for a, b in zip([0.0] + [h["train_time_s"] for h in history], history)]
-        out["train_ips"].append(steps * args.batch_size / statistics.median(epoch_s))
-        timing = time_phase(lambda: native.run_phase("train_step", batch, LR), ctx.sync, 3, steps)
-        out["speed_ips"].append(args.batch_size / statistics.median(timing.samples_s))
-        start = time.perf_counter()   # the input path alone: batches gathered, augmented and handed over
-        for xb, yb in train_batches(data.x_train, data.y_train, args.batch_size, 0, 1, augment):
-            native.prepare_batch(xb, yb)
+    layout = batch_layout(native)
+    x_train = data.x_train if layout == "nchw" else np.ascontiguousarray(data.x_train.transpose(0, 2, 3, 1))
+    prepare = native.prepare_nhwc_batch if layout == "nhwc" else native.prepare_batch
+    out: dict[str, Any] = {"train_ms": [], "speed_ms": [], "input_ms": []}
+
+    def train_round() -> None:   # one epoch of train mode: its own clock, per step
+        out["train_ms"].append(1000 * train(native, data, recipe, 0, ctx.sync).train_time_s / steps)
+
+    def speed_round() -> None:   # speed mode's train_step on one prepared batch: the median synchronised step
+        timing = time_phase(lambda: native.run_phase("train_step", batch, LR), ctx.sync, 2, steps)
+        out["speed_ms"].append(1000 * statistics.median(timing.samples_s))
+
+    for i in range(args.rounds):   # ABBA: drift and order hit both sides alike
+        for side in ((train_round, speed_round) if i % 2 == 0 else (speed_round, train_round)):
+            side()
+        start = time.perf_counter()   # the input path alone, as the loop runs it: gathered, augmented, handed over
+        for xb, yb in train_batches(x_train, data.y_train, args.batch_size, 0, 1, augment, layout=layout):
+            prepare(xb, yb)
         ctx.sync()
         out["input_ms"].append(1000 * (time.perf_counter() - start) / steps)
-    out["ratio"] = statistics.median(out["train_ips"]) / statistics.median(out["speed_ips"])
+    ratios = np.array(out["speed_ms"]) / np.array(out["train_ms"])   # images/s of train mode / of speed mode
+    medians = np.median(np.random.default_rng(0).choice(ratios, (2000, len(ratios))), axis=1)
+    out["ratio"] = float(np.median(ratios))
+    out["interval"] = [float(np.quantile(medians, 0.025)), float(np.quantile(medians, 0.975))]
     return out
 
 
@@ -75,7 +90,7 @@ def main() -> int:
     parser.add_argument("--frameworks", default="torch,tensorflow,paddle,jax")
     parser.add_argument("--models", default="lenet5,resnet32")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=16, help="ABBA pairs: one train epoch, one speed round")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -87,7 +102,8 @@ def main() -> int:
     from harness.plugin_manager import build_registries, get_plugin_manager
     regs = build_registries(get_plugin_manager())
     results: dict[str, Any] = {}
-    print("| framework | model | augment | train mode img/s | speed train_step img/s | ratio | input path ms/step |")
+    print("| framework | model | augment | train mode img/s | speed train_step img/s | ratio (95 % interval) "
+          "| input path ms/step |")
     print("|---|---|---|---|---|---|---|")
     for framework in args.frameworks.split(","):
         spec = regs.frameworks.get(framework)
@@ -105,8 +121,10 @@ def main() -> int:
         for key, r in results[framework].items():
             model_name, augment = key.split("/")
             print(f"| {framework} | {model_name} | {'yes' if augment == 'augment' else 'no'} | "
-                  f"{statistics.median(r['train_ips']):.0f} | {statistics.median(r['speed_ips']):.0f} | "
-                  f"{r['ratio']:.3f} | {statistics.median(r['input_ms']):.2f} |", flush=True)
+                  f"{args.batch_size / statistics.median(r['train_ms']) * 1000:.0f} | "
+                  f"{args.batch_size / statistics.median(r['speed_ms']) * 1000:.0f} | "
+                  f"{r['ratio']:.3f} ({r['interval'][0]:.3f}-{r['interval'][1]:.3f}) | "
+                  f"{statistics.median(r['input_ms']):.2f} |", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"argv": sys.argv, "results": results}, indent=1))
     return 0

@@ -80,6 +80,11 @@ class PipelinedModel(NativeModel, Protocol):
         """``train_step`` on a prepared batch, without waiting for the device: returns the loss as the
         framework's own scalar (on the device), to be read later by ``read_losses``."""
 
+    # Optional, for a framework whose steps take channels-last tensors (its NCHW prepare_batch transposes):
+    #     def prepare_nhwc_batch(self, images: np.ndarray, labels: np.ndarray) -> object
+    # the same batch as prepare_batch(images.transpose(0, 3, 1, 2), labels), from (n, h, w, c) images. The
+    # training loop then gathers and augments batches from a channels-last copy of the training set.
+
     def read_losses(self, losses: list[object]) -> list[float]:
         """Waits for the steps that made ``losses`` and returns them as floats, in order; for data-parallel
         processes, each the mean over the processes (the global batch's loss, as ``train_step`` returns it)."""

@@ -294,6 +294,25 @@ class TestConformance:
         for key, value in first.get_weights().items():
             np.testing.assert_allclose(second.get_weights()[key], value, rtol=1e-6, atol=1e-7, err_msg=key)
 
+    def test_nhwc_batches_equal_nchw_batches(self, convbench_kit: Kit) -> None:
+        """Optional prepare_nhwc_batch: a channels-last batch trains exactly as the same batch through
+        prepare_batch (same losses, same weights)."""
+        model = convbench_kit.model("lenet5")
+        first = convbench_kit.build(model, momentum=0.9, weight_decay=2e-4)
+        if not callable(getattr(first, "prepare_nhwc_batch", None)):
+            pytest.skip(f"{convbench_kit.framework} takes NCHW batches only (no prepare_nhwc_batch)")
+        second = convbench_kit.build(model, momentum=0.9, weight_decay=2e-4)
+        rng = np.random.default_rng(29)
+        batches = [(rng.random((16, 3, 32, 32), dtype=np.float32), rng.integers(0, 10, 16)) for _ in range(2)]
+        for native in (first, second):
+            native.set_weights(init_weights(model, 0))
+        expected = first.read_losses([first.train_step_async(first.prepare_batch(x, y), 0.1) for x, y in batches])
+        got = second.read_losses([second.train_step_async(
+            second.prepare_nhwc_batch(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), y), 0.1) for x, y in batches])
+        np.testing.assert_array_equal(got, expected, err_msg="losses of NHWC and NCHW batches")
+        for key, value in first.get_weights().items():
+            np.testing.assert_array_equal(second.get_weights()[key], value, err_msg=key)
+
     def test_batch_norm_conventions(self, convbench_kit: Kit) -> None:
         """Node eps and momentum; biased variance normalises, unbiased variance updates running_var."""
         model = tiny("kit_bn", (2, 3, 3), BatchNorm("bn", eps=1e-2, momentum=0.3), Flatten("flatten"), Linear("fc", 3))

@@ -71,6 +71,8 @@ def test_kit_passes(tmp_path: Path, framework: str, reference: str, models: list
     checks = ["test_timing_phases[lenet5]", "test_sgd_matches_torch_rule", "test_train_step_lowers_loss",
               "test_batch_norm_conventions", "test_auxiliary_head_and_dropout", "test_momentum_buffers",
               "test_auxiliary_heads_are_skipped_at_evaluation"]
+    if framework == "tensorflow":   # its steps take NHWC: the optional channels-last hand-over is checked too
+        checks.append("test_nhwc_batches_equal_nchw_batches")
     if reference != framework:  # else the kit skips the logits checks
         checks += [f"test_logits_match_reference[{m}]" for m in models]
     for check in checks:

@@ -38,9 +38,18 @@ class Crops:
     def __getitem__(self, part: slice) -> "Crops":
         return Crops(self.dy[part], self.dx[part], self.flip[part])
 
-    def apply(self, images: np.ndarray, pad: int = PAD) -> np.ndarray:
+    def apply(self, images: np.ndarray, pad: int = PAD, layout: str = "nchw") -> np.ndarray:
         """Zero-pad by ``pad`` pixels, crop each image at its offset, flip the flagged ones: a few whole-batch
-        numpy operations (the crops are exact copies, so this equals any per-image implementation bit for bit)."""
+        numpy operations (the crops are exact copies, so this equals any per-image implementation bit for bit).
+        ``layout="nhwc"``: the same crops of (n, h, w, c) images, returned in that layout."""
+        if layout == "nhwc":
+            n, h, w, c = images.shape
+            padded = np.zeros((n, h + 2 * pad, w + 2 * pad, c), images.dtype)
+            padded[:, pad:pad + h, pad:pad + w] = images
+            windows = sliding_window_view(padded, (h, w), axis=(1, 2))   # (n, 2 pad + 1, 2 pad + 1, c, h, w)
+            out = windows.transpose(0, 1, 2, 4, 5, 3)[np.arange(n), self.dy, self.dx]   # (n, h, w, c), a copy
+            out[self.flip] = out[self.flip, :, ::-1]
+            return out
         n, c, h, w = images.shape
         padded = np.zeros((n, c, h + 2 * pad, w + 2 * pad), images.dtype)
         padded[:, :, pad:pad + h, pad:pad + w] = images
@@ -51,11 +60,12 @@ class Crops:
 
 
 def train_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epoch: int, augment: bool = False,
-                  shard: tuple[int, int] = (0, 1)) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                  shard: tuple[int, int] = (0, 1), layout: str = "nchw") -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Shuffled full batches (the smaller last batch is dropped: it would retrace compiled steps).
 
     ``shard=(rank, world)``: this process's contiguous slice of every global batch, gathered and augmented
-    alone (the augmentation is drawn for the whole global batch, so the slices together equal it)."""
+    alone (the augmentation is drawn for the whole global batch, so the slices together equal it).
+    ``layout="nhwc"``: ``x`` is the training set in (n, h, w, c); the batches are the same pixels in that layout."""
     rank, world = shard
     order = epoch_order(len(x), seed, epoch)
     rng = np.random.default_rng([seed, epoch, 1])
@@ -64,7 +74,7 @@ def train_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epoc
         idx = order[start:start + batch_size][lo:hi]
         xb = x[idx]
         if augment:
-            xb = Crops.draw(rng, batch_size)[lo:hi].apply(xb)
+            xb = Crops.draw(rng, batch_size)[lo:hi].apply(xb, layout=layout)
         yield np.ascontiguousarray(xb), y[idx]
 
 

@@ -75,8 +75,14 @@ def pipelined(native: object) -> bool:
     return all(callable(getattr(native, m, None)) for m in ("prepare_batch", "train_step_async", "read_losses"))
 
 
+def batch_layout(native: object) -> str:
+    """"nhwc" when a pipelined model takes NHWC batches (``prepare_nhwc_batch``): the loop then gathers them from
+    a channels-last copy of the training set, so no batch is transposed on the way in; otherwise "nchw"."""
+    return "nhwc" if pipelined(native) and callable(getattr(native, "prepare_nhwc_batch", None)) else "nchw"
+
+
 def run_epoch(native: NativeModel, batches: Iterator[tuple[np.ndarray, np.ndarray]], lr: float, epoch: int,
-              on_step: Callable[[int, int, float], None]) -> tuple[float, int]:
+              on_step: Callable[[int, int, float], None], layout: str = "nchw") -> tuple[float, int]:
     """(sum of the steps' losses, steps). With a PipelinedModel the device never waits for the host: batch k+1
     is prepared (its copy to the device queued) while step k runs, and losses are read in bulk one step behind
     the newest, so a read never drains the queue. Otherwise every ``train_step`` returns its loss (a sync)."""
@@ -102,13 +108,14 @@ def run_epoch(native: NativeModel, batches: Iterator[tuple[np.ndarray, np.ndarra
         del pending[:len(taken)]
         loss_sum += sum(values)
         on_step(epoch, first + len(values) - 1, values[-1])
+    prepare = model.prepare_nhwc_batch if layout == "nhwc" else model.prepare_batch
     arrays = next(batches, None)
-    batch = model.prepare_batch(*arrays) if arrays is not None else None
+    batch = prepare(*arrays) if arrays is not None else None
     while batch is not None:
         pending.append(model.train_step_async(batch, lr))
         steps += 1
         arrays = next(batches, None)
-        batch = model.prepare_batch(*arrays) if arrays is not None else None
+        batch = prepare(*arrays) if arrays is not None else None
         if len(pending) > READ_EVERY:
             read(keep_newest=True)
     if pending:
@@ -141,6 +148,8 @@ def train(native: NativeModel, data: Dataset, recipe: Recipe, seed: int, sync: C
     ``on_region("start" | "end", images)`` marks each epoch's training (for the telemetry sampler's energy).
     """
     result = TrainResult()
+    layout = batch_layout(native)
+    x_train = data.x_train if layout == "nchw" else np.ascontiguousarray(data.x_train.transpose(0, 2, 3, 1))
     sync()
     run_start = clock()
     for epoch in range(first_epoch, recipe.epochs):
@@ -148,9 +157,9 @@ def train(native: NativeModel, data: Dataset, recipe: Recipe, seed: int, sync: C
         sync()
         on_region("start", 0)
         start = clock()
-        source = train_batches(data.x_train, data.y_train, recipe.batch_size, seed, epoch, recipe.augment, shard)
+        source = train_batches(x_train, data.y_train, recipe.batch_size, seed, epoch, recipe.augment, shard, layout)
         with Prefetcher(source) as batches:
-            loss_sum, steps = run_epoch(native, batches, lr, epoch, on_step)
+            loss_sum, steps = run_epoch(native, batches, lr, epoch, on_step, layout)
         sync()
         result.train_time_s += clock() - start
         on_region("end", steps * recipe.batch_size)

@@ -87,6 +87,21 @@ def test_vectorised_augmentation_equals_the_per_image_loop(shape):
         assert got.dtype == imgs.dtype and got.flags.c_contiguous and np.array_equal(got, expected)
 
 
+@pytest.mark.parametrize("augment", [False, True])
+def test_channels_last_batches_are_the_same_pixels(augment):
+    """The loop's NHWC batches (for plugins with prepare_nhwc_batch) are the NCHW batches, transposed, bit for bit:
+    same order, same crops, same flips."""
+    x = np.random.default_rng(1).random((48, 3, 10, 12), dtype=np.float32)
+    y = np.arange(48)
+    x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    for shard in ((0, 1), (1, 2)):
+        nchw = list(train_batches(x, y, 16, seed=4, epoch=2, augment=augment, shard=shard))
+        nhwc = list(train_batches(x_nhwc, y, 16, seed=4, epoch=2, augment=augment, shard=shard, layout="nhwc"))
+        assert len(nchw) == len(nhwc) == 3
+        for (xa, ya), (xb, yb) in zip(nchw, nhwc):
+            assert xb.flags.c_contiguous and np.array_equal(xb, xa.transpose(0, 2, 3, 1)) and np.array_equal(ya, yb)
+
+
 def test_shards_together_are_the_global_batches():
     """Each data-parallel rank gathers and augments only its slice; the slices are the global batch's."""
     x = np.random.default_rng(0).random((40, 3, 8, 8), dtype=np.float32)
