@@ -275,18 +275,27 @@ class TestConformance:
             np.testing.assert_allclose(continued[key], value, rtol=1e-5, atol=1e-7,
                                        err_msg=f"{key}: a model given the weights and momentum did not continue the run")
 
+    @staticmethod
+    def _twin_lenets(kit: Kit, methods: tuple[str, ...], n_batches: int, missing: str) -> tuple[Any, Any, list[Any]]:
+        """Two LeNet-5s with the same weights and ``n_batches`` random batches of 16; skips with ``missing`` when
+        the plugin's model lacks one of the optional ``methods``."""
+        model = kit.model("lenet5")
+        first = kit.build(model, momentum=0.9, weight_decay=2e-4)
+        if not all(callable(getattr(first, m, None)) for m in methods):
+            pytest.skip(f"{kit.framework} {missing}")
+        second = kit.build(model, momentum=0.9, weight_decay=2e-4)
+        rng = np.random.default_rng(23)
+        batches = [(rng.random((16, 3, 32, 32), dtype=np.float32), rng.integers(0, 10, 16)) for _ in range(n_batches)]
+        for native in (first, second):
+            native.set_weights(init_weights(model, 0))
+        return first, second, batches
+
     def test_pipelined_steps_equal_train_step(self, convbench_kit: Kit) -> None:
         """Optional PipelinedModel: prepare_batch + train_step_async + read_losses train exactly as train_step
         does (same losses, same weights), whatever the order in which losses are read."""
-        model = convbench_kit.model("lenet5")
-        first = convbench_kit.build(model, momentum=0.9, weight_decay=2e-4)
-        if not all(callable(getattr(first, m, None)) for m in ("prepare_batch", "train_step_async", "read_losses")):
-            pytest.skip(f"{convbench_kit.framework} has no train_step_async/read_losses: train mode waits for every step")
-        second = convbench_kit.build(model, momentum=0.9, weight_decay=2e-4)
-        rng = np.random.default_rng(23)
-        batches = [(rng.random((16, 3, 32, 32), dtype=np.float32), rng.integers(0, 10, 16)) for _ in range(3)]
-        for native in (first, second):
-            native.set_weights(init_weights(model, 0))
+        first, second, batches = self._twin_lenets(
+            convbench_kit, ("prepare_batch", "train_step_async", "read_losses"), 3,
+            "has no train_step_async/read_losses: train mode waits for every step")
         expected = [first.train_step(x, y, lr) for (x, y), lr in zip(batches, (0.1, 0.1, 0.05))]
         queued = [second.train_step_async(second.prepare_batch(x, y), lr) for (x, y), lr in zip(batches, (0.1, 0.1, 0.05))]
         got = second.read_losses(queued[:2]) + second.read_losses(queued[2:])
@@ -297,15 +306,9 @@ class TestConformance:
     def test_nhwc_batches_equal_nchw_batches(self, convbench_kit: Kit) -> None:
         """Optional prepare_nhwc_batch: a channels-last batch trains exactly as the same batch through
         prepare_batch (same losses, same weights)."""
-        model = convbench_kit.model("lenet5")
-        first = convbench_kit.build(model, momentum=0.9, weight_decay=2e-4)
-        if not callable(getattr(first, "prepare_nhwc_batch", None)):
-            pytest.skip(f"{convbench_kit.framework} takes NCHW batches only (no prepare_nhwc_batch)")
-        second = convbench_kit.build(model, momentum=0.9, weight_decay=2e-4)
-        rng = np.random.default_rng(29)
-        batches = [(rng.random((16, 3, 32, 32), dtype=np.float32), rng.integers(0, 10, 16)) for _ in range(2)]
-        for native in (first, second):
-            native.set_weights(init_weights(model, 0))
+        first, second, batches = self._twin_lenets(
+            convbench_kit, ("prepare_batch", "train_step_async", "read_losses", "prepare_nhwc_batch"), 2,
+            "takes NCHW batches only (no prepare_nhwc_batch)")
         expected = first.read_losses([first.train_step_async(first.prepare_batch(x, y), 0.1) for x, y in batches])
         got = second.read_losses([second.train_step_async(
             second.prepare_nhwc_batch(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), y), 0.1) for x, y in batches])
