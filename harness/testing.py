@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from harness.datasets.batches import PAD, Crops
 from harness.errors import ConvbenchError
 from harness.model.graph import Aux, BatchNorm, Dropout, Flatten, Linear, ModelDef, Seq
 from harness.model.shapes import summarize
@@ -313,6 +314,33 @@ class TestConformance:
         got = second.read_losses([second.train_step_async(
             second.prepare_nhwc_batch(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), y), 0.1) for x, y in batches])
         np.testing.assert_array_equal(got, expected, err_msg="losses of NHWC and NCHW batches")
+        for key, value in first.get_weights().items():
+            np.testing.assert_array_equal(second.get_weights()[key], value, err_msg=key)
+
+    def test_held_batches_equal_host_batches(self, convbench_kit: Kit) -> None:
+        """Optional hold_train_set + gather_batch: batches the model gathers (and crops and flips) from the
+        training set it holds train exactly as the same pixels gathered and augmented in numpy and handed over
+        (same losses, same weights), with crops and without."""
+        first, second, _ = self._twin_lenets(
+            convbench_kit, ("prepare_batch", "train_step_async", "read_losses", "hold_train_set", "gather_batch"),
+            0, "does not hold the training set (batches are handed over from the host)")
+        rng = np.random.default_rng(29)
+        x, y = rng.random((48, 3, 32, 32), dtype=np.float32), rng.integers(0, 10, 48)
+        nhwc = callable(getattr(first, "prepare_nhwc_batch", None))
+        held = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if nhwc else x
+        if not second.hold_train_set(held, y, PAD):
+            pytest.skip(f"{convbench_kit.framework} declined to hold the training set")
+        plan = [(rng.permutation(48)[:16], Crops.draw(rng, 16)), (rng.permutation(48)[:16], None),
+                (rng.permutation(48)[:16], Crops.draw(rng, 16))]
+        host = []
+        for idx, crops in plan:
+            images = x[idx] if crops is None else crops.apply(x[idx])
+            batch = (first.prepare_nhwc_batch(np.ascontiguousarray(images.transpose(0, 2, 3, 1)), y[idx]) if nhwc
+                     else first.prepare_batch(images, y[idx]))
+            host.append(first.train_step_async(batch, 0.1))
+        expected = first.read_losses(host)
+        got = second.read_losses([second.train_step_async(second.gather_batch(idx, crops), 0.1) for idx, crops in plan])
+        np.testing.assert_array_equal(got, expected, err_msg="losses of held and handed-over batches")
         for key, value in first.get_weights().items():
             np.testing.assert_array_equal(second.get_weights()[key], value, err_msg=key)
 

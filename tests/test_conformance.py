@@ -72,7 +72,7 @@ def test_kit_passes(tmp_path: Path, framework: str, reference: str, models: list
               "test_batch_norm_conventions", "test_auxiliary_head_and_dropout", "test_momentum_buffers",
               "test_auxiliary_heads_are_skipped_at_evaluation"]
     if framework == "tensorflow":   # its steps take NHWC: the optional channels-last hand-over is checked too
-        checks.append("test_nhwc_batches_equal_nchw_batches")
+        checks += ["test_nhwc_batches_equal_nchw_batches", "test_held_batches_equal_host_batches"]
     if reference != framework:  # else the kit skips the logits checks
         checks += [f"test_logits_match_reference[{m}]" for m in models]
     for check in checks:

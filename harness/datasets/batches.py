@@ -59,6 +59,20 @@ class Crops:
         return out
 
 
+def batch_plan(n: int, batch_size: int, seed: int, epoch: int, augment: bool = False,
+               shard: tuple[int, int] = (0, 1)) -> Iterator[tuple[np.ndarray, Crops | None]]:
+    """Each full batch of one epoch as (sample indices, crops or None): what ``train_batches`` gathers and
+    applies, drawn the same way, for a plugin that gathers the pixels itself from a training set it holds.
+    ``shard=(rank, world)``: this process's contiguous slice of each global batch (crops sliced alike)."""
+    rank, world = shard
+    order = epoch_order(n, seed, epoch)
+    rng = np.random.default_rng([seed, epoch, 1])
+    lo, hi = rank * batch_size // world, (rank + 1) * batch_size // world
+    for start in range(0, n - batch_size + 1, batch_size):
+        idx = order[start:start + batch_size][lo:hi]
+        yield idx, (Crops.draw(rng, batch_size)[lo:hi] if augment else None)
+
+
 def train_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epoch: int, augment: bool = False,
                   shard: tuple[int, int] = (0, 1), layout: str = "nchw") -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Shuffled full batches (the smaller last batch is dropped: it would retrace compiled steps).
@@ -66,15 +80,8 @@ def train_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epoc
     ``shard=(rank, world)``: this process's contiguous slice of every global batch, gathered and augmented
     alone (the augmentation is drawn for the whole global batch, so the slices together equal it).
     ``layout="nhwc"``: ``x`` is the training set in (n, h, w, c); the batches are the same pixels in that layout."""
-    rank, world = shard
-    order = epoch_order(len(x), seed, epoch)
-    rng = np.random.default_rng([seed, epoch, 1])
-    lo, hi = rank * batch_size // world, (rank + 1) * batch_size // world
-    for start in range(0, len(order) - batch_size + 1, batch_size):
-        idx = order[start:start + batch_size][lo:hi]
-        xb = x[idx]
-        if augment:
-            xb = Crops.draw(rng, batch_size)[lo:hi].apply(xb, layout=layout)
+    for idx, crops in batch_plan(len(x), batch_size, seed, epoch, augment, shard):
+        xb = x[idx] if crops is None else crops.apply(x[idx], layout=layout)
         yield np.ascontiguousarray(xb), y[idx]
 
 

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from harness.devices import parse_device
 from harness.model.weights import check_momentum, check_weights, load_checkpoint, save_weights
 from harness.results.records import make_row
 from harness.settings import Cell
@@ -52,7 +53,7 @@ def run_train_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
     common = ctx.common()
     try:
         result = train(ctx.native, ctx.data, recipe, cell.seed, ctx.sync, on_epoch, first_epoch=first_epoch,
-                       on_step=on_step, shard=cell.shard,
+                       on_step=on_step, shard=cell.shard, prefetch=parse_device(cell.local_device).is_gpu,
                        on_region=lambda state, images: emit(progress, event="region", name="train", state=state,
                                                             images=images))
     except Diverged as exc:

@@ -1,6 +1,7 @@
 """The training loop every framework shares: same batches, same schedule, same clock."""
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from harness.datasets import Dataset
-from harness.datasets.batches import test_batches, train_batches
+from harness.datasets.batches import PAD, batch_plan, test_batches, train_batches
 from harness.native import NativeModel
 from harness.settings import DEFAULT_EPOCHS, RECIPE_BATCH, RunSettings
 from harness.worker.pipeline import Prefetcher
@@ -81,11 +82,19 @@ def batch_layout(native: object) -> str:
     return "nhwc" if pipelined(native) and callable(getattr(native, "prepare_nhwc_batch", None)) else "nchw"
 
 
-def run_epoch(native: NativeModel, batches: Iterator[tuple[np.ndarray, np.ndarray]], lr: float, epoch: int,
-              on_step: Callable[[int, int, float], None], layout: str = "nchw") -> tuple[float, int]:
+def holds_data(native: object) -> bool:
+    """True when a pipelined model can hold the training set itself and gather batches from it by index
+    (the optional ``hold_train_set`` and ``gather_batch``)."""
+    return pipelined(native) and all(callable(getattr(native, m, None)) for m in ("hold_train_set", "gather_batch"))
+
+
+def run_epoch(native: NativeModel, batches: Iterator[Any], lr: float, epoch: int,
+              on_step: Callable[[int, int, float], None], layout: str = "nchw",
+              prepared: bool = False) -> tuple[float, int]:
     """(sum of the steps' losses, steps). With a PipelinedModel the device never waits for the host: batch k+1
     is prepared (its copy to the device queued) while step k runs, and losses are read in bulk one step behind
-    the newest, so a read never drains the queue. Otherwise every ``train_step`` returns its loss (a sync)."""
+    the newest, so a read never drains the queue. Otherwise every ``train_step`` returns its loss (a sync).
+    ``prepared``: ``batches`` are already the model's own batches (``gather_batch``), not numpy arrays."""
     loss_sum, steps = 0.0, 0
     if not pipelined(native):
         for xb, yb in batches:
@@ -109,13 +118,12 @@ def run_epoch(native: NativeModel, batches: Iterator[tuple[np.ndarray, np.ndarra
         loss_sum += sum(values)
         on_step(epoch, first + len(values) - 1, values[-1])
     prepare = model.prepare_nhwc_batch if layout == "nhwc" else model.prepare_batch
-    arrays = next(batches, None)
-    batch = prepare(*arrays) if arrays is not None else None
+    ready = batches if prepared else (prepare(*arrays) for arrays in batches)
+    batch = next(ready, None)
     while batch is not None:
         pending.append(model.train_step_async(batch, lr))
         steps += 1
-        arrays = next(batches, None)
-        batch = prepare(*arrays) if arrays is not None else None
+        batch = next(ready, None)   # made while step k runs (queued behind it on a device)
         if len(pending) > READ_EVERY:
             read(keep_newest=True)
     if pending:
@@ -133,11 +141,16 @@ def train(native: NativeModel, data: Dataset, recipe: Recipe, seed: int, sync: C
           clock: Callable[[], float] = time.perf_counter, first_epoch: int = 0,
           on_step: Callable[[int, int, float], None] = lambda epoch, step, loss: None,
           shard: tuple[int, int] = (0, 1),
-          on_region: Callable[[str, int], None] = lambda state, images: None) -> TrainResult:
+          on_region: Callable[[str, int], None] = lambda state, images: None,
+          prefetch: bool = False) -> TrainResult:
     """Trains epochs ``first_epoch`` .. ``recipe.epochs - 1``.
 
-    ``train_time_s`` covers training steps only (the batches are gathered and augmented in a background thread
-    from the moment the clock starts) and ``eval_time_s`` the per-epoch evaluation, each synchronised.
+    ``train_time_s`` covers training steps only, the making of their batches included, and ``eval_time_s`` the
+    per-epoch evaluation, each synchronised. How batches are made: a model that holds the training set
+    (``hold_train_set``, given it once per cell after the run's clock starts) gathers and augments each batch
+    itself from numpy-drawn indices, crops and flips (``gather_batch``); otherwise the loop gathers and
+    augments them in numpy, in a background thread when ``prefetch`` (a GPU cell: the host works while the
+    device computes) and inline on a CPU, whose cores the framework's own threads already use.
     ``time_to_target_s`` follows MLPerf: the clock starts when the data is first touched (the first batch is
     drawn) and stops when the evaluation that reaches ``recipe.target`` ends, so it includes evaluation;
     training stops there.
@@ -152,14 +165,24 @@ def train(native: NativeModel, data: Dataset, recipe: Recipe, seed: int, sync: C
     x_train = data.x_train if layout == "nchw" else np.ascontiguousarray(data.x_train.transpose(0, 2, 3, 1))
     sync()
     run_start = clock()
+    model: Any = native
+    held = holds_data(native) and bool(model.hold_train_set(x_train, data.y_train, PAD if recipe.augment else 0))
+    if held:
+        x_train = x_train[:0]   # the model has its own copy
     for epoch in range(first_epoch, recipe.epochs):
         lr = recipe.lr_at(epoch)
         sync()
         on_region("start", 0)
         start = clock()
-        source = train_batches(x_train, data.y_train, recipe.batch_size, seed, epoch, recipe.augment, shard, layout)
-        with Prefetcher(source) as batches:
-            loss_sum, steps = run_epoch(native, batches, lr, epoch, on_step, layout)
+        if held:
+            plan = batch_plan(len(data.y_train), recipe.batch_size, seed, epoch, recipe.augment, shard)
+            loss_sum, steps = run_epoch(native, (model.gather_batch(idx, crops) for idx, crops in plan), lr, epoch,
+                                        on_step, layout, prepared=True)
+        else:
+            source = train_batches(x_train, data.y_train, recipe.batch_size, seed, epoch, recipe.augment, shard,
+                                   layout)
+            with (Prefetcher(source) if prefetch else contextlib.nullcontext(source)) as batches:
+                loss_sum, steps = run_epoch(native, batches, lr, epoch, on_step, layout)
         sync()
         result.train_time_s += clock() - start
         on_region("end", steps * recipe.batch_size)

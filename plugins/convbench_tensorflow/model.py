@@ -16,7 +16,7 @@ evaluation run on the first replica's device (every copy holds the same values).
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -32,6 +32,12 @@ from harness.model.shapes import summarize
 from harness.model.weights import check_momentum, check_weights
 from harness.native import PHASES
 from harness.plugin_base import Execution
+
+
+class HeldBatch(NamedTuple):
+    """A batch of the training set the model holds (``hold_train_set``): (1, n) sample indices, or (4, n) with
+    each image's crop offsets and flip flag; the step gathers (and crops) the pixels on the device."""
+    plan: tf.Tensor
 
 
 class TFModel:
@@ -55,7 +61,9 @@ class TFModel:
             self.scaler = LossScaler() if self.execution.precision == "fp16" else None
         self._lr_value: float | None = None
         self._lr_tensor: tf.Tensor | None = None
+        self._held: tuple[tf.Tensor, tf.Tensor, int, tuple[int, int]] | None = None
         wrap = self.execution.wrap
+        self._train_held_fn = wrap(self._train_held)
         self._forward_fn, self._eval_fn = wrap(self._forward), wrap(self._evaluate)
         if self.replicas is None:
             self._phase_forward_fn = self._forward_fn
@@ -105,6 +113,26 @@ class TFModel:
         tf.cond(finite, step, lambda: tf.constant(False))  # skip the update on overflow
         self.scaler.update(finite)
         return loss
+
+    @staticmethod
+    def _held_images(images: tf.Tensor, plan: tf.Tensor, geometry: tuple[int, int, int]) -> tf.Tensor:
+        """The batch's images gathered from the held training set: one gather, cropped and flipped by index.
+        ``geometry``: (pad, h, w); pad 0: ``images`` is (n, h, w, c), else (n * hp * wp, c) padded pixel rows."""
+        pad, h, w = geometry
+        if not pad:
+            return tf.gather(images, plan[0])
+        index, dy, dx, flip = plan[0], plan[1], plan[2], plan[3]
+        rows = dy[:, None] + tf.range(h, dtype=tf.int64)                                          # (n, h)
+        cols = dx[:, None] + tf.where(flip[:, None] > 0, tf.range(w - 1, -1, -1, dtype=tf.int64),
+                                      tf.range(w, dtype=tf.int64))                                # (n, w)
+        pixel = (index[:, None, None] * (h + 2 * pad) + rows[:, :, None]) * (w + 2 * pad) + cols[:, None, :]
+        return tf.gather(images, pixel)   # (n, h, w, c)
+
+    def _train_held(self, images: tf.Tensor, labels: tf.Tensor, plan: tf.Tensor, geometry: tuple[int, int, int],
+                    lr: tf.Tensor) -> tf.Tensor:
+        """A train step on held samples. The held set comes in as arguments, not captured: a set held anew
+        (another cell's data) is used without retracing, never a stale copy baked into the graph."""
+        return self._train_step(self._held_images(images, plan, geometry), tf.gather(labels, plan[0]), lr)
 
     def _distributed_train(self, xs: Any, ys: Any, lr: tf.Tensor) -> tf.Tensor:
         return self.replicas.mean(self.replicas.run(self._train_step, xs, ys, lr))
@@ -187,9 +215,43 @@ class TFModel:
 
     def train_step_async(self, batch: Any, lr: float) -> tf.Tensor:
         """Queues a step (TF runs ops asynchronously on a GPU); the loss stays a device tensor."""
+        if isinstance(batch, HeldBatch):   # gathered inside the step: one function call, no image copy
+            assert self._held is not None
+            images, labels, pad, (h, w) = self._held
+            with tf.device(self.device):
+                return self._train_held_fn(images, labels, batch.plan, (pad, h, w), self._lr(lr))
         x, y = batch
         with tf.device(self.device):
             return self._train_fn(x, y, self._lr(lr))
+
+    def hold_train_set(self, images: np.ndarray, labels: np.ndarray, pad: int) -> bool:
+        """Keeps the (n, h, w, c) training set on the model's device (zero-padded by ``pad`` when batches will
+        be cropped), so each train step gathers its batch there from indices: per step one copy of a few
+        hundred integers instead of the images, and one function call. Data parallel declines (each replica's
+        slice is handed over from the host, ``prepare_nhwc_batch``)."""
+        if self.replicas is not None:
+            return False
+        n, h, w, c = images.shape
+        pixels = np.asarray(images, np.float32)
+        if pad:   # stored as (n * hp * wp, c) rows, so a crop is one gather of pixel rows
+            pixels = np.pad(pixels, ((0, 0), (pad, pad), (pad, pad), (0, 0))).reshape(-1, c)
+        with tf.device(self.device):
+            self._held = (tf.identity(tf.convert_to_tensor(pixels)), self._to_labels(labels), pad, (h, w))
+        return True
+
+    def gather_batch(self, index: np.ndarray, crops: Any) -> HeldBatch:
+        """The batch of held samples ``index``, cropped and flipped by ``crops`` (a harness Crops) or not."""
+        if self._held is None:
+            raise ConvbenchError("gather_batch before hold_train_set")
+        pad = self._held[2]
+        if crops is not None and pad == 0:
+            raise ConvbenchError("crops for a training set held without padding")
+        if crops is None:   # held padded: the centre crop is the image itself
+            rows = [index] if pad == 0 else [index, np.full_like(index, pad), np.full_like(index, pad), 0 * index]
+        else:
+            rows = [index, crops.dy, crops.dx, crops.flip]
+        with tf.device(self.device):
+            return HeldBatch(tf.convert_to_tensor(np.stack(rows).astype(np.int64)))
 
     def read_losses(self, losses: list[tf.Tensor]) -> list[float]:
         return [float(v) for v in tf.stack(losses).numpy()]

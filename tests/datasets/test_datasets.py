@@ -170,3 +170,19 @@ def test_cifar_download_verifies_checksum(tmp_path, monkeypatch):
         load_cifar10(url=url)
     with pytest.raises(ConvbenchError, match="cannot download CIFAR-10"):
         load_cifar10(url=(tmp_path / "missing.tar.gz").as_uri())
+
+
+def test_batch_plan_is_what_train_batches_gathers():
+    """A plugin gathering from indices (batch_plan) gets the pixels train_batches makes: same draws, any shard."""
+    from harness.datasets.batches import batch_plan, train_batches
+    rng = np.random.default_rng(5)
+    x, y = rng.random((40, 3, 6, 6), dtype=np.float32), rng.integers(0, 10, 40)
+    for augment in (False, True):
+        for shard in ((0, 1), (1, 2)):
+            plan = list(batch_plan(len(x), 8, 7, 2, augment, shard))
+            made = list(train_batches(x, y, 8, 7, 2, augment, shard))
+            assert len(plan) == len(made) == 5
+            for (idx, crops), (xb, yb) in zip(plan, made):
+                assert (crops is not None) == augment
+                np.testing.assert_array_equal(yb, y[idx])
+                np.testing.assert_array_equal(xb, x[idx] if crops is None else crops.apply(x[idx]))

@@ -138,3 +138,62 @@ def test_a_failing_batch_source_is_raised_in_the_loop():
     with Prefetcher(iter(range(100)), depth=2) as early:   # stopping early ends the thread
         assert next(early) == 0
     assert not early._thread.is_alive()
+
+
+class HoldingPipeline(ScriptedPipeline):
+    """A PipelinedModel that holds the training set: gathers (and crops) its batches from indices itself."""
+
+    def __init__(self, losses, accept=True):
+        super().__init__(losses)
+        self.accept = accept
+        self.held = None
+        self.batches: list[np.ndarray] = []
+
+    def hold_train_set(self, images, labels, pad):
+        self.calls.append(f"hold{pad}")
+        self.held = (images.copy(), labels.copy())
+        return self.accept
+
+    def gather_batch(self, index, crops):
+        self.calls.append("gather")
+        images, labels = self.held
+        x = images[index] if crops is None else crops.apply(images[index])
+        self.batches.append(x)
+        return x, labels[index]
+
+    def train_step_async(self, batch, lr):
+        if "gather" not in self.calls:
+            self.batches.append(batch[0])
+        return super().train_step_async(batch, lr)
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_a_model_holding_the_training_set_gets_the_same_pixels_from_indices(augment):
+    """hold_train_set once per run (padded when augmenting), then gather_batch per step: the batches it makes
+    are the ones the loop would have handed over, bit for bit (same order, crops and flips)."""
+    data = load_dataset("synthetic", shape=(3, 8, 8), num_classes=2, seed=0, synthetic_size=(48, 6))
+    holding, host = HoldingPipeline([1.0] * 24), HoldingPipeline([1.0] * 24, accept=False)
+    for model in (holding, host):
+        train(model, data, Recipe(epochs=2, batch_size=4, augment=augment), 3, lambda: None)
+    assert holding.calls.count("hold4" if augment else "hold0") == 1 and holding.calls.count("gather") == 24
+    assert "prepare" not in holding.calls
+    assert "gather" not in host.calls and host.calls.count("prepare") == 24   # declined: handed over as before
+    assert len(holding.batches) == len(host.batches) == 24
+    for mine, theirs in zip(holding.batches, host.batches):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_batches_are_made_in_a_thread_only_when_asked(prefetch):
+    """GPU cells prefetch in a background thread (the host works while the device computes); CPU cells make
+    batches inline, since the framework's threads already use every core."""
+    import threading
+    data = load_dataset("synthetic", shape=(1, 2, 2), num_classes=2, seed=0, synthetic_size=(48, 6))
+    threads = []
+    model = ScriptedPipeline([1.0] * 12)
+    step = model.train_step_async
+    model.train_step_async = lambda batch, lr: (threads.append({t.name for t in threading.enumerate()}),
+                                                step(batch, lr))[1]
+    train(model, data, Recipe(epochs=1, batch_size=4), 0, lambda: None, prefetch=prefetch)
+    assert len(threads) == 12
+    assert all(("convbench-prefetch" in names) == prefetch for names in threads)
