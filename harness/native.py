@@ -85,6 +85,13 @@ class PipelinedModel(NativeModel, Protocol):
     # the same batch as prepare_batch(images.transpose(0, 3, 1, 2), labels), from (n, h, w, c) images. The
     # training loop then gathers and augments batches from a channels-last copy of the training set.
 
+    # Optional, for a framework that keeps the training set on its device and gathers batches there:
+    #     def hold_train_set(self, images: np.ndarray, labels: np.ndarray, pad: int) -> bool
+    #     def gather_batch(self, index: np.ndarray, crops: Crops | None) -> object
+    # hold_train_set gets the set once per run (in the layout its batches take; zero-padded by ``pad`` by the
+    # plugin when the run augments) and may decline (False); gather_batch then makes, for train_step_async,
+    # the batch equal to crops.apply(images[index]) (or images[index]) handed over, bit for bit.
+
     def read_losses(self, losses: list[object]) -> list[float]:
         """Waits for the steps that made ``losses`` and returns them as floats, in order; for data-parallel
         processes, each the mean over the processes (the global batch's loss, as ``train_step`` returns it)."""

@@ -37,7 +37,7 @@ from harness.plugin_base import Execution
 class HeldBatch(NamedTuple):
     """A batch of the training set the model holds (``hold_train_set``): (1, n) sample indices, or (4, n) with
     each image's crop offsets and flip flag; the step gathers (and crops) the pixels on the device."""
-    plan: tf.Tensor
+    plan: np.ndarray
 
 
 class TFModel:
@@ -250,8 +250,7 @@ class TFModel:
             rows = [index] if pad == 0 else [index, np.full_like(index, pad), np.full_like(index, pad), 0 * index]
         else:
             rows = [index, crops.dy, crops.dx, crops.flip]
-        with tf.device(self.device):
-            return HeldBatch(tf.convert_to_tensor(np.stack(rows).astype(np.int64)))
+        return HeldBatch(np.stack(rows).astype(np.int64))   # the step's call converts it (no eager op here)
 
     def read_losses(self, losses: list[tf.Tensor]) -> list[float]:
         return [float(v) for v in tf.stack(losses).numpy()]
