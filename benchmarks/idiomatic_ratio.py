@@ -1,7 +1,7 @@
 """convbench's speed-mode steps against each framework's idiomatic code (benchmarks/idiomatic/), interleaved.
 
     python benchmarks/idiomatic_ratio.py [--frameworks torch,jax] [--models vgg16,resnet32,googlenet]
-        [--batch-size 128] [--steps 10] [--warmup 3] [--rounds 2] [--threads N] [--json PATH]
+        [--batch-size 128] [--steps 10] [--warmup 3] [--rounds 2] [--threads N] [--compile auto] [--json PATH]
 
 One subprocess per installed framework (TensorFlow and Paddle segfault in one process), with the environment
 convbench gives its own workers (thread variables set to --threads). In it, per model: convbench's model built
@@ -49,6 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=3, help="discarded steps before each round's timed ones")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--compile", default="auto",
+                        help="convbench's --compile for its side (paddle: default = paddle.jit.to_static)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write every measurement as JSON")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)     # internal: run one framework
     parser.add_argument("--worker-out", default=None, help=argparse.SUPPRESS)
@@ -93,7 +95,8 @@ def measure_model(framework: str, model_name: str, args: argparse.Namespace, pm:
 
     model = registries.models.get(model_name)
     native = pm.hook.convbench_build_model(framework=framework, model=model, device="cpu",
-                                           settings={"seed": 0, "threads": args.threads, "momentum": 0.9,
+                                           settings={"seed": 0, "threads": args.threads, "compile": args.compile,
+                                                     "momentum": 0.9,
                                                      "weight_decay": 2e-4})
     native.set_weights(init_weights(model, 0))
     images, labels = idiomatic.random_batch(args.batch_size, 0)
@@ -158,7 +161,8 @@ def run_framework(framework: str, spec: Any, args: argparse.Namespace) -> dict[s
         out = Path(tmp) / "out.json"
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", framework, "--worker-out", str(out),
                "--models", ",".join(args.models), "--batch-size", str(args.batch_size), "--steps", str(args.steps),
-               "--warmup", str(args.warmup), "--rounds", str(args.rounds), "--threads", str(args.threads)]
+               "--warmup", str(args.warmup), "--rounds", str(args.rounds), "--threads", str(args.threads),
+               "--compile", args.compile]
         proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=None, text=True)
         if proc.returncode != 0 or not out.exists():
             return {"framework": framework, "error": f"worker exited with {proc.returncode}"}
@@ -178,8 +182,9 @@ def ratio_cell(entry: dict[str, Any], phase: str) -> tuple[str, dict[str, Any]]:
 
 
 def report(results: list[dict[str, Any]], args: argparse.Namespace) -> tuple[list[str], list[dict[str, Any]]]:
-    lines = [f"batch {args.batch_size}, fp32, CPU, {args.threads} threads, {args.rounds} interleaved rounds x "
-             f"{args.steps} steps after {args.warmup} warm-up; ratio = convbench / best idiomatic variant", "",
+    lines = [f"batch {args.batch_size}, fp32, CPU, convbench --compile {args.compile}, {args.threads} threads, "
+             f"{args.rounds} interleaved rounds x {args.steps} steps after {args.warmup} warm-up; "
+             "ratio = convbench / best idiomatic variant", "",
              "| framework | model | train_step ratio | forward ratio |", "|---|---|---|---|"]
     rows, details = [], ["", "| framework | model | implementation | train_step ms | forward ms | first train_step s |",
                          "|---|---|---|---|---|---|"]
@@ -221,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines))
     if args.json:
         meta = {"argv": sys.argv, "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup,
-                "rounds": args.rounds, "threads": args.threads, "cpu_count": os.cpu_count(),
+                "rounds": args.rounds, "threads": args.threads, "compile": args.compile, "cpu_count": os.cpu_count(),
                 "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                 "python": platform.python_version(), "wall_s": time.time() - started}
         Path(args.json).write_text(json.dumps({"meta": meta, "rows": rows, "results": results}, indent=1))
