@@ -196,4 +196,7 @@ def test_batches_are_made_in_a_thread_only_when_asked(prefetch):
                                                 step(batch, lr))[1]
     train(model, data, Recipe(epochs=1, batch_size=4), 0, lambda: None, prefetch=prefetch)
     assert len(threads) == 12
-    assert all(("convbench-prefetch" in names) == prefetch for names in threads)
+    # the thread may end before the last steps (it has put every batch); during the first it cannot have:
+    # 12 batches do not fit a queue of 2
+    assert ("convbench-prefetch" in threads[0]) == prefetch
+    assert prefetch or not any("convbench-prefetch" in names for names in threads)
