@@ -36,11 +36,11 @@ LR = 1e-3  # speed mode's learning rate: random labels, many steps, nothing dive
 def measure(framework: str, model_name: str, augment: bool, args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
-    from harness.datasets.batches import PAD, batch_plan, train_batches
+    from harness.datasets.batches import PAD, train_batches
     from harness.settings import Cell, RunSettings
     from harness.worker.context import setup
     from harness.worker.timing import time_phase
-    from harness.worker.training import Recipe, batch_layout, holds_data, train
+    from harness.worker.training import Recipe, batch_layout, holds_data, model_batches, train
 
     steps = SHAPE.get(model_name, 10)
     run = RunSettings(dataset="synthetic", threads=args.threads, augment=augment)
@@ -54,13 +54,13 @@ def measure(framework: str, model_name: str, augment: bool, args: argparse.Names
     batch = native.prepare_batch(x, y)
     layout = batch_layout(native)
     x_train = data.x_train if layout == "nchw" else np.ascontiguousarray(data.x_train.transpose(0, 2, 3, 1))
-    prepare = native.prepare_nhwc_batch if layout == "nhwc" else native.prepare_batch
     held = holds_data(native) and native.hold_train_set(x_train, data.y_train, PAD if augment else 0)
     source = (f"held by the model: {type(native).__name__}.gather_batch" if held else
               f"numpy {layout}, inline, then {'prepare_nhwc_batch' if layout == 'nhwc' else 'prepare_batch'}")
-    epoch_batches = [native.gather_batch(i, c) if held else prepare(*arrays) for (i, c), arrays in
-                     zip(batch_plan(len(x_train), args.batch_size, 0, 0, augment),
-                         train_batches(x_train, data.y_train, args.batch_size, 0, 0, augment, layout=layout))]
+    def batches(epoch: int) -> Any:   # the loop's input path: what train() makes on a CPU
+        return model_batches(native, x_train, data.y_train, args.batch_size, 0, epoch, augment, layout, held)
+
+    epoch_batches = list(batches(0))
     out: dict[str, Any] = {"train_ms": [], "speed_ms": [], "ceiling_ms": [], "input_ms": [], "input_path": source}
 
     def train_round() -> None:   # one epoch of train mode: its own clock, per step
@@ -82,12 +82,8 @@ def measure(framework: str, model_name: str, augment: bool, args: argparse.Names
         for side in (sides if i % 2 == 0 else sides[::-1]):
             side()
         start = time.perf_counter()   # the input path alone, as the loop runs it: gathered, augmented, handed over
-        if held:
-            for idx, crops in batch_plan(len(x_train), args.batch_size, 0, 1, augment):
-                native.gather_batch(idx, crops)
-        else:
-            for xb, yb in train_batches(x_train, data.y_train, args.batch_size, 0, 1, augment, layout=layout):
-                prepare(xb, yb)
+        for _ in batches(1):
+            pass
         ctx.sync()
         out["input_ms"].append(1000 * (time.perf_counter() - start) / steps)
     for name, against in (("ratio", "train_ms"), ("ceiling", "ceiling_ms")):

@@ -88,6 +88,19 @@ def holds_data(native: object) -> bool:
     return pipelined(native) and all(callable(getattr(native, m, None)) for m in ("hold_train_set", "gather_batch"))
 
 
+def model_batches(native: Any, x_train: np.ndarray, y_train: np.ndarray, batch_size: int, seed: int, epoch: int,
+                  augment: bool, layout: str, held: bool, shard: tuple[int, int] = (0, 1)) -> Iterator[object]:
+    """One epoch's batches as a pipelined model takes them: made by the model from indices when it holds the
+    training set (``gather_batch``; ``x_train`` unused), else gathered and augmented in numpy and handed over."""
+    if held:
+        for idx, crops in batch_plan(len(y_train), batch_size, seed, epoch, augment, shard):
+            yield native.gather_batch(idx, crops)
+        return
+    prepare = native.prepare_nhwc_batch if layout == "nhwc" else native.prepare_batch
+    for arrays in train_batches(x_train, y_train, batch_size, seed, epoch, augment, shard, layout):
+        yield prepare(*arrays)
+
+
 def run_epoch(native: NativeModel, batches: Iterator[Any], lr: float, epoch: int,
               on_step: Callable[[int, int, float], None], layout: str = "nchw",
               prepared: bool = False) -> tuple[float, int]:
@@ -175,9 +188,9 @@ def train(native: NativeModel, data: Dataset, recipe: Recipe, seed: int, sync: C
         on_region("start", 0)
         start = clock()
         if held:
-            plan = batch_plan(len(data.y_train), recipe.batch_size, seed, epoch, recipe.augment, shard)
-            loss_sum, steps = run_epoch(native, (model.gather_batch(idx, crops) for idx, crops in plan), lr, epoch,
-                                        on_step, layout, prepared=True)
+            batches = model_batches(native, x_train, data.y_train, recipe.batch_size, seed, epoch, recipe.augment,
+                                    layout, held, shard)
+            loss_sum, steps = run_epoch(native, batches, lr, epoch, on_step, layout, prepared=True)
         else:
             source = train_batches(x_train, data.y_train, recipe.batch_size, seed, epoch, recipe.augment, shard,
                                    layout)

@@ -247,7 +247,7 @@ class TFModel:
         if crops is not None and pad == 0:
             raise ConvbenchError("crops for a training set held without padding")
         if crops is None:   # held padded: the centre crop is the image itself
-            rows = [index] if pad == 0 else [index, np.full_like(index, pad), np.full_like(index, pad), 0 * index]
+            rows = [index] if pad == 0 else [index, np.full_like(index, pad), np.full_like(index, pad), np.zeros_like(index)]
         else:
             rows = [index, crops.dy, crops.dx, crops.flip]
         return HeldBatch(np.stack(rows).astype(np.int64))   # the step's call converts it (no eager op here)
