@@ -320,7 +320,8 @@ class TestConformance:
     def test_held_batches_equal_host_batches(self, convbench_kit: Kit) -> None:
         """Optional hold_train_set + gather_batch: batches the model gathers (and crops and flips) from the
         training set it holds train exactly as the same pixels gathered and augmented in numpy and handed over
-        (same losses, same weights), with crops and without."""
+        (same losses, same weights), with crops and without. A model may hold only unaugmented sets on this
+        device (it declines the padded one when its own crop is the slower there): then without crops only."""
         first, second, _ = self._twin_lenets(
             convbench_kit, ("prepare_batch", "train_step_async", "read_losses", "hold_train_set", "gather_batch"),
             0, "does not hold the training set (batches are handed over from the host)")
@@ -328,10 +329,12 @@ class TestConformance:
         x, y = rng.random((48, 3, 32, 32), dtype=np.float32), rng.integers(0, 10, 48)
         nhwc = callable(getattr(first, "prepare_nhwc_batch", None))
         held = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if nhwc else x
-        if not second.hold_train_set(held, y, PAD):
-            pytest.skip(f"{convbench_kit.framework} declined to hold the training set")
         plan = [(rng.permutation(48)[:16], Crops.draw(rng, 16)), (rng.permutation(48)[:16], None),
                 (rng.permutation(48)[:16], Crops.draw(rng, 16))]
+        if not second.hold_train_set(held, y, PAD):
+            if not second.hold_train_set(held, y, 0):
+                pytest.skip(f"{convbench_kit.framework} declined to hold the training set")
+            plan = [(idx, None) for idx, _ in plan]
         host = []
         for idx, crops in plan:
             images = x[idx] if crops is None else crops.apply(x[idx])

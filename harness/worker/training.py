@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from harness.datasets import Dataset
-from harness.datasets.batches import PAD, batch_plan, test_batches, train_batches
+from harness.datasets.batches import PAD, batch_plan, padded_pair, test_batches, train_batches
 from harness.native import NativeModel
 from harness.settings import DEFAULT_EPOCHS, RECIPE_BATCH, RunSettings
 from harness.worker.pipeline import Prefetcher
@@ -88,17 +88,54 @@ def holds_data(native: object) -> bool:
     return pipelined(native) and all(callable(getattr(native, m, None)) for m in ("hold_train_set", "gather_batch"))
 
 
-def model_batches(native: Any, x_train: np.ndarray, y_train: np.ndarray, batch_size: int, seed: int, epoch: int,
-                  augment: bool, layout: str, held: bool, shard: tuple[int, int] = (0, 1)) -> Iterator[object]:
-    """One epoch's batches as a pipelined model takes them: made by the model from indices when it holds the
-    training set (``gather_batch``; ``x_train`` unused), else gathered and augmented in numpy and handed over."""
-    if held:
-        for idx, crops in batch_plan(len(y_train), batch_size, seed, epoch, augment, shard):
-            yield native.gather_batch(idx, crops)
-        return
-    prepare = native.prepare_nhwc_batch if layout == "nhwc" else native.prepare_batch
-    for arrays in train_batches(x_train, y_train, batch_size, seed, epoch, augment, shard, layout):
-        yield prepare(*arrays)
+@dataclass(frozen=True)
+class InputPath:
+    """How one cell's batches are made, chosen once before its first epoch (``input_path``).
+
+    ``x``: what the loop gathers batches from: the training set in the model's layout, zero-padded with its
+    mirror image once when augmenting (``padded_pair``: each batch's crops and flips are then one gather), empty
+    when the model holds the set (``held``: it gathers and augments each batch itself from numpy-drawn indices,
+    crops and flips)."""
+    x: np.ndarray
+    layout: str
+    held: bool
+    padded: bool
+
+    def host_batches(self, y_train: np.ndarray, batch_size: int, seed: int, epoch: int, augment: bool,
+                     shard: tuple[int, int] = (0, 1)) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """One epoch's batches as numpy (images, labels), gathered and augmented on the host."""
+        return train_batches(self.x, y_train, batch_size, seed, epoch, augment, shard, self.layout, self.padded)
+
+    def model_batches(self, native: Any, y_train: np.ndarray, batch_size: int, seed: int, epoch: int,
+                      augment: bool, shard: tuple[int, int] = (0, 1)) -> Iterator[object]:
+        """One epoch's batches as a pipelined model takes them: made by the model from indices when it holds
+        the training set (``gather_batch``), else gathered and augmented in numpy and handed over."""
+        if self.held:
+            for idx, crops in batch_plan(len(y_train), batch_size, seed, epoch, augment, shard):
+                yield native.gather_batch(idx, crops)
+            return
+        prepare = native.prepare_nhwc_batch if self.layout == "nhwc" else native.prepare_batch
+        for arrays in self.host_batches(y_train, batch_size, seed, epoch, augment, shard):
+            yield prepare(*arrays)
+
+    def describe(self, native: object) -> str:
+        if self.held:
+            return f"held by the model: {type(native).__name__}.gather_batch"
+        made = "cropped from the set padded and mirrored once" if self.padded else "gathered"
+        return f"numpy {self.layout}, {made}, then {'prepare_nhwc_batch' if self.layout == 'nhwc' else 'prepare_batch'}"
+
+
+def input_path(native: object, x_train: np.ndarray, y_train: np.ndarray, augment: bool) -> InputPath:
+    """Gives a model that can hold the training set its copy (``hold_train_set``), else readies the host's:
+    transposed once for a model that takes NHWC batches, padded once when augmenting (``padded_pair``)."""
+    layout = batch_layout(native)
+    x = x_train if layout == "nchw" else np.ascontiguousarray(x_train.transpose(0, 2, 3, 1))
+    model: Any = native
+    if holds_data(native) and bool(model.hold_train_set(x, y_train, PAD if augment else 0)):
+        return InputPath(x[:0], layout, held=True, padded=False)   # the model has its own copy
+    if augment:
+        return InputPath(padded_pair(x, PAD, layout), layout, held=False, padded=True)
+    return InputPath(x, layout, held=False, padded=False)
 
 
 def run_epoch(native: NativeModel, batches: Iterator[Any], lr: float, epoch: int,
@@ -162,8 +199,9 @@ def train(native: NativeModel, data: Dataset, recipe: Recipe, seed: int, sync: C
     per-epoch evaluation, each synchronised. How batches are made: a model that holds the training set
     (``hold_train_set``, given it once per cell after the run's clock starts) gathers and augments each batch
     itself from numpy-drawn indices, crops and flips (``gather_batch``); otherwise the loop gathers and
-    augments them in numpy, in a background thread when ``prefetch`` (a GPU cell: the host works while the
-    device computes) and inline on a CPU, whose cores the framework's own threads already use.
+    augments them in numpy (each batch's crops one gather from the set padded and mirrored once per cell), in
+    a background thread when ``prefetch`` (a GPU cell: the host works while the device computes) and inline on
+    a CPU, whose cores the framework's own threads already use.
     ``time_to_target_s`` follows MLPerf: the clock starts when the data is first touched (the first batch is
     drawn) and stops when the evaluation that reaches ``recipe.target`` ends, so it includes evaluation;
     training stops there.
@@ -174,28 +212,21 @@ def train(native: NativeModel, data: Dataset, recipe: Recipe, seed: int, sync: C
     ``on_region("start" | "end", images)`` marks each epoch's training (for the telemetry sampler's energy).
     """
     result = TrainResult()
-    layout = batch_layout(native)
-    x_train = data.x_train if layout == "nchw" else np.ascontiguousarray(data.x_train.transpose(0, 2, 3, 1))
     sync()
     run_start = clock()
-    model: Any = native
-    held = holds_data(native) and bool(model.hold_train_set(x_train, data.y_train, PAD if recipe.augment else 0))
-    if held:
-        x_train = x_train[:0]   # the model has its own copy
+    path = input_path(native, data.x_train, data.y_train, recipe.augment)
     for epoch in range(first_epoch, recipe.epochs):
         lr = recipe.lr_at(epoch)
         sync()
         on_region("start", 0)
         start = clock()
-        if held:
-            batches = model_batches(native, x_train, data.y_train, recipe.batch_size, seed, epoch, recipe.augment,
-                                    layout, held, shard)
-            loss_sum, steps = run_epoch(native, batches, lr, epoch, on_step, layout, prepared=True)
+        if path.held:
+            batches = path.model_batches(native, data.y_train, recipe.batch_size, seed, epoch, recipe.augment, shard)
+            loss_sum, steps = run_epoch(native, batches, lr, epoch, on_step, path.layout, prepared=True)
         else:
-            source = train_batches(x_train, data.y_train, recipe.batch_size, seed, epoch, recipe.augment, shard,
-                                   layout)
+            source = path.host_batches(data.y_train, recipe.batch_size, seed, epoch, recipe.augment, shard)
             with (Prefetcher(source) if prefetch else contextlib.nullcontext(source)) as batches:
-                loss_sum, steps = run_epoch(native, batches, lr, epoch, on_step, layout)
+                loss_sum, steps = run_epoch(native, batches, lr, epoch, on_step, path.layout)
         sync()
         result.train_time_s += clock() - start
         on_region("end", steps * recipe.batch_size)

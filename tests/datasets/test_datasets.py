@@ -186,3 +186,24 @@ def test_batch_plan_is_what_train_batches_gathers():
                 assert (crops is not None) == augment
                 np.testing.assert_array_equal(yb, y[idx])
                 np.testing.assert_array_equal(xb, x[idx] if crops is None else crops.apply(x[idx]))
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_crops_from_the_padded_pair_are_the_batch_crops(layout):
+    """The loop's fast path (the training set padded and mirrored once, each batch one gather of windows) makes
+    the pixels of gathering, padding, cropping and flipping each batch: any layout, shard, non-square images."""
+    from harness.datasets.batches import PAD, padded_pair
+    rng = np.random.default_rng(8)
+    x, y = rng.random((48, 3, 10, 12), dtype=np.float32), rng.integers(0, 10, 48)
+    x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if layout == "nhwc" else x
+    pair = padded_pair(x, PAD, layout)
+    assert pair.shape[:2] == (2, 48)
+    for augment in (False, True):
+        for shard in ((0, 1), (1, 2)):
+            slow = list(train_batches(x, y, 16, 4, 2, augment, shard, layout))
+            fast = list(train_batches(pair, y, 16, 4, 2, augment, shard, layout, padded=True))
+            assert len(slow) == len(fast) == 3
+            for (xa, ya), (xb, yb) in zip(slow, fast):
+                assert xb.flags.c_contiguous and xb.shape == xa.shape
+                np.testing.assert_array_equal(xb, xa)
+                np.testing.assert_array_equal(yb, ya)

@@ -269,6 +269,22 @@ def test_run_phases_do_not_retrace_and_only_train_step_updates() -> None:
         native.run_phase("backward", prepared, 0.1)
 
 
+def test_held_crops_are_numpy_crops_though_the_cpu_declines_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the CPU the model declines a padded training set (numpy's crop is the faster there) and holds an
+    unpadded one; its in-graph crop, which GPU cells run, still trains exactly as numpy's crops handed over
+    (the kit's check, with the crop allowed on the CPU)."""
+    from convbench_tensorflow.model import TFModel
+
+    from harness.testing import Kit, TestConformance
+    native = build(MODELS["lenet5"])
+    x, y = np.zeros((4, 32, 32, 3), np.float32), np.zeros(4, np.int64)
+    assert not native.hold_train_set(x, y, 4)
+    assert native.hold_train_set(x, y, 0)
+    monkeypatch.setattr(TFModel, "hold_crops_on_cpu", True)
+    assert build(MODELS["lenet5"]).hold_train_set(x, y, 4)
+    TestConformance().test_held_batches_equal_host_batches(Kit("tensorflow", ["lenet5"], "tensorflow", 2))
+
+
 @pytest.mark.parametrize("mode", ["xla", "none"])
 def test_xla_and_eager_match_graph_mode(mode: str) -> None:
     model = MODELS["zoo"]
