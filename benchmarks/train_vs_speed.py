@@ -7,7 +7,8 @@ For each framework, in one worker process (the environment convbench's workers g
 ``--augment`` off and on, in ABBA-ordered pairs of rounds:
 (a) train mode: one epoch of ``harness.worker.training.train`` on synthetic data (20 steps of lenet5, 8 of
     resnet32), exactly the loop ``convbench run`` uses, its own clock (train_time_s), input path included;
-(b) speed mode's train_step: one prepared batch, each step synchronised, the median step.
+(b) speed mode's train_step on one prepared batch, both of speed mode's figures: the window (steps back to back,
+    a throughput like an epoch's time: the ratio judged) and the median synchronised step (ratio_latency).
 The ratio (a)/(b) of images/s is 1 when the input path and the loop cost nothing the framework's own step does
 not. On a 2-core VM step times drift by +-20 % within seconds, so the ratio is the median of the pairs' ratios
 with a bootstrap 95 % interval. It also times the input path alone (gather + augment + the hand-over to the
