@@ -6,12 +6,15 @@
 One subprocess per installed framework (TensorFlow and Paddle segfault in one process), with the environment
 convbench gives its own workers (thread variables set to --threads). In it, per model: convbench's model built
 through the plugin manager as benchmarks/overhead.py builds it, and the idiomatic reference with all its
-variants; then --rounds rounds, each timing convbench and every variant (the order alternating from round to
-round) on the phases train_step and forward: --warmup steps discarded, then --steps steps, each timed alone
-with the device synchronised before both clock readings. A time is the median of all rounds' steps; the
-first call of each (tracing, compilation) is timed apart and reported, never in the median.
+variants; then --rounds rounds per phase (train_step, forward): --warmup steps of each discarded, then --steps
+steps of convbench and every variant side by side, one step each in turn, the order alternating from step to
+step (ABBA), each timed alone with the device synchronised before both clock readings. The first call of each
+(tracing, compilation) is timed apart and reported, never in the statistics.
 
-ratio = convbench's time / the best idiomatic variant's time (> 1: convbench shows the framework slower than
+ratio = the median over paired steps of convbench's step / the best variant's step next to it (the best: the
+lowest median), with a bootstrap 95 % interval; on a shared VM whose speed drifts by 10-40 % within minutes,
+drift moves both steps of a pair, so the paired ratio resolves what medians of separate rounds cannot. The
+medians themselves are in the second table. (> 1: convbench shows the framework slower than
 its users would measure). Exit code 0 only if every framework ran.
 """
 from __future__ import annotations
@@ -69,25 +72,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # ---- the worker: one framework, in its own process -----------------------------------------------------------
 
-def timed_steps(step: Callable[[], Any], sync: Callable[[], None], warmup: int, steps: int) -> list[float]:
-    for _ in range(warmup):
-        step()
-    samples = []
-    for _ in range(steps):
-        sync()
-        start = time.perf_counter()
-        step()
-        sync()
-        samples.append(time.perf_counter() - start)
-    return samples
-
-
-def first_call(step: Callable[[], Any], sync: Callable[[], None]) -> float:
+def timed_step(step: Callable[[], Any], sync: Callable[[], None]) -> float:
     sync()
     start = time.perf_counter()
     step()
     sync()
     return time.perf_counter() - start
+
+
+def paired_ratio(ours: list[float], theirs: list[float], seed: int = 0) -> tuple[float, float, float]:
+    """Median of the ratios of steps taken side by side (ours[k] ran next to theirs[k]), with a bootstrap 95 %
+    interval of that median: drift on a shared machine moves both steps of a pair, so it cancels."""
+    import numpy as np
+    ratios = np.asarray(ours) / np.asarray(theirs)
+    medians = np.median(np.random.default_rng(seed).choice(ratios, (2000, len(ratios))), axis=1)
+    return float(np.median(ratios)), float(np.quantile(medians, 0.025)), float(np.quantile(medians, 0.975))
 
 
 def measure_model(framework: str, model_name: str, args: argparse.Namespace, pm: Any, registries: Any) -> dict[str, Any]:
@@ -113,16 +112,24 @@ def measure_model(framework: str, model_name: str, args: argparse.Namespace, pm:
 
     out: dict[str, Any] = {"params": {"convbench": native.param_count(), "idiomatic": reference.params}, "impls": {}}
     for name, (steps, sync) in impls.items():
-        out["impls"][name] = {p: {"first_step_s": first_call(steps[p], sync), "rounds_s": []} for p in PHASES}
+        out["impls"][name] = {p: {"first_step_s": timed_step(steps[p], sync), "rounds_s": []} for p in PHASES}
     order = list(impls)
     for r in range(args.rounds):
-        for name in (order if r % 2 == 0 else order[::-1]):  # alternate, so drift on a shared machine hits all
-            steps, sync = impls[name]
-            for phase in PHASES:
-                samples = timed_steps(steps[phase], sync, args.warmup, args.steps)
-                out["impls"][name][phase]["rounds_s"].append(samples)
+        for phase in PHASES:
+            for name in order:
+                steps, sync = impls[name]
+                for _ in range(args.warmup):
+                    steps[phase]()
+                sync()
+            samples: dict[str, list[float]] = {name: [] for name in order}
+            for k in range(args.steps):   # one step of each, side by side, the order alternating (ABBA)
+                for name in (order if (r * args.steps + k) % 2 == 0 else order[::-1]):
+                    steps, sync = impls[name]
+                    samples[name].append(timed_step(steps[phase], sync))
+            for name in order:
+                out["impls"][name][phase]["rounds_s"].append(samples[name])
                 print(f"  {framework} {model_name} round {r + 1} {name:22s} {phase:10s} "
-                      f"{1000 * statistics.median(samples):9.1f} ms", file=sys.stderr, flush=True)
+                      f"{1000 * statistics.median(samples[name]):9.1f} ms", file=sys.stderr, flush=True)
     for entry in out["impls"].values():
         for phase in PHASES:
             pooled = [s for samples in entry[phase]["rounds_s"] for s in samples]
@@ -173,18 +180,22 @@ def run_framework(framework: str, spec: Any, args: argparse.Namespace) -> dict[s
 
 
 def ratio_cell(entry: dict[str, Any], phase: str) -> tuple[str, dict[str, Any]]:
-    ours = entry["impls"]["convbench"][phase]["median_ms"]
-    variants = {name: v[phase]["median_ms"] for name, v in entry["impls"].items() if name != "convbench"}
+    """convbench against the variant with the lowest median step: the median of their paired steps' ratios."""
+    impls = entry["impls"]
+    ours = impls["convbench"][phase]["median_ms"]
+    variants = {name: v[phase]["median_ms"] for name, v in impls.items() if name != "convbench"}
     best = min(variants, key=variants.__getitem__)
-    ratio = ours / variants[best]
-    row = {"ratio": ratio, "convbench_ms": ours, "best_variant": best, "best_ms": variants[best]}
-    return f"{ratio:.2f} ({ours:.1f} ms vs {variants[best]:.1f} ms, {best})", row
+    ratio, low, high = paired_ratio([s for r in impls["convbench"][phase]["rounds_s"] for s in r],
+                                    [s for r in impls[best][phase]["rounds_s"] for s in r])
+    row = {"ratio": ratio, "interval": [low, high], "ratio_of_medians": ours / variants[best], "convbench_ms": ours,
+           "best_variant": best, "best_ms": variants[best]}
+    return f"{ratio:.2f} ({low:.2f}-{high:.2f}; {ours:.1f} ms vs {variants[best]:.1f} ms, {best})", row
 
 
 def report(results: list[dict[str, Any]], args: argparse.Namespace) -> tuple[list[str], list[dict[str, Any]]]:
     lines = [f"batch {args.batch_size}, fp32, CPU, convbench --compile {args.compile}, {args.threads} threads, "
-             f"{args.rounds} interleaved rounds x {args.steps} steps after {args.warmup} warm-up; "
-             "ratio = convbench / best idiomatic variant", "",
+             f"{args.rounds} rounds x {args.steps} paired steps after {args.warmup} warm-up; ratio = convbench / "
+             "best idiomatic variant, the median of paired steps' ratios (bootstrap 95 % interval)", "",
              "| framework | model | train_step ratio | forward ratio |", "|---|---|---|---|"]
     rows, details = [], ["", "| framework | model | implementation | train_step ms | forward ms | first train_step s |",
                          "|---|---|---|---|---|---|"]

@@ -43,7 +43,7 @@ def measure(framework: str, model_name: str, augment: bool, args: argparse.Names
     from harness.worker.timing import time_phase, time_window
     from harness.worker.training import Recipe, input_path, train
 
-    steps = SHAPE.get(model_name, 10)
+    steps = args.steps or SHAPE.get(model_name, 10)
     run = RunSettings(dataset="synthetic", threads=args.threads, augment=augment)
     cell = Cell(run_id="bench", name="bench", framework=framework, model=model_name, seed=0, device="cpu",
                 batch_size=args.batch_size, run=run)
@@ -112,6 +112,8 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=16, help="ABBA pairs: one train epoch, one speed round")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--steps", type=int, default=0,
+                        help="steps per train-mode epoch and per speed round (default: 20 for lenet5, 8 for resnet32)")
     parser.add_argument("--json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
@@ -133,7 +135,8 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "out.json"
             cmd = [sys.executable, __file__, "--worker", framework, "--worker-out", str(out), "--models", args.models,
-                   "--batch-size", str(args.batch_size), "--rounds", str(args.rounds), "--threads", str(args.threads)]
+                   "--batch-size", str(args.batch_size), "--rounds", str(args.rounds), "--threads", str(args.threads),
+                   "--steps", str(args.steps)]
             proc = subprocess.run(cmd, env=env)
             if proc.returncode or not out.exists():
                 print(f"| {framework} | error: worker exited with {proc.returncode} | | | | | | | | |")

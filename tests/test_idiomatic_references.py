@@ -103,3 +103,15 @@ def test_reference_matches_definition_and_trains(framework, checks):
             where = f"{framework} {name} {variant}"
             assert math.isfinite(run["loss"]) and run["loss"] > 0, f"{where}: loss {run['loss']}"
             assert run["shape"] == [BATCH, 10] and run["finite"], f"{where}: logits {run}"
+
+
+def test_paired_ratio_cancels_drift_that_medians_of_rounds_do_not():
+    """idiomatic_ratio's statistic: convbench 5 % slower on a machine whose speed doubles halfway through the run
+    (medians of rounds taken apart could then say anything from 0.5 to 2)."""
+    import numpy as np
+    sys.path.insert(0, str(BENCHMARKS))
+    from idiomatic_ratio import paired_ratio
+    drift = np.concatenate([np.full(10, 1.0), np.full(10, 2.0)]) * np.random.default_rng(1).uniform(0.98, 1.02, 20)
+    ours, theirs = list(1.05 * drift), list(drift * np.random.default_rng(2).uniform(0.99, 1.01, 20))
+    ratio, low, high = paired_ratio(ours, theirs)
+    assert 1.03 < ratio < 1.07 and low <= ratio <= high and high - low < 0.05
