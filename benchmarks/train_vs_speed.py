@@ -1,7 +1,7 @@
 """Does train mode time the framework or the harness? Train mode's images/s against speed mode's train_step.
 
     python benchmarks/train_vs_speed.py [--frameworks torch,jax] [--models lenet5,resnet32] [--batch-size 128]
-                                        [--rounds 16] [--threads N] [--json PATH]
+                                        [--rounds 16] [--threads N] [--steps N] [--prefetch] [--json PATH]
 
 For each framework, in one worker process (the environment convbench's workers get), for each model and for
 ``--augment`` off and on, in ABBA-ordered pairs of rounds:
@@ -15,7 +15,9 @@ with a bootstrap 95 % interval. It also times the input path alone (gather + aug
 framework, ms per step, no training; for a model that holds the training set, the host's part: the indices'
 hand-over, the gather being inside its step), and the ceiling: (c) the epoch's own batches made before the
 clock and stepped through back to back, the loop minus all input work; (c)/(b) below 1 is what fresh data costs
-a step that speed mode's one cache-warm batch does not pay, which no input path can remove.
+a step that speed mode's one cache-warm batch does not pay, which no input path can remove. ``--prefetch``: train
+mode makes its numpy batches in a background thread, as GPU cells do (CPU cells make them inline), to re-measure
+that choice.
 """
 from __future__ import annotations
 
@@ -63,7 +65,8 @@ def measure(framework: str, model_name: str, augment: bool, args: argparse.Names
                            "input_path": path.describe(native)}
 
     def train_round() -> None:   # one epoch of train mode: its own clock, per step
-        out["train_ms"].append(1000 * train(native, data, recipe, 0, ctx.sync).train_time_s / steps)
+        out["train_ms"].append(1000 * train(native, data, recipe, 0, ctx.sync, prefetch=args.prefetch).train_time_s
+                               / steps)
 
     def speed_round() -> None:   # speed mode's train_step on one prepared batch: both of its figures
         step = lambda: native.run_phase("train_step", batch, LR)   # noqa: E731
@@ -114,6 +117,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--steps", type=int, default=0,
                         help="steps per train-mode epoch and per speed round (default: 20 for lenet5, 8 for resnet32)")
+    parser.add_argument("--prefetch", action="store_true",
+                        help="make train mode's batches in a background thread, as GPU cells do (CPU cells: inline)")
     parser.add_argument("--json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
@@ -136,7 +141,7 @@ def main() -> int:
             out = Path(tmp) / "out.json"
             cmd = [sys.executable, __file__, "--worker", framework, "--worker-out", str(out), "--models", args.models,
                    "--batch-size", str(args.batch_size), "--rounds", str(args.rounds), "--threads", str(args.threads),
-                   "--steps", str(args.steps)]
+                   "--steps", str(args.steps)] + (["--prefetch"] if args.prefetch else [])
             proc = subprocess.run(cmd, env=env)
             if proc.returncode or not out.exists():
                 print(f"| {framework} | error: worker exited with {proc.returncode} | | | | | | | | |")
