@@ -285,6 +285,23 @@ def test_held_crops_are_numpy_crops_though_the_cpu_declines_them(monkeypatch: py
     TestConformance().test_held_batches_equal_host_batches(Kit("tensorflow", ["lenet5"], "tensorflow", 2))
 
 
+def test_a_set_held_anew_replaces_the_old_in_the_step() -> None:
+    """The held step captures its set (two arguments a call, not five), so holding another set must give a new
+    step: after the second hold, a held batch trains exactly as that set's batch handed over, never as the
+    first set's."""
+    model = MODELS["lenet5"]
+    first, y = batch(model, n=8)
+    second = np.ascontiguousarray(first[::-1])
+    index = np.array([1, 6, 3], np.int64)
+    expected = build(model).train_step(second[index], y[index], 0.05)
+    held = build(model)
+    for images in (first, second):
+        assert held.hold_train_set(np.ascontiguousarray(images.transpose(0, 2, 3, 1)), y, 0)
+    got = held.read_losses([held.train_step_async(held.gather_batch(index, None), 0.05)])[0]
+    stale = build(model).train_step(first[index], y[index], 0.05)
+    assert got == expected != stale
+
+
 @pytest.mark.parametrize("mode", ["xla", "none"])
 def test_xla_and_eager_match_graph_mode(mode: str) -> None:
     model = MODELS["zoo"]
