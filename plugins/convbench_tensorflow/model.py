@@ -64,7 +64,7 @@ class TFModel:
             self.scaler = LossScaler() if self.execution.precision == "fp16" else None
         self._lr_value: float | None = None
         self._lr_tensor: tf.Tensor | None = None
-        self._held: tuple[tf.Tensor, tf.Tensor, int, tuple[int, int]] | None = None
+        self._held: tuple[tf.Variable, tf.Variable, int, tuple[int, int]] | None = None
         self._train_held_fn: Callable[[Any, tf.Tensor], tf.Tensor] | None = None   # made by hold_train_set
         wrap = self.execution.wrap
         self._forward_fn, self._eval_fn = wrap(self._forward), wrap(self._evaluate)
@@ -131,12 +131,13 @@ class TFModel:
         pixel = (index[:, None, None] * (h + 2 * pad) + rows[:, :, None]) * (w + 2 * pad) + cols[:, None, :]
         return tf.gather(images, pixel)   # (n, h, w, c)
 
-    def _held_step(self, images: tf.Tensor, labels: tf.Tensor, geometry: tuple[int, int, int]
+    def _held_step(self, images: tf.Variable, labels: tf.Variable, geometry: tuple[int, int, int]
                    ) -> Callable[[Any, tf.Tensor], tf.Tensor]:
-        """The train step on samples of this held set, a function of (plan, lr) only: the set is captured, so a
-        call binds two arguments, not five (on the project's 2-core CPU a tf.function call costs ~0.1 ms per
-        argument bound, and the five-argument step was 0.5 ms slower per call than the window's three: 3-4 %
-        of a LeNet-5 step). Made anew for each set held, so no graph ever sees another set's stale copy."""
+        """The train step on samples of the held set, a function of (plan, lr) only: the set's variables are
+        captured, so a call binds two arguments, not five (on the project's 2-core CPU a tf.function call costs
+        ~0.1 ms per argument bound, and the five-argument step was 0.5 ms slower per call than the window's
+        three: 3-4 % of a LeNet-5 step). Variables, not constants: the graph reads what they hold now, so a set
+        held anew in them is never met as a stale copy, and needs no new trace."""
         def step(plan: tf.Tensor, lr: tf.Tensor) -> tf.Tensor:
             return self._train_step(self._held_images(images, plan, geometry), tf.gather(labels, plan[0]), lr)
         return self.execution.wrap(step)
@@ -246,9 +247,16 @@ class TFModel:
         pixels = np.asarray(images, np.float32)
         if pad:   # stored as (n * hp * wp, c) rows, so a crop is one gather of pixel rows
             pixels = np.pad(pixels, ((0, 0), (pad, pad), (pad, pad), (0, 0))).reshape(-1, c)
+        labels = np.asarray(labels, np.int64)
         with tf.device(self.device):
-            self._held = (tf.identity(tf.convert_to_tensor(pixels)), self._to_labels(labels), pad, (h, w))
-        self._train_held_fn = self._held_step(self._held[0], self._held[1], (pad, h, w))
+            if self._held is not None and self._held[2:] == (pad, (h, w)) and \
+                    self._held[0].shape == pixels.shape and self._held[1].shape == labels.shape:
+                self._held[0].assign(pixels)   # a set of the same shapes: the step and its trace are kept
+                self._held[1].assign(labels)
+                return True
+            held = tf.Variable(pixels, trainable=False), tf.Variable(labels, trainable=False)
+        self._held = (*held, pad, (h, w))
+        self._train_held_fn = self._held_step(*held, (pad, h, w))
         return True
 
     def gather_batch(self, index: np.ndarray, crops: Any) -> HeldBatch:

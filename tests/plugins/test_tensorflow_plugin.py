@@ -286,9 +286,9 @@ def test_held_crops_are_numpy_crops_though_the_cpu_declines_them(monkeypatch: py
 
 
 def test_a_set_held_anew_replaces_the_old_in_the_step() -> None:
-    """The held step captures its set (two arguments a call, not five), so holding another set must give a new
-    step: after the second hold, a held batch trains exactly as that set's batch handed over, never as the
-    first set's."""
+    """The held step captures its set's variables (two arguments a call, not five): after a second set of the
+    same shapes is held, a held batch trains exactly as that set's batch handed over, never as the first set's,
+    with no new trace; a set of other shapes gets a step of its own."""
     model = MODELS["lenet5"]
     first, y = batch(model, n=8)
     second = np.ascontiguousarray(first[::-1])
@@ -300,6 +300,15 @@ def test_a_set_held_anew_replaces_the_old_in_the_step() -> None:
     got = held.read_losses([held.train_step_async(held.gather_batch(index, None), 0.05)])[0]
     stale = build(model).train_step(first[index], y[index], 0.05)
     assert got == expected != stale
+    step = held._train_held_fn
+    assert held.hold_train_set(np.ascontiguousarray(first.transpose(0, 2, 3, 1)), y, 0)
+    held.read_losses([held.train_step_async(held.gather_batch(index, None), 0.05)])
+    assert held._train_held_fn is step and step.experimental_get_tracing_count() == 1
+    assert held.hold_train_set(np.ascontiguousarray(first[:6].transpose(0, 2, 3, 1)), y[:6], 0)
+    assert held._train_held_fn is not step
+    index = np.array([5, 0], np.int64)
+    expected = build(model, held.get_weights()).train_step(first[index], y[index], 0.05)   # a loss: before the update
+    assert held.read_losses([held.train_step_async(held.gather_batch(index, None), 0.05)]) == [expected]
 
 
 @pytest.mark.parametrize("mode", ["xla", "none"])
