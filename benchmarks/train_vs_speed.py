@@ -2,6 +2,7 @@
 
     python benchmarks/train_vs_speed.py [--frameworks torch,jax] [--models lenet5,resnet32] [--batch-size 128]
                                         [--rounds 16] [--threads N] [--steps N] [--prefetch] [--json PATH]
+                                        [--blocks 5 --cycles 150]
 
 For each framework, in one worker process (the environment convbench's workers get), for each model and for
 ``--augment`` off and on, in ABBA-ordered pairs of rounds:
@@ -18,6 +19,11 @@ clock and stepped through back to back, the loop minus all input work; (c)/(b) b
 a step that speed mode's one cache-warm batch does not pay, which no input path can remove. ``--prefetch``: train
 mode makes its numpy batches in a background thread, as GPU cells do (CPU cells make them inline), to re-measure
 that choice.
+
+``--blocks N`` judges in short blocks instead of whole epochs: each cycle runs, in a fresh random order, N steps
+of train mode (the loop's own ``run_epoch`` fed the input path's next N batches), of speed mode's window, of its
+synchronised steps, of the ceiling, and N batches of the input path alone. Pairing 5-step blocks 150 times gives
++-1-3 % intervals on this 2-core VM, where 1.5-3 s epochs drift too much for less than +-10-20 %.
 """
 from __future__ import annotations
 
@@ -52,7 +58,8 @@ def measure(framework: str, model_name: str, augment: bool, args: argparse.Names
     ctx = setup(cell, data_size=(steps * args.batch_size, args.batch_size))
     native, data = ctx.native, ctx.data
     recipe = Recipe(epochs=1, batch_size=args.batch_size, lr=LR, milestones=(), augment=augment)
-    train(native, data, recipe, 0, ctx.sync)   # warm-up: tracing, allocator, the evaluation's function
+    if not args.blocks:   # blocks warm themselves up, one untimed block of each side
+        train(native, data, recipe, 0, ctx.sync)   # warm-up: tracing, allocator, the evaluation's function
     x, y = next(train_batches(data.x_train, data.y_train, args.batch_size, 0, 0))
     batch = native.prepare_batch(x, y)
     path = input_path(native, data.x_train, data.y_train, augment)
@@ -81,15 +88,18 @@ def measure(framework: str, model_name: str, augment: bool, args: argparse.Names
         ctx.sync()
         out["ceiling_ms"].append(1000 * (time.perf_counter() - start) / steps)
 
-    for i in range(args.rounds):   # ABBA: drift and order hit both sides alike
-        sides = (train_round, speed_round, ceiling_round)
-        for side in (sides if i % 2 == 0 else sides[::-1]):
-            side()
-        start = time.perf_counter()   # the input path alone, as the loop runs it: gathered, augmented, handed over
-        for _ in batches(1):
-            pass
-        ctx.sync()
-        out["input_ms"].append(1000 * (time.perf_counter() - start) / steps)
+    if args.blocks:
+        blocks(native, data, path, augment, batch, epoch_batches, out, ctx.sync, args)
+    else:
+        for i in range(args.rounds):   # ABBA: drift and order hit both sides alike
+            sides = (train_round, speed_round, ceiling_round)
+            for side in (sides if i % 2 == 0 else sides[::-1]):
+                side()
+            start = time.perf_counter()   # the input path alone, as the loop runs it: gathered, augmented, handed over
+            for _ in batches(1):
+                pass
+            ctx.sync()
+            out["input_ms"].append(1000 * (time.perf_counter() - start) / steps)
     for name, speed, against in (("ratio", "window_ms", "train_ms"), ("ratio_latency", "speed_ms", "train_ms"),
                                  ("ceiling", "window_ms", "ceiling_ms")):
         ratios = np.array(out[speed]) / np.array(out[against])   # images/s of train mode / of speed mode
@@ -97,6 +107,79 @@ def measure(framework: str, model_name: str, augment: bool, args: argparse.Names
         out[name] = float(np.median(ratios))
         out[name + "_interval"] = [float(np.quantile(medians, 0.025)), float(np.quantile(medians, 0.975))]
     return out
+
+
+def blocks(native: Any, data: Any, path: Any, augment: bool, batch: Any, epoch_batches: list[Any], out: dict[str, Any],
+           sync: Any, args: argparse.Namespace) -> None:
+    """``--blocks N``: the four sides in short blocks of N steps, ``--cycles`` times, each cycle in a fresh
+    random order. Train mode's block is the loop's own ``run_epoch`` fed N batches of the input path's endless
+    stream (epoch after epoch, as train() would draw them), with its own synchronised clock around it."""
+    import itertools
+    import random
+
+    from harness.worker.pipeline import Prefetcher
+    from harness.worker.timing import time_phase, time_window
+    from harness.worker.training import run_epoch
+
+    n = args.blocks
+
+    def stream() -> Any:   # what train() feeds run_epoch, epoch after epoch: held indices or numpy batches
+        for epoch in itertools.count(1):
+            if path.held:
+                yield from path.model_batches(native, data.y_train, args.batch_size, 0, epoch, augment)
+            else:
+                yield from path.host_batches(data.y_train, args.batch_size, 0, epoch, augment)
+
+    source, made = stream(), itertools.cycle(epoch_batches)
+    inputs = stream()
+
+    def train_block() -> None:
+        sync()
+        start = time.perf_counter()
+        chunk = itertools.islice(source, n)
+        if args.prefetch and not path.held:
+            with Prefetcher(chunk) as fed:
+                run_epoch(native, fed, LR, 0, lambda *a: None, path.layout)
+        else:
+            run_epoch(native, chunk, LR, 0, lambda *a: None, path.layout, prepared=path.held)
+        sync()
+        out["train_ms"].append(1000 * (time.perf_counter() - start) / n)
+
+    step = lambda: native.run_phase("train_step", batch, LR)   # noqa: E731
+
+    def window_block() -> None:
+        out["window_ms"].append(1000 * time_window(step, sync, n) / n)
+
+    def latency_block() -> None:
+        out["speed_ms"].append(1000 * statistics.median(time_phase(step, sync, 0, n).samples_s))
+
+    def ceiling_block() -> None:
+        sync()
+        start = time.perf_counter()
+        native.read_losses([native.train_step_async(next(made), LR) for _ in range(n)])
+        sync()
+        out["ceiling_ms"].append(1000 * (time.perf_counter() - start) / n)
+
+    def input_block() -> None:   # the input path alone: N batches made and handed over, no step
+        prepare = native.prepare_nhwc_batch if path.layout == "nhwc" else native.prepare_batch
+        sync()
+        start = time.perf_counter()
+        for item in itertools.islice(inputs, n):
+            if not path.held:
+                prepare(*item)
+        sync()
+        out["input_ms"].append(1000 * (time.perf_counter() - start) / n)
+
+    sides = [train_block, window_block, latency_block, ceiling_block, input_block]
+    for side in sides:   # one untimed block each: the stream's first batches, the functions' first calls
+        side()
+    for key in ("train_ms", "speed_ms", "window_ms", "ceiling_ms", "input_ms"):
+        out[key].clear()
+    order = random.Random(0)
+    for _ in range(args.cycles):
+        order.shuffle(sides)
+        for side in sides:
+            side()
 
 
 def worker(args: argparse.Namespace) -> int:
@@ -119,6 +202,10 @@ def main() -> int:
                         help="steps per train-mode epoch and per speed round (default: 20 for lenet5, 8 for resnet32)")
     parser.add_argument("--prefetch", action="store_true",
                         help="make train mode's batches in a background thread, as GPU cells do (CPU cells: inline)")
+    parser.add_argument("--blocks", type=int, default=0,
+                        help="judge in short interleaved blocks of this many steps instead of whole epochs "
+                             "(e.g. 5: +-2-3 %% intervals on a noisy VM where epochs give +-10-20 %%)")
+    parser.add_argument("--cycles", type=int, default=150, help="with --blocks: how many cycles of the sides")
     parser.add_argument("--json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
@@ -139,9 +226,10 @@ def main() -> int:
         env["NPROC"] = str(args.threads)
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "out.json"
-            cmd = [sys.executable, __file__, "--worker", framework, "--worker-out", str(out), "--models", args.models,
+            cmd = ([sys.executable, __file__, "--worker", framework, "--worker-out", str(out), "--models", args.models,
                    "--batch-size", str(args.batch_size), "--rounds", str(args.rounds), "--threads", str(args.threads),
-                   "--steps", str(args.steps)] + (["--prefetch"] if args.prefetch else [])
+                   "--steps", str(args.steps), "--blocks", str(args.blocks), "--cycles", str(args.cycles)]
+                   + (["--prefetch"] if args.prefetch else []))
             proc = subprocess.run(cmd, env=env)
             if proc.returncode or not out.exists():
                 print(f"| {framework} | error: worker exited with {proc.returncode} | | | | | | | | |")
