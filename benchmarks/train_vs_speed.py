@@ -111,7 +111,7 @@ def measure(framework: str, model_name: str, augment: bool, args: argparse.Names
 
 def blocks(native: Any, data: Any, path: Any, augment: bool, batch: Any, epoch_batches: list[Any], out: dict[str, Any],
            sync: Any, args: argparse.Namespace) -> None:
-    """``--blocks N``: the four sides in short blocks of N steps, ``--cycles`` times, each cycle in a fresh
+    """``--blocks N``: the five sides in short blocks of N steps, ``--cycles`` times, each cycle in a fresh
     random order. Train mode's block is the loop's own ``run_epoch`` fed N batches of the input path's endless
     stream (epoch after epoch, as train() would draw them), with its own synchronised clock around it."""
     import itertools
@@ -123,15 +123,14 @@ def blocks(native: Any, data: Any, path: Any, augment: bool, batch: Any, epoch_b
 
     n = args.blocks
 
-    def stream() -> Any:   # what train() feeds run_epoch, epoch after epoch: held indices or numpy batches
+    def stream(handed_over: bool) -> Any:   # epoch after epoch: what train() feeds run_epoch, or the model's batches
         for epoch in itertools.count(1):
-            if path.held:
+            if path.held or handed_over:
                 yield from path.model_batches(native, data.y_train, args.batch_size, 0, epoch, augment)
             else:
                 yield from path.host_batches(data.y_train, args.batch_size, 0, epoch, augment)
 
-    source, made = stream(), itertools.cycle(epoch_batches)
-    inputs = stream()
+    source, inputs, made = stream(False), stream(True), itertools.cycle(epoch_batches)
 
     def train_block() -> None:
         sync()
@@ -161,12 +160,10 @@ def blocks(native: Any, data: Any, path: Any, augment: bool, batch: Any, epoch_b
         out["ceiling_ms"].append(1000 * (time.perf_counter() - start) / n)
 
     def input_block() -> None:   # the input path alone: N batches made and handed over, no step
-        prepare = native.prepare_nhwc_batch if path.layout == "nhwc" else native.prepare_batch
         sync()
         start = time.perf_counter()
-        for item in itertools.islice(inputs, n):
-            if not path.held:
-                prepare(*item)
+        for _ in itertools.islice(inputs, n):
+            pass
         sync()
         out["input_ms"].append(1000 * (time.perf_counter() - start) / n)
 
