@@ -29,6 +29,17 @@ class Device:
     def is_gpu(self) -> bool:
         return self.kind == "cuda"
 
+    @property
+    def is_cpu(self) -> bool:
+        return self.kind == "cpu"
+
+    def local(self, visible: tuple["Device", ...] | None) -> "Device":
+        """This device as a worker that sees only ``visible`` GPUs names it (their first is cuda:0); the CPU, or
+        any device when every GPU is visible (None), keeps its name."""
+        if visible is None or not self.is_gpu:
+            return self
+        return Device("cuda", visible.index(self))
+
     def __str__(self) -> str:
         return self.name
 
@@ -52,11 +63,6 @@ def parse_device(text: str | Device) -> Device:
     return Device("cuda", int(match.group(3) or 0))
 
 
-def canonical(text: str) -> str:
-    """The canonical name of a device string (``cuda`` -> ``cuda:0``)."""
-    return parse_device(text).name
-
-
 def parse_gpu_list(names: list[str] | tuple[str, ...]) -> tuple[Device, ...]:
     """``--devices cuda:0,cuda:1``: GPUs only, each once; ConvbenchError naming the first problem."""
     devices = tuple(parse_device(n) for n in names)
@@ -77,19 +83,19 @@ def absent(device: Device, framework: str, count: int, hint: str = "") -> Convbe
     return ConvbenchError(f"device {device.name!r} is not available: {seen}{hint}")
 
 
-def visible_ids(devices: list[str] | tuple[str, ...], parent: str | None) -> list[str]:
-    """The CUDA_VISIBLE_DEVICES entries for ``devices`` (named in this process's numbering). Under a parent
+def visible_ids(devices: tuple[Device, ...] | list[Device], parent: str | None) -> list[str]:
+    """The CUDA_VISIBLE_DEVICES entries for GPU ``devices`` (named in this process's numbering). Under a parent
     CUDA_VISIBLE_DEVICES (a user's, or Ray's for a task) cuda:N is its N-th entry, an index or a UUID."""
     entries = [e.strip() for e in parent.split(",")] if parent is not None else None
     out = []
-    for name in devices:
-        index = parse_device(name).index
-        assert index is not None, f"{name} is not a GPU"
+    for device in devices:
+        index = device.index
+        assert device.is_gpu and index is not None, f"{device} is not a GPU"
         if entries is None:
             out.append(str(index))
         elif index < len(entries) and entries[index]:
             out.append(entries[index])
         else:
-            raise ConvbenchError(f"device {name!r} is not available: CUDA_VISIBLE_DEVICES={parent!r} shows "
+            raise ConvbenchError(f"device {device.name!r} is not available: CUDA_VISIBLE_DEVICES={parent!r} shows "
                                  f"{len([e for e in entries if e])} GPU(s)")
     return out

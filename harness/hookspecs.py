@@ -54,8 +54,14 @@ def convbench_build_model(framework: str, model: "ModelDef", device: str, settin
     :param framework: the framework name, as registered.
     :param model: the network definition.
     :param device: a device string such as ``cpu`` or ``cuda:0``.
-    :param settings: optimiser and execution settings: ``momentum``, ``weight_decay``, ``seed``,
-        ``threads`` and, where present, ``precision`` and ``compile``.
+    :param settings: ``harness.settings.BuildSettings.to_dict()``; every key is always sent:
+        ``momentum`` (float), ``weight_decay`` (float, L2 on every parameter), ``seed`` (int),
+        ``threads`` (int or None: the framework's default), ``precision`` (fp32, bf16, fp16),
+        ``compile`` (auto, none, default, xla), ``layout`` (native, nchw, nhwc), ``tf32`` (bool),
+        ``autotune`` (bool), and the data-parallel part this process plays: ``world_size`` (1 alone),
+        ``rank`` (int), ``dp_mode`` ("processes", "devices" or None) and ``devices`` (every rank's
+        device string as this worker names it, or None). A plugin built on
+        ``harness.FrameworkPlugin`` receives the typed ``BuildSettings`` instead.
     :return: an object implementing ``harness.native.NativeModel``, or None.
     """
 

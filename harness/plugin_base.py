@@ -3,9 +3,10 @@
 A framework plugin subclasses ``FrameworkPlugin``, gives its ``FrameworkSpec`` and the execution settings it
 supports, implements four methods (``build``, ``discover``, ``synchronize``, ``peak_memory_mb``) and exposes an
 instance (``plugin = MyPlugin()``) through its entry point (``myfw = "convbench_myfw:plugin"``). The base
-answers the hooks only for its own framework, parses the device string (``harness.devices``) and checks the
-execution settings with the registry's one-line, did-you-mean messages, so every plugin refuses the same
-mistakes with the same words. Nothing here imports a framework.
+answers the hooks only for its own framework, parses the device string (``harness.devices``) and the hook's
+settings dict into one typed ``BuildSettings`` (``harness.settings``), and checks the execution settings with
+the registry's one-line, did-you-mean messages, so every plugin refuses the same mistakes with the same words.
+A model's ``run_phase`` refuses an unknown phase with ``unknown_phase``. Nothing here imports a framework.
 """
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from harness import hookimpl
-from harness.devices import Device, parse_device
+from harness.devices import CPU, Device, parse_device
 from harness.errors import ConvbenchError
 from harness.frameworks import DeviceInfo, FrameworkSpec
 from harness.model.graph import ModelDef
-from harness.native import NativeModel
+from harness.native import PHASES, NativeModel
 from harness.registry import Registry, unknown_name
+from harness.settings import BuildSettings
 
 # what the command line offers; a plugin supports a subset
 COMPILE_MODES = ("auto", "none", "default", "xla")
@@ -54,11 +56,9 @@ def xla_flags(flags: str | None, flag: str, present: bool) -> str:
 XLA_NO_AUTOTUNE = "--xla_gpu_autotune_level=0"
 
 
-def _switch(settings: dict[str, Any], key: str) -> bool:
-    value = settings.get(key, True)
-    if not isinstance(value, bool):
-        raise ConvbenchError(f"{key} must be on or off (a boolean), got {value!r}")
-    return value
+def unknown_phase(phase: str) -> ValueError:
+    """The one error every plugin's ``run_phase`` raises for a phase it does not know."""
+    return ValueError(f"unknown phase {phase!r}; known: {', '.join(PHASES)}")
 
 
 class FrameworkPlugin:
@@ -82,7 +82,7 @@ class FrameworkPlugin:
         return self.spec.name
 
     # -- to implement -------------------------------------------------------------------------------
-    def build(self, model: ModelDef, execution: Execution, settings: dict[str, Any]) -> NativeModel:
+    def build(self, model: ModelDef, execution: Execution, settings: BuildSettings) -> NativeModel:
         """The native model on ``execution.device`` (imports the framework)."""
         raise NotImplementedError
 
@@ -103,7 +103,7 @@ class FrameworkPlugin:
         return {"cuda_runtime": None, "cudnn": None, "nccl": None}
 
     # -- the shell ----------------------------------------------------------------------------------
-    def device(self, text: str) -> Device:
+    def device(self, text: str | Device) -> Device:
         """Parses a device string and checks this framework supports its kind; one-line ConvbenchError."""
         device = parse_device(text)
         if device.kind not in self.spec.device_kinds:
@@ -111,11 +111,9 @@ class FrameworkPlugin:
                                  f"{', '.join(self.spec.device_kinds)}")
         return device
 
-    def execution(self, settings: dict[str, Any], device: Device) -> Execution:
+    def execution(self, settings: BuildSettings, device: Device) -> Execution:
         """Validates ``precision``, ``compile`` and ``layout`` against what this plugin supports."""
-        precision = str(settings.get("precision") or "fp32")
-        compile_mode = str(settings.get("compile") or "auto")
-        layout = str(settings.get("layout") or "native")
+        precision, compile_mode, layout = settings.precision, settings.compile, settings.layout
         self._check("precision", precision, PRECISIONS, self.precisions)
         self._check("compile mode", compile_mode, COMPILE_MODES, tuple(self.compile_modes))
         self._check("layout", layout, LAYOUTS, tuple(self.layouts))
@@ -123,7 +121,7 @@ class FrameworkPlugin:
             on_cpu = [p for p in self.precisions if p not in self.gpu_only_precisions]
             raise ConvbenchError(f"{self.name} {precision} needs a GPU; use --precision {' or '.join(on_cpu)} on cpu")
         return Execution(precision, self.compile_modes[compile_mode], self.layouts[layout], device,
-                         tf32=_switch(settings, "tf32"), autotune=_switch(settings, "autotune"))
+                         tf32=settings.tf32, autotune=settings.autotune)
 
     def environment(self, execution: Execution) -> dict[str, str | None]:
         """Environment variables the framework reads when it is imported or first initialises a device (e.g.
@@ -140,9 +138,11 @@ class FrameworkPlugin:
     def convbench_add_frameworks(self, registry: Registry[FrameworkSpec]) -> None:
         registry.add(self.name, self.spec)
 
-    def native(self, model: ModelDef, device: str = "cpu", settings: dict[str, Any] | None = None) -> NativeModel:
+    def native(self, model: ModelDef, device: str | Device = CPU,
+               settings: BuildSettings | dict[str, Any] | None = None) -> NativeModel:
         """The native model, settings validated: what ``convbench_build_model`` returns for this framework."""
-        settings = settings or {}
+        if not isinstance(settings, BuildSettings):
+            settings = BuildSettings.from_dict(settings or {})
         execution = self.execution(settings, self.device(device))
         for name, value in self.environment(execution).items():
             if value is None:
@@ -169,7 +169,7 @@ class FrameworkPlugin:
         if framework != self.name:
             return None
         dev = parse_device(device)
-        if not dev.is_gpu and not self.async_on_cpu:
+        if dev.is_cpu and not self.async_on_cpu:
             return None  # the built-in CPU plugin answers
         self.synchronize(dev)
         return True

@@ -1,19 +1,24 @@
-"""The typed settings of a run and of each of its cells: built once in the orchestrator (command line +
-recipe file + defaults), written to ``plan.json`` and ``cell.json``, and read back typed in the worker.
+"""The typed settings of a run, of each of its cells and of a plugin's model: built once in the orchestrator
+(command line + recipe file + defaults, ``harness.orchestrator.plan.resolve_settings``), written to ``plan.json``
+and ``cell.json``, and read back typed in the worker.
 
-Every default lives here. A cell is a ``Cell``: what to run (framework, model, seed, device, batch) plus the
-run's ``RunSettings``; ``Cell.to_json`` / ``Cell.from_json`` are the only way it crosses the process boundary.
+Every default lives here. ``RunSettings`` is what applies to every cell of a run; a ``Cell`` is one framework x
+model of it, with the run's settings as that cell runs them (its seed, batch size, device and world size
+resolved) in ``Cell.run``, so each value has one place. ``BuildSettings`` is what a plugin's model is built with.
+Devices are ``harness.devices.Device`` values, written as their strings (``cpu``, ``cuda:0``) in JSON.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from harness.devices import CPU, Device, parse_device
 from harness.errors import ConvbenchError
 
 DEFAULT_MODELS = ("simple_cnn", "lenet5")
@@ -22,6 +27,7 @@ DEFAULT_DATASET = {"train": "digits", "speed": "synthetic"}
 RECIPE_BATCH = 128          # the articles' batch (REFERENCE s.3)
 SPEED_BATCH_IMAGENET = 32   # speed mode, 224x224 models (the timing article's batch)
 EVAL_BATCH = 256            # convbench eval
+OPTIMIZERS = ("momentum", "sgd")
 
 
 def default_batch(input_shape: tuple[int, ...] | list[int], mode: str) -> int:
@@ -29,9 +35,32 @@ def default_batch(input_shape: tuple[int, ...] | list[int], mode: str) -> int:
     return SPEED_BATCH_IMAGENET if mode == "speed" and input_shape[-1] >= 224 else RECIPE_BATCH
 
 
+def default_threads() -> int:
+    """CPU threads per worker when none are given: every core of this machine."""
+    return os.cpu_count() or 1
+
+
+def parse_schedule(text: str, epochs: int) -> tuple[int, ...]:
+    """The epochs after which the learning rate decays: 'step' (once, at half the epochs), 'step:E1,E2' (after
+    those epochs, 1-based counts) or 'constant' (never)."""
+    if text == "constant":
+        return ()
+    if text == "step":
+        return (epochs // 2,) if epochs > 1 else ()
+    if text.startswith("step:"):
+        try:
+            marks = tuple(int(v) for v in text[5:].split(",") if v.strip())
+        except ValueError:
+            marks = ()
+        if marks and all(0 < m for m in marks) and list(marks) == sorted(marks):
+            return marks
+    raise ConvbenchError(f"bad schedule {text!r}; use step, step:E1,E2,... (increasing epochs) or constant")
+
+
 @dataclass(frozen=True)
 class RunSettings:
-    """Everything that applies to every cell of a run. ``batch_size`` None: each model's default."""
+    """Everything that applies to every cell of a run. In plan.json ``batch_size`` None means each model's
+    default and ``seed`` is the first seed; in a ``Cell`` they are that cell's."""
     mode: str = "train"                 # train | speed
     dataset: str = "digits"
     data_dir: str | None = None
@@ -54,7 +83,7 @@ class RunSettings:
     steps: int = 100
     cpu_peak_gflops: float | None = None
     # execution, as asked for (each row records what actually ran)
-    device: str = "cpu"
+    device: Device = CPU
     threads: int = 1
     compile: str = "auto"
     precision: str = "fp32"
@@ -69,39 +98,124 @@ class RunSettings:
     executor: str = "local"
     ray_address: str | None = None
     world_size: int = 1                 # data parallel: processes or devices per cell
-    devices: tuple[str, ...] | None = None
+    devices: tuple[Device, ...] | None = None
     pythons: tuple[str, ...] = ()       # "framework=interpreter": whose workers run in another environment
 
+    def interpreter(self, framework: str) -> str | None:
+        """The interpreter given for ``framework``'s workers (--python), or None: the orchestrator's own."""
+        return next((path for fw, _, path in (e.partition("=") for e in self.pythons) if fw == framework), None)
+
     def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
+        return to_json_value(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunSettings":
-        return _typed(cls, data)
+        return from_json_value(cls, data)
+
+
+def cell_batch(settings: RunSettings, model: Any) -> int:
+    """The batch a model's cell runs at: the run's, or the model's default (``model``: a ModelDef)."""
+    return settings.batch_size or default_batch(model.input_shape, settings.mode)
+
+
+@dataclass(frozen=True)
+class DataParallel:
+    """One process's (or one worker's) part of a data-parallel cell, as its plugin builds the model for it.
+    ``mode`` "processes": ``world_size`` processes train together, this one is ``rank`` (torch, Paddle);
+    "devices": one process drives ``world_size`` replicas on ``devices`` (TensorFlow's MirroredStrategy).
+    ``devices``: every rank's device as this worker names it (its first visible GPU is cuda:0)."""
+    mode: str
+    world_size: int
+    rank: int = 0
+    devices: tuple[Device, ...] | None = None
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """What a plugin's model is built with: the optimiser, the seed, CPU threads and the execution switches as
+    the user asked for them (the plugin base turns precision, compile and layout into an ``Execution``), and the
+    data-parallel part this process plays (None: one device). The hook ``convbench_build_model`` receives
+    ``to_dict()`` of it; ``from_dict`` fills what a caller leaves out with these defaults."""
+    momentum: float = RunSettings.momentum
+    weight_decay: float = RunSettings.weight_decay
+    seed: int = RunSettings.seed
+    threads: int | None = None          # None: the framework's own default
+    precision: str = RunSettings.precision
+    compile: str = RunSettings.compile
+    layout: str = RunSettings.layout
+    tf32: bool = RunSettings.tf32
+    autotune: bool = RunSettings.autotune
+    parallel: DataParallel | None = None
+
+    @property
+    def world_size(self) -> int:
+        return self.parallel.world_size if self.parallel else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """The hook's ``settings`` dict: every key always present, data parallel flattened (``world_size``,
+        ``rank``, ``dp_mode``, ``devices``) as plugins written against the dict read it."""
+        out = to_json_value(dataclasses.replace(self, parallel=None))
+        del out["parallel"]
+        p = self.parallel
+        out.update(world_size=p.world_size if p else 1, rank=p.rank if p else 0, dp_mode=p.mode if p else None,
+                   devices=[d.name for d in p.devices] if p and p.devices else None)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "BuildSettings":
+        """Settings from a hook's dict; missing keys (or None) take the defaults, an unknown key is a one-line error."""
+        data = {k: v for k, v in data.items() if v is not None}
+        world = data.pop("world_size", None) or 1
+        rank, mode, devices = data.pop("rank", 0) or 0, data.pop("dp_mode", None), data.pop("devices", None)
+        if world > 1 or mode is not None:
+            data["parallel"] = {"mode": mode or "processes", "world_size": world, "rank": rank, "devices": devices}
+        return from_json_value(cls, data)
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One cell: a framework x model x seed (x world size) of a run, as its worker receives it."""
+    """One cell: a framework x model x seed (x world size) of a run, as its worker receives it. ``run`` holds the
+    run's settings as this cell runs them: its seed, batch size (halved by an out-of-memory retry), device and
+    world size."""
     run_id: str
     name: str
     framework: str
     model: str
-    seed: int
-    device: str
-    batch_size: int
-    run: RunSettings = field(default_factory=RunSettings)
+    run: RunSettings
     framework_version: str | None = None
     device_name: str | None = None
-    world_size: int = 1
     dp_mode: str | None = None          # "processes" | "devices" | None (see FrameworkSpec.data_parallel)
-    devices: tuple[str, ...] | None = None
     rank: int = 0
     checkpoint: str | None = None
     # the GPUs this worker sees (its CUDA_VISIBLE_DEVICES, set by the orchestrator), in order; inside the
     # worker the first is cuda:0. None: every GPU of the machine is visible (CPU cells, tests)
-    visible: tuple[str, ...] | None = None
-    python: str | None = None           # the interpreter of this framework's workers (None: the orchestrator's)
+    visible: tuple[Device, ...] | None = None
+
+    @property
+    def seed(self) -> int:
+        return self.run.seed
+
+    @property
+    def batch_size(self) -> int:
+        assert self.run.batch_size is not None, "a cell's batch size is resolved when the cell is made"
+        return self.run.batch_size
+
+    @property
+    def device(self) -> Device:
+        return self.run.device
+
+    @property
+    def devices(self) -> tuple[Device, ...] | None:
+        return self.run.devices
+
+    @property
+    def world_size(self) -> int:
+        return self.run.world_size
+
+    @property
+    def python(self) -> str | None:
+        """The interpreter of this framework's workers (None: the orchestrator's)."""
+        return self.run.interpreter(self.framework)
 
     @property
     def per_device_batch(self) -> int | None:
@@ -112,40 +226,35 @@ class Cell:
         """(rank, world size) when this worker is one of several processes training the cell together."""
         return (self.rank, self.world_size) if self.dp_mode == "processes" else (0, 1)
 
+    @property
+    def local_device(self) -> Device:
+        """The cell's device as its worker names it: ``cuda:3`` is ``cuda:0`` in a worker that sees only cuda:3."""
+        return self.device.local(self.visible)
+
     def replace(self, **changes: Any) -> "Cell":
         return dataclasses.replace(self, **changes)
 
-    def local(self, device: str) -> str:
-        """A device as the worker names it: ``cuda:3`` is ``cuda:0`` in a worker that sees only cuda:3."""
-        if self.visible is None or not device.startswith("cuda"):
-            return device
-        return f"cuda:{self.visible.index(device)}"
+    def with_run(self, **changes: Any) -> "Cell":
+        """A new cell whose run settings differ (e.g. ``batch_size`` after out-of-memory, a rank's ``device``)."""
+        return dataclasses.replace(self, run=dataclasses.replace(self.run, **changes))
 
-    @property
-    def local_device(self) -> str:
-        return self.local(self.device)
-
-    def plugin_settings(self) -> dict[str, Any]:
-        """The ``settings`` dict ``convbench_build_model`` receives (documented in docs/plugins.md)."""
-        out: dict[str, Any] = {"momentum": self.run.momentum, "weight_decay": self.run.weight_decay,
-                               "seed": self.seed, "threads": self.run.threads, "compile": self.run.compile,
-                               "precision": self.run.precision, "layout": self.run.layout, "tf32": self.run.tf32,
-                               "autotune": self.run.autotune}
+    def build_settings(self) -> BuildSettings:
+        """What this cell's model is built with (the hook receives its ``to_dict()``)."""
+        r = self.run
+        parallel = None
         if self.world_size > 1:
-            out.update(world_size=self.world_size, rank=self.rank, dp_mode=self.dp_mode,
-                       devices=[self.local(d) for d in self.devices] if self.devices else None)
-        return out
+            devices = tuple(d.local(self.visible) for d in self.devices) if self.devices else None
+            parallel = DataParallel(self.dp_mode or "processes", self.world_size, self.rank, devices)
+        return BuildSettings(momentum=r.momentum, weight_decay=r.weight_decay, seed=r.seed, threads=r.threads,
+                             precision=r.precision, compile=r.compile, layout=r.layout, tf32=r.tf32,
+                             autotune=r.autotune, parallel=parallel)
 
     def to_dict(self) -> dict[str, Any]:
-        data = _plain(dataclasses.asdict(self))
-        data["run"] = self.run.to_dict()
-        return data
+        return to_json_value(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Cell":
-        data = dict(data)
-        run = RunSettings.from_dict(data.pop("run", {}))
-        return dataclasses.replace(_typed(cls, {**data, "run": RunSettings()}), run=run)
+        return from_json_value(cls, data)
 
     def to_json(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=1))
@@ -161,27 +270,30 @@ class Cell:
 T = TypeVar("T")
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready: tuples as lists."""
+def to_json_value(value: Any) -> Any:
+    """JSON-ready: dataclasses as dicts, tuples as lists, devices as their names."""
+    if isinstance(value, Device):
+        return value.name
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: to_json_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [to_json_value(v) for v in value]
     return value
 
 
-def _typed(cls: type[T], data: dict[str, Any]) -> T:
-    """Builds ``cls`` from JSON data, checking each field's type (ints accepted for floats, lists for tuples).
-    Unknown keys are an error: a cell file is written by this same version of convbench."""
+def from_json_value(cls: type[T], data: Any) -> T:
+    """Builds the dataclass ``cls`` from JSON data, checking each field's type (ints accepted for floats, lists
+    for tuples, strings for devices). Unknown keys are an error: such a file is written by this same version."""
+    if not isinstance(data, dict):
+        raise ConvbenchError(f"{cls.__name__}: expected an object, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConvbenchError(f"{cls.__name__}: unknown setting(s) {', '.join(unknown)}")
-    values = {}
-    for name, value in data.items():
-        values[name] = _coerce(value, hints[name], f"{cls.__name__}.{name}")
-    return cls(**values)
+    return cls(**{name: _coerce(value, hints[name], f"{cls.__name__}.{name}") for name, value in data.items()})
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
@@ -203,10 +315,16 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             raise ConvbenchError(f"{where}: expected a list, got {value!r}")
         inner = typing.get_args(hint)[0]
         return tuple(_coerce(v, inner, where) for v in value)
+    if hint is Device:
+        if isinstance(value, Device):
+            return value
+        if not isinstance(value, str):
+            raise ConvbenchError(f"{where}: expected a device name, got {value!r}")
+        return parse_device(value)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return value if isinstance(value, hint) else from_json_value(hint, value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, hint):
-        return value
     if not isinstance(hint, type) or not isinstance(value, hint) or (hint is not bool and isinstance(value, bool)):
         raise ConvbenchError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
     return value

@@ -5,13 +5,11 @@ Enable it with ``pytest -p harness.testing --convbench-framework NAME [--convben
 plus ``convbench_framework = NAME`` in the ini file. When a framework is named, the plugin collects the
 ``TestConformance`` class of this module into the session (before ``-k``/``-m`` selection), so its checks run
 as ordinary pytest tests. The framework under test runs in the pytest process; the reference framework's
-logits come from a ``python -m harness.worker verify`` subprocess (frameworks must not share a process).
+logits come from a verify job in a worker process (frameworks must not share a process).
 """
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,8 +25,9 @@ from harness.model.shapes import summarize
 from harness.model.verification import BATCH, TOLERANCE, verification_weights, write_inputs
 from harness.model.weights import init_weights, trainable_shapes
 from harness.native import PHASES, NativeModel
-from harness.orchestrator.workers import worker_env
+from harness.orchestrator.workers import run_job, worker_env
 from harness.plugin_manager import build_registries, get_plugin_manager
+from harness.worker.protocol import VerifyJob
 
 OPTIONS = {"framework": "framework under test", "models": "comma-separated models (default: all)",
            "reference": "framework whose logits are the reference (default torch)", "threads": "CPU threads",
@@ -125,17 +124,13 @@ class Kit:
         return np.load(folder / f"{name}.{self.reference}.logits.npy")
 
     def _run_reference(self, folder: Path) -> dict[str, Any]:
-        """Every model's reference logits from one ``harness.worker verify`` subprocess, as convbench verify does."""
-        job, out = folder / "reference.job.json", folder / "reference.out.json"
-        job.write_text(json.dumps({"framework": self.reference, "models": self.models, "folder": str(folder),
-                                   "threads": self.threads}))
-        proc = subprocess.run([sys.executable, "-m", "harness.worker", "verify", str(job), str(out)],
-                              env=worker_env(self.reference_spec, self.threads), capture_output=True, text=True)
-        payload = json.loads(out.read_text()) if out.exists() else {}
-        if proc.returncode != 0 or not payload or isinstance(payload.get("error"), str):
-            why = payload.get("error") or f"exit {proc.returncode}: {proc.stderr.strip()[-500:]}"
+        """Every model's reference logits from one verify job in a worker, as convbench verify computes them."""
+        job = VerifyJob(self.reference, tuple(self.models), str(folder), self.threads)
+        result = run_job(job, worker_env(self.reference_spec, self.threads), folder / "reference.log")
+        why = result.failure(lines=10)
+        if why:
             return {m: {"error": f"reference worker failed: {why}"} for m in self.models}
-        return payload
+        return result.payload or {}
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ FORBIDDEN = {
 }
 # the orchestrator talks to workers through their protocol only; the kit starts reference workers
 ALLOWED = {("orchestrator", "harness.worker.protocol"), ("harness.testing", "harness.orchestrator.workers"),
+           ("harness.testing", "harness.worker.protocol"),
            ("harness.__main__", "harness.commands.cli")}
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.devices import CPU, Device, absent, canonical, parse_device, parse_gpu_list
+from harness.devices import CPU, Device, absent, parse_device, parse_gpu_list, visible_ids
 from harness.errors import ConvbenchError
 
 
@@ -11,7 +11,7 @@ from harness.errors import ConvbenchError
                                           ("cuda:12", Device("cuda", 12))])
 def test_parse(text: str, device: Device):
     assert parse_device(text) == device and parse_device(device) is device
-    assert canonical(text) == device.name and str(device) == device.name
+    assert parse_device(text).name == device.name and str(device) == device.name
 
 
 @pytest.mark.parametrize("text", ["gpu", "cuda:", "cuda:x", "CPU", "cuda:-1", "tpu", "", "cpu:0"])
@@ -31,3 +31,17 @@ def test_gpu_lists_refuse_cpus_and_duplicates():
 def test_absent_gpu_message():
     assert str(absent(Device("cuda", 3), "torch", 2)) == "device 'cuda:3' is not available: torch sees 2 GPU(s)"
     assert "sees no GPU (hint)" in str(absent(Device("cuda", 0), "jax", 0, " (hint)"))
+
+
+def test_a_worker_names_its_visible_gpus_from_zero():
+    visible = (Device("cuda", 3), Device("cuda", 1))
+    assert Device("cuda", 1).local(visible) == Device("cuda", 1) and Device("cuda", 3).local(visible) == Device("cuda", 0)
+    assert CPU.local(visible) is CPU and Device("cuda", 3).local(None) == Device("cuda", 3)
+    assert CPU.is_cpu and not CPU.is_gpu and Device("cuda", 0).is_gpu
+
+
+def test_visible_ids_follow_a_parent_list():
+    gpus = [Device("cuda", 1), Device("cuda", 0)]
+    assert visible_ids(gpus, None) == ["1", "0"] and visible_ids(gpus, "GPU-a, GPU-b") == ["GPU-b", "GPU-a"]
+    with pytest.raises(ConvbenchError, match="CUDA_VISIBLE_DEVICES='5' shows 1 GPU"):
+        visible_ids(gpus, "5")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from harness.devices import parse_device
+from harness.devices import Device, parse_device
 from harness.errors import ConvbenchError
 from harness.results import significance
 
@@ -38,10 +38,10 @@ def positive_float(text: str) -> float:
     return value
 
 
-def device_name(text: str) -> str:
-    """``cpu``, ``cuda`` or ``cuda:N`` in canonical form (``cuda`` -> ``cuda:0``)."""
+def device_arg(text: str) -> Device:
+    """``cpu``, ``cuda`` or ``cuda:N`` (``cuda`` is ``cuda:0``)."""
     try:
-        return parse_device(text).name
+        return parse_device(text)
     except ConvbenchError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

@@ -4,21 +4,21 @@ on the device equal the CPU's, a 20-step speed cell runs. Exit 0 only if every c
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 from pathlib import Path
 
-from harness.commands.args import add_interpreter_options, device_name, name_list, positive_int
+from harness.commands.args import add_interpreter_options, device_arg, name_list, positive_int
 from harness.errors import ConvbenchError
 from harness.orchestrator.doctor import run_doctor
-from harness.orchestrator.interpreters import resolve
+from harness.orchestrator.interpreters import resolve_pythons
 from harness.plugin_manager import build_registries, get_plugin_manager
 from harness.results.table import text_table
+from harness.settings import default_threads
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     doc = sub.add_parser("doctor", help="check that every framework measures this machine correctly")
-    doc.add_argument("--device", type=device_name, help="cpu, cuda or cuda:N (default: the first GPU seen, else cpu)")
+    doc.add_argument("--device", type=device_arg, help="cpu, cuda or cuda:N (default: the first GPU seen, else cpu)")
     doc.add_argument("--frameworks", type=name_list, help="comma-separated; default: every installed one")
     doc.add_argument("--threads", type=positive_int, help="CPU threads per worker (default: all cores)")
     add_interpreter_options(doc)
@@ -27,14 +27,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     regs = build_registries(get_plugin_manager())
     specs = [regs.frameworks.get(n) for n in (args.frameworks or regs.frameworks.names())]
-    pythons = resolve(args.python, args.config, regs.frameworks.names())
+    pythons = resolve_pythons(args.python, args.config, regs.frameworks.names())
     if args.frameworks:
         for spec in specs:
             installed, reason = (True, "") if spec.name in pythons else spec.installed()
             if not installed:
                 raise ConvbenchError(f"framework {spec.name} is unavailable: {reason}")
     with tempfile.TemporaryDirectory(prefix="convbench-doctor-") as tmp:
-        device, lines = run_doctor(specs, args.device, args.threads or os.cpu_count() or 1, Path(tmp) / "probe.log",
+        device, lines = run_doctor(specs, args.device, args.threads or default_threads(), Path(tmp) / "probe.log",
                                    pythons)
     print(f"convbench doctor on {device}")
     print(text_table(["framework", "switches", "check", "result", "measured"],

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from harness.commands.args import add_interpreter_options, device_name, positive_int
+from harness.commands.args import add_interpreter_options, device_arg, positive_int
+from harness.devices import CPU
 from harness.model.weights import check_weights, load_weights
 from harness.orchestrator.evaluate import evaluate_in_worker
-from harness.orchestrator.interpreters import resolve
+from harness.orchestrator.interpreters import resolve_pythons
 from harness.plugin_manager import build_registries, get_plugin_manager
-from harness.settings import EVAL_BATCH
+from harness.settings import EVAL_BATCH, default_threads
+from harness.worker.protocol import EvalJob
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--dataset", default="digits")
     ev.add_argument("--data-dir")
     ev.add_argument("--no-checksum", action="store_true")
-    ev.add_argument("--device", type=device_name, default="cpu")
+    ev.add_argument("--device", type=device_arg, default=CPU)
     ev.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH)
     ev.add_argument("--threads", type=positive_int)
     add_interpreter_options(ev)
@@ -33,10 +34,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     model = regs.models.get(args.model)
     weights, meta = load_weights(args.weights)
     check_weights(model, weights, source=f"weight file {args.weights!r}")
-    job = {"framework": spec.name, "model": model.name, "weights": str(Path(args.weights).resolve()),
-           "dataset": args.dataset, "data_dir": args.data_dir, "no_checksum": args.no_checksum,
-           "device": args.device, "batch_size": args.batch_size, "threads": args.threads or os.cpu_count() or 1}
-    result = evaluate_in_worker(spec, job, resolve(args.python, args.config, regs.frameworks.names()).get(spec.name))
+    job = EvalJob(framework=spec.name, model=model.name, weights=str(Path(args.weights).resolve()),
+                  dataset=args.dataset, data_dir=args.data_dir, no_checksum=args.no_checksum, device=args.device,
+                  batch_size=args.batch_size, threads=args.threads or default_threads())
+    result = evaluate_in_worker(spec, job, resolve_pythons(args.python, args.config, regs.frameworks.names()).get(spec.name))
     trained = f" (trained in {meta['framework']}, epoch {meta.get('epoch', '?')})" if "framework" in meta else ""
     print(f"{model.name} in {spec.name} on {args.dataset}{trained}: test accuracy {result['test_accuracy']:.4f}, "
           f"test loss {result['test_loss']:.4f} over {result['images']} images")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from harness.commands.args import add_interpreter_options
-from harness.orchestrator.interpreters import interpreter_info, resolve
+from harness.orchestrator.interpreters import interpreter_info, resolve_pythons
 from harness.plugin_manager import build_registries, get_plugin_manager
 
 
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         hooks = sorted(h.name for h in pm.get_hookcallers(pm.get_plugin(name)) or [])
         print(f"{name}: {where}" + (f" ({origin.kind})" if origin and origin.kind else ""))
         print(f"  hooks: {', '.join(hooks)}")
-    pythons = resolve(args.python, args.config, regs.frameworks.names())
+    pythons = resolve_pythons(args.python, args.config, regs.frameworks.names())
     for spec in regs.frameworks:
         found = interpreter_info(spec, pythons.get(spec.name))
         where = f" in {found['executable']} (Python {found['python']}, convbench {found['convbench']})"

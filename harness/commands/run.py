@@ -5,7 +5,7 @@ import argparse
 
 from harness.commands.args import (
     add_interpreter_options,
-    device_name,
+    device_arg,
     name_list,
     non_negative_int,
     on_off,
@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--mode", choices=("train", "speed"), help="train to accuracy (default) or time the step phases")
     run.add_argument("--frameworks", type=name_list, help="comma-separated; default: every available one")
     run.add_argument("--models", type=name_list, help=f"comma-separated; default: {','.join(DEFAULT_MODELS)}")
-    run.add_argument("--device", type=device_name, help="cpu, cuda or cuda:N (default cpu; with --devices, the first)")
+    run.add_argument("--device", type=device_arg, help="cpu, cuda or cuda:N (default cpu; with --devices, the first)")
     run.add_argument("--dataset", help="digits (default in train mode), cifar10 or synthetic (default in speed mode)")
     run.add_argument("--data-dir", help="folder holding cifar-10-python.tar.gz or cifar-10-batches-py/")
     run.add_argument("--no-checksum", action="store_true", help="accept CIFAR-10 files whose MD5 differs from the release")

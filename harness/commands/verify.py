@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from harness.commands.args import add_interpreter_options, name_list, non_negative_int, positive_int
 from harness.model.verification import table
-from harness.orchestrator.interpreters import resolve
+from harness.orchestrator.interpreters import resolve_pythons
 from harness.orchestrator.verify import usable_frameworks, verify
 from harness.plugin_manager import build_registries, get_plugin_manager
+from harness.settings import default_threads
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,10 +23,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     """Exits 0 when every model agrees in every framework pair, 1 otherwise."""
     regs = build_registries(get_plugin_manager())
-    pythons = resolve(args.python, args.config, regs.frameworks.names())
+    pythons = resolve_pythons(args.python, args.config, regs.frameworks.names())
     specs = usable_frameworks([regs.frameworks.get(n) for n in (args.frameworks or regs.frameworks.names())],
                               explicit=bool(args.frameworks), pythons=pythons)
     models = [regs.models.get(n) for n in (args.models or regs.models.names())]
-    comparisons = verify(specs, models, args.seed, args.threads or os.cpu_count() or 1, pythons)
-    print(table(comparisons, [s.name for s in specs]))
-    return 0 if all(c.ok for c in comparisons) else 1
+    agreements = verify(specs, models, args.seed, args.threads or default_threads(), pythons)
+    print(table(agreements, [s.name for s in specs]))
+    return 0 if all(c.ok for c in agreements) else 1

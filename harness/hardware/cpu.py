@@ -5,6 +5,7 @@ import resource
 import sys
 
 from harness import hookimpl
+from harness.devices import parse_device
 
 
 def max_rss_mb() -> float:
@@ -15,9 +16,9 @@ def max_rss_mb() -> float:
 
 @hookimpl(trylast=True)
 def convbench_synchronize(framework: str, device: str) -> bool | None:
-    return True if device == "cpu" else None
+    return True if parse_device(device).is_cpu else None
 
 
 @hookimpl(trylast=True)
 def convbench_peak_memory_mb(framework: str, device: str, reset: bool) -> float | None:
-    return max_rss_mb() if device == "cpu" else None
+    return max_rss_mb() if parse_device(device).is_cpu else None

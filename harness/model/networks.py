@@ -1,6 +1,7 @@
 """The built-in networks, each defined once in the framework-neutral graph (see REFERENCE.md s.2).
 
-Registered through the ``convbench`` entry-point group like any third-party model plugin.
+Registered as the built-in plugin "models" (``harness.plugin_manager.BUILTIN``); a third-party model plugin
+implements the same hook and registers through the ``convbench`` entry-point group.
 """
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ def write_inputs(models: list[ModelDef], folder: Path, seed: int) -> None:
 
 
 @dataclass
-class Comparison:
+class Agreement:
     model: str
     expected_params: int
     params: dict[str, int | None]
@@ -60,7 +60,7 @@ class Comparison:
                 and all(d <= TOLERANCE for d in self.diffs.values()))
 
 
-def compare(model: ModelDef, frameworks: list[str], results: dict[str, dict[str, Any]], folder: Path) -> Comparison:
+def agreement(model: ModelDef, frameworks: list[str], results: dict[str, dict[str, Any]], folder: Path) -> Agreement:
     params: dict[str, int | None] = {}
     errors: dict[str, str] = {}
     logits: dict[str, np.ndarray] = {}
@@ -76,14 +76,14 @@ def compare(model: ModelDef, frameworks: list[str], results: dict[str, dict[str,
     for a, b in itertools.combinations(sorted(logits), 2):
         scale = max(float(np.abs(logits[a]).max()), float(np.abs(logits[b]).max()), 1e-12)
         diffs[(a, b)] = float(np.abs(logits[a] - logits[b]).max()) / scale
-    return Comparison(model.name, summarize(model).params, params, errors, diffs)
+    return Agreement(model.name, summarize(model).params, params, errors, diffs)
 
 
-def table(comparisons: list[Comparison], frameworks: list[str]) -> str:
+def table(agreements: list[Agreement], frameworks: list[str]) -> str:
     pairs = [f"{a}~{b}" for a, b in itertools.combinations(sorted(frameworks), 2)]
     header = ["model", "definition", *[f"params[{f}]" for f in frameworks], *pairs, "verdict"]
     lines = [header]
-    for c in comparisons:
+    for c in agreements:
         row = [c.model, f"{c.expected_params:,}"]
         row += ["error" if c.params[f] is None else f"{c.params[f]:,}" for f in frameworks]
         row += [_fmt(c.diffs.get(tuple(p.split("~")))) for p in pairs]  # type: ignore[arg-type]
@@ -92,7 +92,7 @@ def table(comparisons: list[Comparison], frameworks: list[str]) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = ["  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in lines]
     text.insert(1, "  ".join("-" * w for w in widths))
-    for c in comparisons:
+    for c in agreements:
         for fw, err in c.errors.items():
             text.append(f"{c.model} [{fw}]: {err}")
     text.append(f"pair columns: max|logits_a - logits_b| / max|logits|, tolerance {TOLERANCE:g}")

@@ -2,29 +2,30 @@
 (the worker sees only that GPU), once with TF32 and autotuning on and once with both off."""
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from harness.devices import canonical, visible_ids
+from harness.devices import CPU, Device, parse_device, visible_ids
 from harness.frameworks import FrameworkSpec
 from harness.orchestrator.probes import Probe, probe_framework
-from harness.orchestrator.workers import run_worker, worker_env
+from harness.orchestrator.workers import run_job, worker_env
+from harness.worker.protocol import DoctorJob
 
 SWITCHES = ((True, True), (False, False))  # (tf32, autotune)
 
 
-def pick_device(asked: str | None, probes: dict[str, Probe]) -> str:
+def pick_device(asked: Device | None, probes: dict[str, Probe]) -> Device:
     """The device asked for, or the first GPU any available framework sees, else cpu."""
     if asked:
-        return canonical(asked)
-    gpus = sorted({d["name"] for p in probes.values() if p.available for d in p.devices if d["name"] != "cpu"})
-    return gpus[0] if gpus else "cpu"
+        return asked
+    gpus = sorted({parse_device(d["name"]) for p in probes.values() if p.available for d in p.devices},
+                  key=lambda d: (d.kind, d.index or 0))
+    return next((d for d in gpus if d.is_gpu), CPU)
 
 
-def checks(spec: FrameworkSpec, probe: Probe, device: str, threads: int,
+def checks(spec: FrameworkSpec, probe: Probe, device: Device, threads: int,
            python: str | None = None) -> Iterator[dict[str, Any]]:
     """Every check line of one framework: {"framework", "switches", "name", "status", "detail"}."""
     def line(name: str, status: str, detail: str, switches: str = "") -> dict[str, Any]:
@@ -36,27 +37,24 @@ def checks(spec: FrameworkSpec, probe: Probe, device: str, threads: int,
         yield line("device", "FAIL", f"{spec.name} sees {', '.join(d['name'] for d in probe.devices)}, not {device}")
         return
     env, local = worker_env(spec, threads), device
-    if device != "cpu":  # the worker sees only this GPU, as cuda:0
+    if device.is_gpu:  # the worker sees only this GPU, as cuda:0
         env["CUDA_VISIBLE_DEVICES"] = visible_ids([device], os.environ.get("CUDA_VISIBLE_DEVICES"))[0]
-        local = "cuda:0"
+        local = device.local((device,))
     for tf32, autotune in SWITCHES:
         switches = f"tf32 {'on' if tf32 else 'off'}, autotune {'on' if autotune else 'off'}"
         with tempfile.TemporaryDirectory(prefix="convbench-doctor-") as tmp:
-            job = Path(tmp) / "job.json"
-            job.write_text(json.dumps({"framework": spec.name, "device": local, "tf32": tf32, "autotune": autotune,
-                                       "threads": threads}))
-            code, payload = run_worker(["doctor", str(job)], env, Path(tmp) / "worker.log", 900, lambda _: None, python)
-            log = (Path(tmp) / "worker.log").read_text(errors="replace").strip().splitlines()[-2:]
-        if code != 0 or not payload or "checks" not in payload:
-            why = (payload or {}).get("error") or f"worker exited with code {code}: {' | '.join(log)}"
+            result = run_job(DoctorJob(spec.name, local, tf32, autotune, threads), env, Path(tmp) / "worker.log", 900,
+                             python=python)
+            why = result.failure() or (None if "checks" in (result.payload or {}) else "the worker returned no checks")
+        if why:
             yield line("worker", "FAIL", why, switches)
             continue
-        for c in payload["checks"]:
+        for c in (result.payload or {})["checks"]:
             yield line(c["name"], c["status"], c["detail"], switches)
 
 
-def run_doctor(specs: list[FrameworkSpec], asked: str | None, threads: int, log: Path,
-               pythons: dict[str, str]) -> tuple[str, list[dict[str, Any]]]:
+def run_doctor(specs: list[FrameworkSpec], asked: Device | None, threads: int, log: Path,
+               pythons: dict[str, str]) -> tuple[Device, list[dict[str, Any]]]:
     """(the device checked, every check line)."""
     probes = {spec.name: probe_framework(spec, threads, log, pythons.get(spec.name)) for spec in specs}
     device = pick_device(asked, probes)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
@@ -17,7 +16,7 @@ from harness.frameworks import FrameworkSpec
 from harness.orchestrator.probes import Probe, measure_cpu_peak, probe_framework
 from harness.orchestrator.retries import run_with_retries
 from harness.orchestrator.workers import kill_current_worker
-from harness.results.records import make_row
+from harness.results.records import add_note, failure_row
 from harness.settings import Cell
 
 CELL_FILES = ("epochs.json", "samples.json", "worker.log", "cell.json", "checkpoint.npz")
@@ -65,11 +64,9 @@ def run_cell_remotely(cell: Cell, spec: FrameworkSpec) -> tuple[list[dict[str, A
         rows = run_with_retries(cell, spec, cell_dir)
         files = {f: (cell_dir / f).read_bytes() for f in CELL_FILES if (cell_dir / f).exists()}
     where = f"ran on ray node {os.uname().nodename}"
-    if cell.device != "cpu":
+    if cell.device.is_gpu:
         where += f", GPU {os.environ.get('CUDA_VISIBLE_DEVICES', '?')} of the node"
-    for row in rows:
-        row["note"] = "; ".join(filter(None, [row.get("note"), where]))
-    return rows, files
+    return add_note(rows, where), files
 
 
 def probe_remotely(spec: FrameworkSpec, threads: int, python: str | None) -> Probe:
@@ -121,9 +118,9 @@ class RayExecutor:
     def submit(self, cell: Cell, spec: FrameworkSpec) -> None:
         """A GPU cell reserves one GPU and its node's share of CPUs, and runs that many threads (not the
         driver's core count); a CPU cell reserves as many CPUs as it runs threads."""
-        if cell.device != "cpu":
+        if cell.device.is_gpu:
             cpus = min(cell.run.threads, self._cpus_per_gpu())
-            cell = cell.replace(run=replace(cell.run, threads=cpus))
+            cell = cell.with_run(threads=cpus)
             options = {"num_gpus": 1, "num_cpus": cpus}
         else:
             options = {"num_cpus": min(cell.run.threads, _cluster_cpus(self.ray))}
@@ -138,7 +135,7 @@ class RayExecutor:
             try:
                 rows, files = self.ray.get(ref)
             except Exception as exc:  # the task itself died (node lost, worker killed)
-                yield name, [make_row(cell, status="crashed", error=f"ray task failed: {type(exc).__name__}: {exc}")]
+                yield name, [failure_row(cell, "crashed", f"ray task failed: {type(exc).__name__}: {exc}")]
                 continue
             cell_dir = self.run_dir / "cells" / name
             cell_dir.mkdir(parents=True, exist_ok=True)

@@ -48,7 +48,7 @@ def from_config(path: str | Path | None) -> dict[str, str]:
     return dict(table)
 
 
-def resolve(cli: Sequence[str] | None, config: str | None, known: Sequence[str],
+def resolve_pythons(cli: Sequence[str] | None, config: str | None, known: Sequence[str],
             environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     """framework -> interpreter path, command line over environment over config file; absolute paths.
     A framework name that no plugin registers is a one-line error (a typo would silently run elsewhere)."""
@@ -74,15 +74,6 @@ def to_entries(pythons: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(f"{fw}={path}" for fw, path in sorted(pythons.items()))
 
 
-def of(entries: Sequence[str], framework: str) -> str | None:
-    """The interpreter given for ``framework`` in a run's settings, or None (the orchestrator's own)."""
-    return parse(entries).get(framework)
-
-
-def own() -> str:
-    return sys.executable
-
-
 def interpreter_info(spec: FrameworkSpec, python: str | None) -> dict[str, Any]:
     """The framework's interpreter, its Python and convbench versions, and the framework's installed version there
     (asked of a worker without importing the framework; read here when the framework has no interpreter of its own).
@@ -95,13 +86,13 @@ def interpreter_info(spec: FrameworkSpec, python: str | None) -> dict[str, Any]:
     base = {"executable": python, "python": "?", "convbench": "?", "installed": False, "version": None}
     if why := problem(python):
         return {**base, "reason": why}
-    from harness.orchestrator.workers import run_worker, worker_env
+    from harness.orchestrator.workers import run_job, worker_env
+    from harness.worker.protocol import InfoJob
     with tempfile.TemporaryDirectory(prefix="convbench-info-") as tmp:
-        log = Path(tmp) / "info.log"
-        code, payload = run_worker(["info", spec.name], worker_env(spec, 1), log, 120, lambda line: None, python)
-        text = log.read_text(errors="replace").strip().splitlines()
-    if code != 0 or not payload or "executable" not in payload:
-        why = (payload or {}).get("error") or (text[-1] if text else f"exit {code}")
+        result = run_job(InfoJob(spec.name), worker_env(spec, 1), Path(tmp) / "info.log", 120, python=python)
+        payload = result.payload
+        why = result.failure(lines=1) or (None if payload and "executable" in payload else "no interpreter facts")
+    if why or payload is None:
         return {**base, "reason": f"cannot run convbench's worker: {why}"}
     if payload["convbench"] != __version__:
         return {**payload, "installed": False, "reason": f"has convbench {payload['convbench']}, this is {__version__}"}

@@ -8,30 +8,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from harness.datasets import DATASETS, load_dataset
-from harness.devices import CPU, parse_device, parse_gpu_list
+from harness.devices import CPU, Device, parse_device, parse_gpu_list
 from harness.errors import ConvbenchError
 from harness.model.graph import ModelDef
 from harness.orchestrator import interpreters
 from harness.orchestrator.probes import Probe
-from harness.orchestrator.recipes import load_recipe_file, resolve
+from harness.orchestrator.recipes import KEYS, check_recipe, load_recipe_file
 from harness.plugin_manager import Registries
 from harness.registry import unknown_name
-from harness.results.records import cell_id, make_row
+from harness.results.records import cell_id, failure_row
 from harness.results.rundir import new_run_dir, write_json
 from harness.settings import (
     DEFAULT_DATASET,
     DEFAULT_EPOCHS,
     DEFAULT_MODELS,
-    RECIPE_BATCH,
     Cell,
     RunSettings,
-    default_batch,
+    cell_batch,
+    default_threads,
+    parse_schedule,
 )
 
 PLAN = "plan.json"
@@ -80,6 +80,7 @@ def new_plan(args: argparse.Namespace, argv: list[str], regs: Registries) -> Pla
     frameworks = [regs.frameworks.get(n).name for n in (args.frameworks or regs.frameworks.names())]
     models = [regs.models.get(n) for n in (args.models or DEFAULT_MODELS)]
     check_data(settings, models)
+    check_batches(settings, models)
     if settings.resume_from:
         check_resume_checkpoint(settings.resume_from, models, settings.epochs)
     run_id, run_dir = new_run_dir(args.output)
@@ -90,10 +91,7 @@ def new_plan(args: argparse.Namespace, argv: list[str], regs: Registries) -> Pla
 
 
 def resume_plan(args: argparse.Namespace, regs: Registries) -> Plan:
-    def given_(option: str) -> bool:  # store_true flags are False when absent; on/off switches are None
-        value = getattr(args, option, None)
-        return value is not None and (value is not False or option in ON_OFF)
-    given = [f"--{o.replace('_', '-')}" for o in MATRIX_OPTIONS if given_(o)]
+    given = [f"--{o.replace('_', '-')}" for o in MATRIX_OPTIONS if option_given(args, o)]
     if given:
         raise ConvbenchError(f"--resume reuses the run's own settings; drop {', '.join(given)}")
     plan = Plan.load(Path(args.resume))
@@ -104,50 +102,55 @@ def resume_plan(args: argparse.Namespace, regs: Registries) -> Plan:
     return plan
 
 
+def option_given(args: argparse.Namespace, option: str) -> bool:
+    """store_true flags are False when absent; every other option (on/off switches included) is None."""
+    value = getattr(args, option, None)
+    return value is not None and (value is not False or option in ON_OFF)
+
+
+# command-line options that are RunSettings fields of the same name, taken as given when not None
+DIRECT = ("mode", "epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "optimizer", "target", "warmup",
+          "steps", "threads", "compile", "precision", "layout", "tf32", "autotune", "seed", "timeout", "require_quiet",
+          "executor", "ray_address")
+
+
 def resolve_settings(args: argparse.Namespace, regs: Registries) -> RunSettings:
-    """RunSettings from the command line (never modified), the recipe file and the defaults."""
-    defaults = RunSettings()
-    mode = args.mode or defaults.mode
+    """The run's settings, merged once: the defaults of RunSettings < the recipe file < the command line (which
+    is never modified); then checked and derived (milestones, momentum of plain SGD, devices)."""
+    given = {k: getattr(args, k) for k in DIRECT if getattr(args, k) is not None}
+    mode = given.get("mode", RunSettings.mode)
     dataset = args.dataset or DEFAULT_DATASET[mode]
     if dataset not in DATASETS:
         raise ConvbenchError(unknown_name("dataset", dataset, DATASETS))
-    file_values = load_recipe_file(args.recipe) if args.recipe else {}
-    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "momentum": args.momentum,
-                 "weight_decay": args.weight_decay, "schedule": args.schedule, "optimizer": args.optimizer,
-                 "target": args.target, "augment": True if args.augment else None}
-    recipe = resolve(file_values, overrides, DEFAULT_EPOCHS[dataset])
-    batch = args.batch_size or file_values.get("batch_size")   # None: each model's default
+    flags = {k: True for k in ("augment", "no_checksum", "oom_retry") if getattr(args, k)}
+    values = {"epochs": DEFAULT_EPOCHS[dataset], **(load_recipe_file(args.recipe) if args.recipe else {}), **given,
+              **flags}
+    recipe = {k: values.get(k, getattr(RunSettings, k)) for k in KEYS}
+    check_recipe(recipe)
+    if recipe["optimizer"] == "sgd":
+        values["momentum"] = 0.0
+    values["milestones"] = parse_schedule(recipe["schedule"], recipe["epochs"])
     if mode == "speed":
-        recipe.update(epochs=None, target=None)
-    world, devices, device = data_parallel(args, mode, batch or RECIPE_BATCH)
-    return RunSettings(
-        mode=mode, dataset=dataset, data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None,
-        no_checksum=bool(args.no_checksum), epochs=recipe["epochs"], batch_size=batch, lr=recipe["lr"],
-        momentum=recipe["momentum"], weight_decay=recipe["weight_decay"], optimizer=recipe["optimizer"],
-        schedule=recipe["schedule"], decay_factor=recipe["decay_factor"], milestones=tuple(recipe["milestones"]),
-        augment=bool(recipe["augment"]), target=recipe["target"],
-        resume_from=str(Path(args.resume_from).resolve()) if args.resume_from else None,
-        warmup=defaults.warmup if args.warmup is None else args.warmup, steps=args.steps or defaults.steps,
-        device=device, threads=args.threads or os.cpu_count() or 1, compile=args.compile or defaults.compile,
-        precision=args.precision or defaults.precision, layout=args.layout or defaults.layout,
-        tf32=defaults.tf32 if args.tf32 is None else args.tf32,
-        autotune=defaults.autotune if args.autotune is None else args.autotune,
-        seed=defaults.seed if args.seed is None else args.seed, timeout=args.timeout, oom_retry=bool(args.oom_retry),
-        require_quiet=args.require_quiet,
-        executor=args.executor or defaults.executor, ray_address=args.ray_address, world_size=world, devices=devices,
-        pythons=interpreters.to_entries(interpreters.resolve(args.python, args.config, regs.frameworks.names())))
+        values.update(epochs=None, target=None)
+    values.setdefault("threads", default_threads())
+    world, devices, device = data_parallel(args, mode)
+    return RunSettings(**values, dataset=dataset, device=device, world_size=world, devices=devices,
+                       data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None,
+                       resume_from=str(Path(args.resume_from).resolve()) if args.resume_from else None,
+                       pythons=interpreters.to_entries(interpreters.resolve_pythons(args.python, args.config,
+                                                                            regs.frameworks.names())))
 
 
-def data_parallel(args: argparse.Namespace, mode: str, batch: int) -> tuple[int, tuple[str, ...] | None, str]:
+def data_parallel(args: argparse.Namespace, mode: str) -> tuple[int, tuple[Device, ...] | None, Device]:
     """(world size, per-rank devices, the cell's device) from --device, --nproc N (CPU processes) and
     --devices cuda:0,cuda:1 (GPUs). The cell's device is what rows, probes and hooks use, so with --devices
     it is the first GPU, never the default cpu."""
-    device = parse_device(args.device).name if args.device else None
-    if args.executor == "ray" and device not in (None, CPU.name, "cuda:0"):
+    device = parse_device(args.device) if args.device else None
+    if args.executor == "ray" and device not in (None, CPU, Device("cuda", 0)):
         raise ConvbenchError(f"with --executor ray a GPU cell runs on the GPU Ray reserves for its task: use --device "
                              f"cuda, not {device}")
     if not (args.nproc or args.devices):
-        return 1, None, device or CPU.name
+        return 1, None, device or CPU
     if args.nproc and args.devices:
         raise ConvbenchError("give --nproc (CPU processes) or --devices (GPUs), not both")
     if mode == "speed":
@@ -155,20 +158,26 @@ def data_parallel(args: argparse.Namespace, mode: str, batch: int) -> tuple[int,
     if args.executor == "ray":
         raise ConvbenchError("data-parallel cells run with the local executor; drop --executor ray")
     if args.devices:
-        devices = tuple(d.name for d in parse_gpu_list(args.devices))
+        devices = parse_gpu_list(args.devices)
         if device is not None and device != devices[0]:
-            raise ConvbenchError(f"--device {device} disagrees with --devices {','.join(devices)}; "
+            raise ConvbenchError(f"--device {device} disagrees with --devices {','.join(d.name for d in devices)}; "
                                  "--devices alone says where a data-parallel cell runs")
         device = devices[0]
     else:
-        if device is not None and device != CPU.name:
+        if device is not None and device.is_gpu:
             raise ConvbenchError(f"--nproc {args.nproc} trains on CPU processes; for GPUs use --devices cuda:0,cuda:1")
-        devices, device = (CPU.name,) * args.nproc, CPU.name
+        devices, device = (CPU,) * args.nproc, CPU
     if len(devices) < 2:
         raise ConvbenchError("data-parallel training needs at least 2 devices or processes")
-    if batch % len(devices):
-        raise ConvbenchError(f"global batch {batch} does not split evenly over {len(devices)} devices")
     return len(devices), devices, device
+
+
+def check_batches(settings: RunSettings, models: list[ModelDef]) -> None:
+    """Each model's global batch splits evenly over the data-parallel devices or processes."""
+    for m in models:
+        batch = cell_batch(settings, m)
+        if settings.world_size > 1 and batch % settings.world_size:
+            raise ConvbenchError(f"global batch {batch} does not split evenly over {settings.world_size} devices")
 
 
 def check_data(settings: RunSettings, models: list[ModelDef]) -> None:
@@ -197,8 +206,8 @@ def check_resume_checkpoint(path: str, models: list[ModelDef], epochs: int | Non
         raise ConvbenchError(f"checkpoint {path!r} has {done} epoch(s) already; ask for more with --epochs")
 
 
-def cell_name(framework: str, model: str, device: str, world: int, seed: int, several_seeds: bool) -> str:
-    return cell_id(framework, model, device) + (f"-x{world}" if world > 1 else "") + (f"-s{seed}" if several_seeds else "")
+def cell_name(framework: str, model: str, device: Device, world: int, seed: int, several_seeds: bool) -> str:
+    return cell_id(framework, model, device.name) + (f"-x{world}" if world > 1 else "") + (f"-s{seed}" if several_seeds else "")
 
 
 def prepare_cell(fw: str, model: str, seed: int, plan: Plan, probe: Probe, regs: Registries,
@@ -207,20 +216,18 @@ def prepare_cell(fw: str, model: str, seed: int, plan: Plan, probe: Probe, regs:
     settings = plan.settings
     spec = regs.frameworks.get(fw)
     dev = probe.device(settings.device) if probe.available else None
-    device = dev["name"] if dev is not None else settings.device
-    batch = settings.batch_size or default_batch(regs.models.get(model).input_shape, settings.mode)
-    cell = Cell(run_id=plan.run_id, name=cell_name(fw, model, device, world, seed, len(plan.seeds) > 1),
-                framework=fw, model=model, seed=seed, device=device, batch_size=batch, run=settings,
-                framework_version=probe.version, device_name=dev.get("description") if dev else None,
-                world_size=world, dp_mode=spec.data_parallel if world > 1 else None,
-                devices=settings.devices if world > 1 else None, python=interpreters.of(settings.pythons, fw))
+    run = replace(settings, seed=seed, batch_size=cell_batch(settings, regs.models.get(model)), world_size=world,
+                  devices=settings.devices if world > 1 else None)
+    cell = Cell(run_id=plan.run_id, name=cell_name(fw, model, settings.device, world, seed, len(plan.seeds) > 1),
+                framework=fw, model=model, run=run, framework_version=probe.version,
+                device_name=dev.get("description") if dev else None, dp_mode=spec.data_parallel if world > 1 else None)
     if world > 1 and spec.data_parallel is None:
-        return cell, [make_row(cell, status="unavailable", error=f"the {fw} plugin has no data-parallel engine")]
+        return cell, [failure_row(cell, "unavailable", f"the {fw} plugin has no data-parallel engine")]
     if not probe.available:
-        return cell, [make_row(cell, status="unavailable", error=probe.reason)]
+        return cell, [failure_row(cell, "unavailable", probe.reason)]
     if dev is None:
-        return cell, [make_row(cell, status="unavailable", error=f"{fw} sees no device {settings.device!r}")]
-    unseen = [d for d in cell.devices or () if probe.device(d) is None]
+        return cell, [failure_row(cell, "unavailable", f"{fw} sees no device {settings.device.name!r}")]
+    unseen = [d.name for d in cell.devices or () if probe.device(d) is None]
     if unseen:
-        return cell, [make_row(cell, status="unavailable", error=f"{fw} sees no device {', '.join(map(repr, unseen))}")]
+        return cell, [failure_row(cell, "unavailable", f"{fw} sees no device {', '.join(map(repr, unseen))}")]
     return cell, None

@@ -1,15 +1,17 @@
 """Before any cell: what each framework is (version, devices), asked of a short-lived worker per framework."""
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.devices import canonical
+from harness.devices import Device
 from harness.frameworks import FrameworkSpec
 from harness.orchestrator import interpreters
-from harness.orchestrator.workers import run_worker, worker_env
+from harness.orchestrator.workers import run_job, worker_env
+from harness.worker.protocol import GemmJob, ProbeJob
 
 
 @dataclass
@@ -23,10 +25,9 @@ class Probe:
     interpreter: dict[str, Any] = field(default_factory=dict)  # the workers' Python: executable, version, convbench
     bad_interpreter: bool = False   # the framework's --python is unusable (a user error when it was asked for)
 
-    def device(self, name: str) -> dict[str, Any] | None:
-        """The probed device a device string means (``cuda`` is ``cuda:0``), or None if absent."""
-        wanted = canonical(name)
-        return next((d for d in self.devices if d["name"] == wanted), None)
+    def device(self, device: Device) -> dict[str, Any] | None:
+        """The probed device (its name and description), or None if the framework does not see it."""
+        return next((d for d in self.devices if d["name"] == device.name), None)
 
 
 def probe_framework(spec: FrameworkSpec, threads: int, log: Path, python: str | None = None) -> Probe:
@@ -38,7 +39,8 @@ def probe_framework(spec: FrameworkSpec, threads: int, log: Path, python: str | 
     elif why := interpreters.problem(python):
         return Probe(spec.name, False, f"--python {spec.name}={python}: {why}", bad_interpreter=True)
     start = log.stat().st_size if log.exists() else 0
-    code, payload = run_worker(["probe", spec.name], worker_env(spec, threads), log, 300, lambda line: None, python)
+    result = run_job(ProbeJob(spec.name), worker_env(spec, threads), log, 300, python=python)
+    code, payload = result.code, result.payload
     if python is not None and (why := interpreter_problem(python, code, payload, log, start)):
         return Probe(spec.name, False, f"--python {spec.name}={python}: {why}", bad_interpreter=True)
     if code != 0 or payload is None:
@@ -67,12 +69,12 @@ def interpreter_problem(python: str, code: int | None, payload: dict[str, Any] |
 
 def describe(p: Probe) -> str:
     devices = ", ".join(d["name"] for d in p.devices)
-    where = f" in {p.interpreter['executable']}" if p.interpreter.get("executable") not in (None, interpreters.own()) else ""
+    where = f" in {p.interpreter['executable']}" if p.interpreter.get("executable") not in (None, sys.executable) else ""
     return (f"  {p.framework}: {p.version} ({devices}){where}" if p.available
             else f"  {p.framework}: unavailable ({p.reason})")
 
 
 def measure_cpu_peak(threads: int, log: Path) -> float | None:
     """The float32 GEMM rate of this machine's CPU with ``threads`` threads, in a worker (GFLOP/s)."""
-    code, payload = run_worker(["gemm", "-"], worker_env(None, threads), log, 300, lambda line: None)
-    return payload.get("gflops") if payload and code == 0 else None
+    result = run_job(GemmJob(), worker_env(None, threads), log, 300)
+    return result.payload.get("gflops") if result.payload and result.code == 0 else None

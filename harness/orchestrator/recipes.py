@@ -1,4 +1,5 @@
-"""Training recipes: the articles' default, command-line overrides and TOML recipe files.
+"""Recipe files (TOML) and the recipe's ranges; ``plan.resolve_settings`` merges them with the command line and
+the defaults of ``harness.settings`` in one place.
 
 A recipe file holds any of: epochs, batch_size, lr, momentum, weight_decay, schedule, decay_factor,
 augment, target, optimizer. Command-line options override the file; the file overrides the defaults.
@@ -15,29 +16,10 @@ else:  # Python 3.10 (still in many GPU containers): the same parser as the toml
     import tomli as tomllib
 
 from harness.errors import ConvbenchError
-from harness.settings import RECIPE_BATCH, RunSettings
+from harness.settings import OPTIMIZERS
 
-ARTICLES = {"batch_size": RECIPE_BATCH, **{k: getattr(RunSettings, k) for k in (
-    "lr", "momentum", "weight_decay", "schedule", "decay_factor", "augment", "optimizer")}}
 KEYS = {"epochs": int, "batch_size": int, "lr": float, "momentum": float, "weight_decay": float, "schedule": str,
         "decay_factor": float, "augment": bool, "target": float, "optimizer": str}
-OPTIMIZERS = ("momentum", "sgd")
-
-
-def parse_schedule(text: str, epochs: int) -> tuple[int, ...]:
-    """'step' (x decay at half the epochs), 'step:E1,E2' (at those epochs, 1-based counts) or 'constant'."""
-    if text == "constant":
-        return ()
-    if text == "step":
-        return (epochs // 2,) if epochs > 1 else ()
-    if text.startswith("step:"):
-        try:
-            marks = tuple(int(v) for v in text[5:].split(",") if v.strip())
-        except ValueError:
-            marks = ()
-        if marks and all(0 < m for m in marks) and list(marks) == sorted(marks):
-            return marks
-    raise ConvbenchError(f"bad schedule {text!r}; use step, step:E1,E2,... (increasing epochs) or constant")
 
 
 def read_toml(path: str | Path, kind: str) -> dict[str, Any]:
@@ -66,12 +48,10 @@ def load_recipe_file(path: str | Path) -> dict[str, Any]:
     return out
 
 
-def resolve(file_values: dict[str, Any], overrides: dict[str, Any], default_epochs: int) -> dict[str, Any]:
-    """Defaults < recipe file < command line; checks ranges and the schedule."""
-    recipe = {**ARTICLES, "epochs": default_epochs, "target": None, **file_values,
-              **{k: v for k, v in overrides.items() if v is not None}}
+def check_recipe(recipe: dict[str, Any]) -> None:
+    """The recipe's values in range (every key of KEYS; ``batch_size`` and ``target`` may be None)."""
     for key in ("epochs", "batch_size"):
-        if recipe[key] < 1:
+        if recipe[key] is not None and recipe[key] < 1:
             raise ConvbenchError(f"{key} must be at least 1, got {recipe[key]}")
     for key in ("lr", "decay_factor"):
         if not recipe[key] > 0:
@@ -82,7 +62,3 @@ def resolve(file_values: dict[str, Any], overrides: dict[str, Any], default_epoc
         raise ConvbenchError(f"target is a test accuracy in (0, 1], got {recipe['target']}")
     if recipe["optimizer"] not in OPTIMIZERS:
         raise ConvbenchError(f"unknown optimizer {recipe['optimizer']!r}; known: {', '.join(OPTIMIZERS)}")
-    if recipe["optimizer"] == "sgd":
-        recipe["momentum"] = 0.0
-    recipe["milestones"] = list(parse_schedule(recipe["schedule"], recipe["epochs"]))
-    return recipe

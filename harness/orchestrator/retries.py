@@ -2,21 +2,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from harness.frameworks import FrameworkSpec
 from harness.hardware import telemetry
+from harness.orchestrator.cells import run_cell
 from harness.orchestrator.progress import Progress
-from harness.orchestrator.workers import run_cell
+from harness.results.records import Row, add_note
 from harness.settings import Cell
 
 
-def run_with_retries(cell: Cell, spec: FrameworkSpec, cell_dir: Path,
-                     say: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Runs a cell in a worker; with --oom-retry, again at half the batch after each out-of-memory."""
+def run_with_retries(cell: Cell, spec: FrameworkSpec, cell_dir: Path, say: Callable[[str], None] = print) -> list[Row]:
+    """Runs a cell in a worker; with --oom-retry, again (a new cell) at half the batch after each out-of-memory."""
     cell = cell.replace(checkpoint=str(cell_dir / "checkpoint.npz"))
     first_batch = cell.batch_size
-    waited = ""
+    waited = None
     if cell.run.require_quiet:
         quiet, busy, seconds = telemetry.wait_for_quiet(cell.run.require_quiet)
         if not quiet:
@@ -30,11 +30,8 @@ def run_with_retries(cell: Cell, spec: FrameworkSpec, cell_dir: Path,
             say(f"[{cell.name}] {row['phase'] or ''} {row['status']}" + (f": {row['error']}" if row["error"] else ""))
         if not any(r["status"] == "oom" for r in rows) or not cell.run.oom_retry or cell.batch_size == 1:
             break
-        cell = cell.replace(batch_size=cell.batch_size // 2)
+        cell = cell.with_run(batch_size=cell.batch_size // 2)
         say(f"[{cell.name}] out of memory: retrying with batch {cell.batch_size}")
     if cell.batch_size != first_batch:
-        for row in rows:
-            row["note"] = f"batch halved from {first_batch} to {cell.batch_size} after out-of-memory (--oom-retry)"
-    for row in rows if waited else ():
-        row["note"] = "; ".join(filter(None, [row.get("note"), waited]))
-    return rows
+        add_note(rows, f"batch halved from {first_batch} to {cell.batch_size} after out-of-memory (--oom-retry)")
+    return add_note(rows, waited)

@@ -13,7 +13,6 @@ from typing import Any
 
 from harness.errors import ConvbenchError
 from harness.hardware import nvml, telemetry
-from harness.orchestrator import interpreters
 from harness.orchestrator.executors import Executor, make_executor
 from harness.orchestrator.plan import Plan, prepare_cell
 from harness.orchestrator.probes import Probe, describe
@@ -21,6 +20,7 @@ from harness.orchestrator.workers import recorded_env, worker_env
 from harness.plugin_manager import Registries
 from harness.results import journal
 from harness.results.csvio import write_csv
+from harness.results.records import add_scaling_efficiency
 from harness.results.rundir import base_meta, write_json
 from harness.results.table import comparison_table
 from harness.settings import RunSettings
@@ -87,11 +87,10 @@ def probe_all(plan: Plan, meta: dict[str, Any], regs: Registries, executor: Exec
     """Each framework's probe (in a worker where the cells will run), the GPUs' facts, the CPU GEMM peak for
     speed runs, and the device check."""
     settings, log = plan.settings, plan.run_dir / "probe.log"
-    gpu = settings.device != "cpu"
     probes = {}
     for name in plan.frameworks:
-        probes[name] = executor.probe(regs.frameworks.get(name), settings.threads, log, gpu,
-                                      interpreters.of(settings.pythons, name))
+        probes[name] = executor.probe(regs.frameworks.get(name), settings.threads, log, settings.device.is_gpu,
+                                      settings.interpreter(name))
         if probes[name].bad_interpreter and plan.explicit:   # asked for by name: a user error, not a row
             write_json(plan.run_dir / "meta.json", meta)
             raise ConvbenchError(probes[name].reason)
@@ -101,7 +100,7 @@ def probe_all(plan: Plan, meta: dict[str, Any], regs: Registries, executor: Exec
                           for name in plan.frameworks}
     meta["gpus"] = nvml.machine()
     meta["telemetry"] = telemetry_meta(settings)
-    if settings.mode == "speed" and settings.device == "cpu" and settings.cpu_peak_gflops is None:
+    if settings.mode == "speed" and not settings.device.is_gpu and settings.cpu_peak_gflops is None:
         peak = executor.cpu_peak(settings.threads, log)
         plan.settings = settings = replace(settings, cpu_peak_gflops=peak)
         plan.save()  # a resumed run compares against the same peak
@@ -120,7 +119,7 @@ def probe_all(plan: Plan, meta: dict[str, Any], regs: Registries, executor: Exec
 def telemetry_meta(settings: RunSettings) -> dict[str, Any]:
     """How the rows' telemetry columns were measured, and why energy is missing where it is."""
     handles: list[Any] = []
-    if settings.device != "cpu":
+    if settings.device.is_gpu:
         module, why = nvml.load()
         if module is None:
             return {"sampler_interval_s": 0.5, "busy_threshold": telemetry.BUSY_THRESHOLD, "energy": f"none: {why}"}
@@ -134,20 +133,8 @@ def check_devices(settings: RunSettings, probes: dict[str, Probe]) -> None:
     """Every GPU the run names (--device, each of --devices) must be seen by some available framework:
     one line and exit 2 before any cell starts, not a crashed cell or rank later."""
     for device in dict.fromkeys([settings.device, *(settings.devices or ())]):
-        if device != "cpu" and not any(p.available and p.device(device) for p in probes.values()):
-            raise ConvbenchError(f"device {device!r} not found: no available framework sees it on this machine")
-
-
-def add_scaling_efficiency(rows: list[dict[str, Any]], done: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """throughput on N devices / (N x throughput of the single-device baseline on the same global batch)."""
-    for row in rows:
-        world = int(row.get("world_size") or 1)
-        if world > 1 and row["status"] == "ok":
-            base_name = row["cell"].replace(f"-x{world}", "")
-            base = [r for r in done.get(base_name, []) if r["status"] == "ok"]
-            if base and base[0].get("images_per_sec"):
-                row["scaling_efficiency"] = row["images_per_sec"] / (world * base[0]["images_per_sec"])
-    return rows
+        if device.is_gpu and not any(p.available and p.device(device) for p in probes.values()):
+            raise ConvbenchError(f"device {device.name!r} not found: no available framework sees it on this machine")
 
 
 def record(run_dir: Path, name: str, rows: list[dict[str, Any]]) -> None:

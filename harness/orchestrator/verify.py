@@ -1,7 +1,6 @@
 """``convbench verify`` across processes: each framework computes the shared inputs' logits in its own worker."""
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -9,8 +8,9 @@ from typing import Any
 from harness.errors import ConvbenchError
 from harness.frameworks import FrameworkSpec
 from harness.model.graph import ModelDef
-from harness.model.verification import Comparison, compare, write_inputs
-from harness.orchestrator.workers import run_worker, worker_env
+from harness.model.verification import Agreement, agreement, write_inputs
+from harness.orchestrator.workers import run_job, worker_env
+from harness.worker.protocol import VerifyJob
 
 
 def usable_frameworks(specs: list[FrameworkSpec], explicit: bool, pythons: dict[str, str]) -> list[FrameworkSpec]:
@@ -31,7 +31,7 @@ def usable_frameworks(specs: list[FrameworkSpec], explicit: bool, pythons: dict[
 
 
 def verify(specs: list[FrameworkSpec], models: list[ModelDef], seed: int, threads: int,
-           pythons: dict[str, str]) -> list[Comparison]:
+           pythons: dict[str, str]) -> list[Agreement]:
     """Every model's logits in every framework (one worker each), compared pairwise."""
     names = [s.name for s in specs]
     with tempfile.TemporaryDirectory(prefix="convbench-verify-") as tmp:
@@ -39,15 +39,10 @@ def verify(specs: list[FrameworkSpec], models: list[ModelDef], seed: int, thread
         write_inputs(models, folder, seed)
         results: dict[str, dict[str, Any]] = {}
         for spec in specs:
-            job = folder / f"{spec.name}.job.json"
-            job.write_text(json.dumps({"framework": spec.name, "models": [m.name for m in models], "folder": tmp,
-                                       "threads": threads}))
             print(f"computing logits in {spec.name} ...", flush=True)
-            code, payload = run_worker(["verify", str(job)], worker_env(spec, threads), folder / "worker.log", None,
-                                       lambda line: None, pythons.get(spec.name))
-            if payload is None or "error" in payload and code != 0:
-                log = (folder / "worker.log").read_text(errors="replace").strip().splitlines()[-3:]
-                why = (payload or {}).get("error") or " | ".join(log)
-                payload = {m.name: {"error": f"worker failed: {why}"} for m in models}
-            results[spec.name] = payload
-        return [compare(m, names, results, folder) for m in models]
+            job = VerifyJob(spec.name, tuple(m.name for m in models), tmp, threads)
+            result = run_job(job, worker_env(spec, threads), folder / "worker.log", python=pythons.get(spec.name))
+            why = result.failure(lines=3)
+            results[spec.name] = ({m.name: {"error": f"worker failed: {why}"} for m in models} if why
+                                  else result.payload or {})
+        return [agreement(m, names, results, folder) for m in models]

@@ -1,7 +1,13 @@
-"""Result rows: flat dicts with a fixed column order and a status field."""
+"""Result rows: flat dicts with a fixed column order and a status field, built here and only here.
+
+A row is made from typed parts on both sides of the process boundary: the cell's settings (``cell_values``),
+then in the worker what it measured (``measured_row``), or in the orchestrator why the cell failed
+(``failure_row``); the orchestrator then fills what only it knows (NVML's facts, telemetry, the retry's and the
+executor's notes) with ``fill`` and ``add_note``. Notes are joined in one place (``add_note``).
+"""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 from harness.settings import Cell
 
@@ -33,28 +39,76 @@ COLUMNS = (
     "note",
 )
 STATUSES = ("ok", "error", "crashed", "timeout", "diverged", "oom", "unavailable")
+Row = dict[str, Any]
 
 
 def cell_id(framework: str, model: str, device: str) -> str:
     return f"{framework}-{model}-{device.replace(':', '')}"
 
 
-def cell_values(cell: Cell) -> dict[str, Any]:
+def cell_values(cell: Cell) -> Row:
     """The columns a cell's settings fill in (what was asked for; execution values come from the worker)."""
     run = cell.run
     return {"run_id": cell.run_id, "cell": cell.name, "framework": cell.framework,
             "framework_version": cell.framework_version, "model": cell.model, "mode": run.mode,
-            "phase": "train" if run.mode == "train" else None, "device": cell.device, "device_name": cell.device_name,
-            "dataset": run.dataset, "batch_size": cell.batch_size, "epochs": run.epochs, "seed": cell.seed,
-            "lr": run.lr, "threads": run.threads, "precision": run.precision, "compile": run.compile,
-            "layout": run.layout, "world_size": cell.world_size, "per_device_batch": cell.per_device_batch}
+            "phase": "train" if run.mode == "train" else None, "device": cell.device.name,
+            "device_name": cell.device_name, "dataset": run.dataset, "batch_size": cell.batch_size,
+            "epochs": run.epochs, "seed": cell.seed, "lr": run.lr, "threads": run.threads, "precision": run.precision,
+            "compile": run.compile, "layout": run.layout, "world_size": cell.world_size,
+            "per_device_batch": cell.per_device_batch}
 
 
-def make_row(cell: Cell, **values: Any) -> dict[str, Any]:
+def make_row(cell: Cell, **values: Any) -> Row:
     """A row with every column present: the cell's settings, then ``values``; missing ones are None."""
-    row: dict[str, Any] = {c: None for c in COLUMNS}
+    row: Row = {c: None for c in COLUMNS}
     row.update(cell_values(cell))
     row.update(values)
     if row["status"] not in STATUSES:
         raise ValueError(f"bad status {row['status']!r}")
     return row
+
+
+def measured_row(cell: Cell, common: dict[str, Any], notes: Iterable[str | None] = (), **measured: Any) -> Row:
+    """An ``ok`` row of what a worker measured: ``common`` holds what every row of the cell carries (parameters,
+    FLOPs, the execution settings read back from the framework), ``measured`` the phase's own figures."""
+    return make_row(cell, status="ok", error="", note=join_notes(notes), **measured, **common)
+
+
+def failure_row(cell: Cell, status: str, error: str, **values: Any) -> Row:
+    """The one row of a cell that did not finish (or could not start), with its status and the reason."""
+    return make_row(cell, status=status, error=error, **values)
+
+
+def join_notes(notes: Iterable[str | None]) -> str | None:
+    """Notes in order, empty ones dropped, joined by '; ' (None when there is none)."""
+    return "; ".join(n for n in notes if n) or None
+
+
+def add_note(rows: list[Row], note: str | None) -> list[Row]:
+    """Appends ``note`` to every row's own."""
+    for row in rows:
+        row["note"] = join_notes([row.get("note"), note])
+    return rows
+
+
+def fill(rows: list[Row], values: dict[str, Any]) -> list[Row]:
+    """Fills the columns the worker left empty with ``values`` (a ``note`` is appended to the row's own)."""
+    for row in rows:
+        for key, value in values.items():
+            if key == "note":
+                add_note([row], value)
+            elif row.get(key) is None:
+                row[key] = value
+    return rows
+
+
+def add_scaling_efficiency(rows: list[Row], done: dict[str, list[Row]]) -> list[Row]:
+    """A data-parallel row's throughput on N devices / (N x its single-device baseline's, same global batch);
+    ``done`` holds the rows journaled so far by cell name."""
+    for row in rows:
+        world = int(row.get("world_size") or 1)
+        if world > 1 and row["status"] == "ok":
+            base = [r for r in done.get(row["cell"].replace(f"-x{world}", ""), []) if r["status"] == "ok"]
+            if base and base[0].get("images_per_sec"):
+                row["scaling_efficiency"] = row["images_per_sec"] / (world * base[0]["images_per_sec"])
+    return rows

@@ -1,8 +1,7 @@
-"""The worker process: ``python -m harness.worker COMMAND TARGET OUT.json`` (see ``protocol``).
+"""The worker process: ``python -m harness.worker JOB.json OUT.json`` (see ``protocol``).
 
-``cell CELL.json``, ``probe FRAMEWORK``, ``info FRAMEWORK``, ``eval JOB.json``, ``verify JOB.json``,
-``doctor JOB.json`` or ``gemm -``. Progress lines go to the original stdout; anything the framework prints to
-stdout is diverted to stderr (the cell's log).
+JOB.json holds one typed job (a cell, a probe, an evaluation, ...), run by ``jobs.run``. Progress lines go to
+the original stdout; anything the framework prints to stdout is diverted to stderr (the worker's log).
 """
 from __future__ import annotations
 
@@ -10,10 +9,11 @@ import json
 import os
 import sys
 import traceback
-from typing import Any, TextIO
+from typing import TextIO
 
 from harness.errors import ConvbenchError
-from harness.worker.protocol import EXIT_EXCEPTION, EXIT_OK, EXIT_USER_ERROR
+from harness.worker import jobs
+from harness.worker.protocol import EXIT_EXCEPTION, EXIT_OK, EXIT_USER_ERROR, read_job
 
 OOM_NAMES = ("OutOfMemoryError", "ResourceExhaustedError", "MemoryError")
 
@@ -45,33 +45,12 @@ def _progress_stream() -> TextIO:
     return os.fdopen(saved, "w", buffering=1)
 
 
-def dispatch(command: str, target: str, progress: TextIO) -> dict[str, Any]:
-    from harness.worker import jobs
-    if command == "probe":
-        return jobs.probe(target)
-    if command == "info":
-        return jobs.info(target)
-    if command == "gemm":
-        return jobs.gemm()
-    with open(target) as fh:
-        spec = json.load(fh)
-    if command == "eval":
-        return jobs.evaluate(spec)
-    if command == "verify":
-        return jobs.verification_logits(spec)
-    if command == "doctor":
-        return jobs.doctor(spec)
-    if command == "cell":
-        return jobs.cell(spec, progress)
-    raise ConvbenchError(f"unknown worker command {command!r}")
-
-
 def main(argv: list[str]) -> int:
     die_with_parent()
     progress = _progress_stream()
-    command, target, out_path = argv
+    job_path, out_path = argv
     try:
-        payload, code = dispatch(command, target, progress), EXIT_OK
+        payload, code = jobs.run(read_job(job_path), progress), EXIT_OK
     except ConvbenchError as exc:
         payload, code = {"error": str(exc), "kind": "user"}, EXIT_USER_ERROR
     except BaseException as exc:  # a bug, or a framework failure: keep the traceback for the log

@@ -1,4 +1,5 @@
-"""What every cell does first, in its worker: plugins, model, data, the native model with shared weights."""
+"""What every cell does first, in its worker: plugins, model, data, the native model with shared weights; and
+the two pieces other jobs share with it (``model_data``, ``build_native``)."""
 from __future__ import annotations
 
 import platform
@@ -9,13 +10,14 @@ from typing import Any
 import pluggy
 
 from harness.datasets import Dataset, load_dataset
+from harness.devices import Device
 from harness.errors import ConvbenchError
 from harness.model.graph import ModelDef
 from harness.model.shapes import Summary, summarize
 from harness.model.weights import init_weights
 from harness.native import NativeModel
 from harness.plugin_manager import build_registries, get_plugin_manager
-from harness.settings import Cell
+from harness.settings import BuildSettings, Cell, RunSettings
 
 
 @dataclass
@@ -32,41 +34,51 @@ class CellContext:
         return self.cell.framework
 
     @property
-    def device(self) -> str:
-        """The device as this worker names it (its first visible GPU is cuda:0), for the plugin's hooks."""
+    def device(self) -> Device:
+        """The device as this worker names it (its first visible GPU is cuda:0)."""
         return self.cell.local_device
 
     def sync(self) -> None:
-        self.pm.hook.convbench_synchronize(framework=self.framework, device=self.device)
+        self.pm.hook.convbench_synchronize(framework=self.framework, device=self.device.name)
 
     def peak_memory_mb(self, reset: bool = False) -> float | None:
-        return self.pm.hook.convbench_peak_memory_mb(framework=self.framework, device=self.device, reset=reset)
+        return self.pm.hook.convbench_peak_memory_mb(framework=self.framework, device=self.device.name, reset=reset)
 
     def common(self) -> dict[str, Any]:
         """Row values every row of this cell carries; on a GPU, the framework's CUDA / cuDNN / NCCL versions."""
         info = getattr(self.native, "execution_info", dict)()
-        gpu = self.pm.hook.convbench_runtime_versions(framework=self.framework) or {} if self.device != "cpu" else {}
+        gpu = self.pm.hook.convbench_runtime_versions(framework=self.framework) or {} if self.device.is_gpu else {}
         return {"params": self.native.param_count(), "flops_per_image": self.summary.flops, **info,
                 **{k: gpu.get(k) for k in ("cuda_runtime", "cudnn", "nccl")},
                 "python": platform.python_version(), "interpreter": sys.executable}
 
 
-def setup(cell: Cell, data_size: tuple[int, int] = (512, 256)) -> CellContext:
-    pm = get_plugin_manager()
-    regs = build_registries(pm)
-    model = regs.models.get(cell.model)
-    summary = summarize(model)
-    data = load_dataset(cell.run.dataset, data_dir=cell.run.data_dir, shape=model.input_shape,
-                        num_classes=model.num_classes, seed=cell.seed, synthetic_size=data_size,
-                        checksums_off=cell.run.no_checksum)
+def model_data(model: ModelDef, run: RunSettings, synthetic_size: tuple[int, int] = (512, 256)) -> Dataset:
+    """The run's dataset for ``model`` (a synthetic set takes the model's shape); it must fit the model."""
+    data = load_dataset(run.dataset, data_dir=run.data_dir, shape=model.input_shape, num_classes=model.num_classes,
+                        seed=run.seed, synthetic_size=synthetic_size, checksums_off=run.no_checksum)
     if data.shape != tuple(model.input_shape):
         raise ConvbenchError(f"model {model.name} takes {model.input_shape}, dataset {data.name} gives {data.shape}")
-    native = pm.hook.convbench_build_model(framework=cell.framework, model=model, device=cell.local_device,
-                                           settings=cell.plugin_settings())
+    return data
+
+
+def build_native(pm: pluggy.PluginManager, framework: str, model: ModelDef, device: Device,
+                 settings: BuildSettings) -> NativeModel:
+    """The framework's model of ``model`` on ``device`` (as this worker names it), through the build hook."""
+    native = pm.hook.convbench_build_model(framework=framework, model=model, device=device.name,
+                                           settings=settings.to_dict())
     if native is None:
-        raise ConvbenchError(f"no plugin builds models for framework {cell.framework!r}")
+        raise ConvbenchError(f"no plugin builds models for framework {framework!r}")
+    return native
+
+
+def setup(cell: Cell, data_size: tuple[int, int] = (512, 256)) -> CellContext:
+    pm = get_plugin_manager()
+    model = build_registries(pm).models.get(cell.model)
+    data = model_data(model, cell.run, data_size)
+    native = build_native(pm, cell.framework, model, cell.local_device, cell.build_settings())
     native.set_weights(init_weights(model, cell.seed))
     # the device's name as the framework sees it here, where the cell runs (on Ray, not the driver's GPU)
     seen = {d.name: d.description for d in pm.hook.convbench_discover_devices(framework=cell.framework) or []}
-    cell = cell.replace(device_name=seen.get(cell.local_device) or cell.device_name)
-    return CellContext(cell, pm, model, summary, data, native)
+    cell = cell.replace(device_name=seen.get(cell.local_device.name) or cell.device_name)
+    return CellContext(cell, pm, model, summarize(model), data, native)

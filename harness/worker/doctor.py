@@ -14,11 +14,13 @@ from typing import Any, Callable
 import numpy as np
 import pluggy
 
-from harness.devices import parse_device
+from harness.devices import CPU, Device
 from harness.model.verification import TOLERANCE
 from harness.model.weights import init_weights
 from harness.native import NativeModel
 from harness.plugin_manager import build_registries, get_plugin_manager
+from harness.settings import BuildSettings
+from harness.worker.context import build_native
 from harness.worker.timing import time_phase
 
 OK, FAIL, NA = "ok", "FAIL", "n/a"
@@ -35,11 +37,11 @@ class Check:
     detail: str
 
 
-def run_checks(framework: str, device: str, tf32: bool, autotune: bool, threads: int) -> list[dict[str, Any]]:
+def run_checks(framework: str, device: Device, tf32: bool, autotune: bool, threads: int) -> list[dict[str, Any]]:
     """Every check for ``framework`` on ``device`` (as this worker names it); never raises for a failed check."""
     pm = get_plugin_manager()
     regs = build_registries(pm)
-    settings = {"seed": 0, "threads": threads, "momentum": 0.9, "weight_decay": 0.0, "tf32": tf32, "autotune": autotune}
+    settings = BuildSettings(weight_decay=0.0, threads=threads, tf32=tf32, autotune=autotune)
     checks: list[Check] = []
 
     def attempt(name: str, fn: Callable[[], Check]) -> None:
@@ -48,37 +50,38 @@ def run_checks(framework: str, device: str, tf32: bool, autotune: bool, threads:
         except Exception as exc:  # a check that crashes is a failed check, and the others still run
             checks.append(Check(name, FAIL, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
 
-    def build(model: str, on: str = device) -> NativeModel:
+    def build(model: str, on: Device = device) -> NativeModel:
         definition = regs.models.get(model)
-        native = pm.hook.convbench_build_model(framework=framework, model=definition, device=on, settings=settings)
+        native = build_native(pm, framework, definition, on, settings)
         native.set_weights(init_weights(definition, 0))
         return native
 
-    gpu = parse_device(device).is_gpu
+    gpu = device.is_gpu
     attempt("device", lambda: check_device(pm, framework, device))
     attempt("synchronize", lambda: check_sync(pm, framework, device, build, regs))
     attempt("peak memory", lambda: check_peak_memory(pm, framework, device, build) if gpu
             else Check("peak memory", NA, "cpu: ru_maxrss covers the worker's whole life and cannot be reset"))
     attempt("switches", lambda: check_switches(build("lenet5"), gpu, tf32, autotune))
-    attempt("logits", lambda: check_logits(build, regs, device, tf32) if gpu
+    attempt("logits", lambda: check_logits(build, regs, tf32) if gpu
             else Check("logits", NA, "cpu is the reference device"))
     attempt("speed cell", lambda: check_speed(pm, framework, device, build))
     return [asdict(c) for c in checks]
 
 
-def check_device(pm: pluggy.PluginManager, framework: str, device: str) -> Check:
+def check_device(pm: pluggy.PluginManager, framework: str, device: Device) -> Check:
     seen = {d.name: d for d in pm.hook.convbench_discover_devices(framework=framework) or []}
-    if device not in seen:
+    if device.name not in seen:
         return Check("device", FAIL, f"{framework} sees {', '.join(seen) or 'nothing'}, not {device}")
-    memory = f", {seen[device].memory_mb / 1024:.0f} GiB" if seen[device].memory_mb else ""
-    return Check("device", OK, f"{seen[device].description or device}{memory}")
+    found = seen[device.name]
+    memory = f", {found.memory_mb / 1024:.0f} GiB" if found.memory_mb else ""
+    return Check("device", OK, f"{found.description or device}{memory}")
 
 
-def check_sync(pm: pluggy.PluginManager, framework: str, device: str, build: Callable[..., NativeModel],
+def check_sync(pm: pluggy.PluginManager, framework: str, device: Device, build: Callable[..., NativeModel],
                regs: Any) -> Check:
     """Queued steps timed to their dispatch, then to a synchronisation: on a GPU (and for frameworks that queue
     work on the CPU too) the second must be clearly longer; elsewhere synchronising adds nothing."""
-    name, size, steps = SYNC_WORK[parse_device(device).is_gpu]
+    name, size, steps = SYNC_WORK[device.is_gpu]
     native = build(name)
     model = regs.models.get(name)
     rng = np.random.default_rng(0)
@@ -86,7 +89,7 @@ def check_sync(pm: pluggy.PluginManager, framework: str, device: str, build: Cal
                                  rng.integers(0, model.num_classes, size))
 
     def sync() -> None:
-        pm.hook.convbench_synchronize(framework=framework, device=device)
+        pm.hook.convbench_synchronize(framework=framework, device=device.name)
     native.run_phase("train_step", batch, 1e-3)
     sync()
     start = time.perf_counter()
@@ -95,7 +98,7 @@ def check_sync(pm: pluggy.PluginManager, framework: str, device: str, build: Cal
     dispatched = time.perf_counter() - start
     sync()
     finished = time.perf_counter() - start
-    queues = parse_device(device).is_gpu or bool(getattr(pm.get_plugin(framework), "async_on_cpu", False))
+    queues = device.is_gpu or bool(getattr(pm.get_plugin(framework), "async_on_cpu", False))
     detail = f"{steps} {name} steps: dispatched in {1e3 * dispatched:.1f} ms, finished in {1e3 * finished:.1f} ms"
     if queues:
         ok = finished > 1.2 * dispatched
@@ -103,10 +106,11 @@ def check_sync(pm: pluggy.PluginManager, framework: str, device: str, build: Cal
     return Check("synchronize", OK, detail + " (this framework runs synchronously here)")
 
 
-def check_peak_memory(pm: pluggy.PluginManager, framework: str, device: str, build: Callable[..., NativeModel]) -> Check:
+def check_peak_memory(pm: pluggy.PluginManager, framework: str, device: Device,
+                      build: Callable[..., NativeModel]) -> Check:
     """A large forward pass, then a reset and a tiny one: the counter must drop."""
     def peak(reset: bool = False) -> float | None:
-        return pm.hook.convbench_peak_memory_mb(framework=framework, device=device, reset=reset)
+        return pm.hook.convbench_peak_memory_mb(framework=framework, device=device.name, reset=reset)
     rng = np.random.default_rng(1)
     big = build("vgg16")
     peak(reset=True)
@@ -136,24 +140,24 @@ def check_switches(native: NativeModel, gpu: bool, tf32: bool, autotune: bool) -
     return Check("switches", OK if ok else FAIL, detail + note)
 
 
-def check_logits(build: Callable[..., NativeModel], regs: Any, device: str, tf32: bool) -> Check:
+def check_logits(build: Callable[..., NativeModel], regs: Any, tf32: bool) -> Check:
     """lenet5 on the device against the same framework on the CPU, same weights and input: within verify's
     tolerance with TF32 off; TF32 keeps a 10-bit mantissa, so with it on the bound is 1e-2."""
     model = regs.models.get("lenet5")
     x = np.random.default_rng(2).random((8, *model.input_shape), dtype=np.float32)
-    on_device, on_cpu = build("lenet5").forward(x), build("lenet5", "cpu").forward(x)
+    on_device, on_cpu = build("lenet5").forward(x), build("lenet5", CPU).forward(x)
     scale = max(float(np.abs(on_cpu).max()), 1e-12)
     error = float(np.abs(on_device - on_cpu).max()) / scale
     limit = 1e-2 if tf32 else TOLERANCE
     return Check("logits", OK if error <= limit else FAIL, f"max|device - cpu| / max|cpu| = {error:.1e} (limit {limit:g})")
 
 
-def check_speed(pm: pluggy.PluginManager, framework: str, device: str, build: Callable[..., NativeModel]) -> Check:
+def check_speed(pm: pluggy.PluginManager, framework: str, device: Device, build: Callable[..., NativeModel]) -> Check:
     native = build("lenet5")
     rng = np.random.default_rng(3)
     batch = native.prepare_batch(rng.random((128, 3, 32, 32), dtype=np.float32), rng.integers(0, 10, 128))
     timing = time_phase(lambda: native.run_phase("train_step", batch, 1e-3),
-                        lambda: pm.hook.convbench_synchronize(framework=framework, device=device), 3, SPEED_STEPS)
+                        lambda: pm.hook.convbench_synchronize(framework=framework, device=device.name), 3, SPEED_STEPS)
     median = sorted(timing.samples_s)[len(timing.samples_s) // 2]
     ok = all(math.isfinite(s) and s > 0 for s in timing.samples_s)
     return Check("speed cell", OK if ok else FAIL, f"lenet5 train_step x{SPEED_STEPS} at batch 128: median "

@@ -17,7 +17,7 @@ from harness.datasets.batches import train_batches
 from harness.hardware.peaks import gpu_peak_gflops
 from harness.native import PHASES
 from harness.results import stats
-from harness.results.records import make_row
+from harness.results.records import measured_row
 from harness.settings import Cell
 from harness.worker.context import CellContext, setup
 from harness.worker.protocol import emit
@@ -29,7 +29,7 @@ PASS_FACTOR = {"forward": 1, "forward_backward": 3, "train_step": 3}
 
 def peak_of(ctx: CellContext, common: dict[str, Any]) -> tuple[float | None, str]:
     """(device peak GFLOP/s for the precision that ran, a note when there is none)."""
-    if ctx.cell.device == "cpu":
+    if not ctx.cell.device.is_gpu:
         peak = ctx.cell.run.cpu_peak_gflops
         return peak, "" if peak else "CPU GEMM peak not measured: peak_fraction left empty"
     peak, note = gpu_peak_gflops(ctx.cell.device_name or "", common.get("precision", "fp32"), bool(common.get("tf32")))
@@ -56,13 +56,13 @@ def run_speed_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
         samples[phase] = timing.samples_s
         achieved = ctx.summary.flops * PASS_FACTOR[phase] * batch_size / s.median / 1e9
         ms = s.scaled(1000)
-        rows.append(make_row(
-            ctx.cell, phase=phase, status="ok", error="", lr=SPEED_LR, steps=s.n, warmup=cell.run.warmup,
+        rows.append(measured_row(
+            ctx.cell, common, [note], phase=phase, lr=SPEED_LR, steps=s.n, warmup=cell.run.warmup,
             ms_mean=ms["mean"], ms_std=ms["std"], ms_median=ms["median"], ms_iqr=ms["iqr"], ms_min=ms["min"],
             ms_max=ms["max"], ms_ci_low=ms["ci_low"], ms_ci_high=ms["ci_high"], first_step_s=timing.first_step_s,
             images_per_sec=batch_size / s.median, pipelined_ms=1000 * window_s / cell.run.steps,
             pipelined_images_per_sec=batch_size * cell.run.steps / window_s, achieved_gflops=achieved,
             peak_gflops=peak_gflops, peak_fraction=achieved / peak_gflops if peak_gflops else None,
-            peak_mem_mb=ctx.peak_memory_mb(), note=note or None, **common))
+            peak_mem_mb=ctx.peak_memory_mb()))
         print(articles_line(phase, s.n, s.mean, s.std), file=progress)
     return {"rows": rows, "samples": samples}

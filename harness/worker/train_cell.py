@@ -6,9 +6,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from harness.devices import parse_device
 from harness.model.weights import check_momentum, check_weights, load_checkpoint, save_weights
-from harness.results.records import make_row
+from harness.results.records import failure_row, measured_row
 from harness.settings import Cell
 from harness.worker.context import setup
 from harness.worker.protocol import emit
@@ -17,17 +16,9 @@ from harness.worker.training import Diverged, Recipe, pipelined, train
 PROGRESS_EVERY_S = 1.0
 
 
-def recipe_of(cell: Cell) -> Recipe:
-    r = cell.run
-    assert r.epochs is not None, "a train cell has epochs"
-    return Recipe(epochs=r.epochs, batch_size=cell.batch_size, lr=r.lr, momentum=r.momentum,
-                  weight_decay=r.weight_decay, milestones=tuple(r.milestones), decay_factor=r.decay_factor,
-                  augment=r.augment, target=r.target)
-
-
 def run_train_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
     ctx = setup(cell)
-    recipe = recipe_of(cell)
+    recipe = Recipe.of(cell)
     first_epoch, resumed = 0, ""
     if cell.run.resume_from:
         first_epoch, resumed = resume(ctx.native, ctx.model, cell.run.resume_from)
@@ -53,26 +44,22 @@ def run_train_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
     common = ctx.common()
     try:
         result = train(ctx.native, ctx.data, recipe, cell.seed, ctx.sync, on_epoch, first_epoch=first_epoch,
-                       on_step=on_step, shard=cell.shard, prefetch=parse_device(cell.local_device).is_gpu,
+                       on_step=on_step, shard=cell.shard, prefetch=ctx.device.is_gpu,
                        on_region=lambda state, images: emit(progress, event="region", name="train", state=state,
                                                             images=images))
     except Diverged as exc:
-        return {"rows": [make_row(ctx.cell, status="diverged", error=str(exc), **common)]}
+        return {"rows": [failure_row(ctx.cell, "diverged", str(exc), **common)]}
     last = result.history[-1] if result.history else {}
-    note = ""
-    if recipe.target is not None and result.time_to_target_s is None:
-        note = f"target {recipe.target:g} not reached in {recipe.epochs} epochs"
-    if resumed:
-        note = (note + "; " if note else "") + resumed
-    if not pipelined(ctx.native):
-        note = (note + "; " if note else "") + ("this plugin has no train_step_async/read_losses: every step waited "
-                                                 "for its loss (slower on GPUs)")
-    row = make_row(ctx.cell, status="ok", error="", test_accuracy=result.test_accuracy,
-                   test_loss=last.get("test_loss"), train_loss=last.get("train_loss"),
-                   train_time_s=result.train_time_s, eval_time_s=result.eval_time_s,
-                   images_per_sec=result.train_images / result.train_time_s if result.train_time_s else math.nan,
-                   peak_mem_mb=ctx.peak_memory_mb(), target=recipe.target, time_to_target_s=result.time_to_target_s,
-                   epochs_to_target=result.epochs_to_target, epochs_run=len(result.history), note=note, **common)
+    missed = recipe.target is not None and result.time_to_target_s is None
+    notes = [f"target {recipe.target:g} not reached in {recipe.epochs} epochs" if missed else None, resumed,
+             None if pipelined(ctx.native) else ("this plugin has no train_step_async/read_losses: every step waited "
+                                                 "for its loss (slower on GPUs)")]
+    row = measured_row(ctx.cell, common, notes, test_accuracy=result.test_accuracy,
+                       test_loss=last.get("test_loss"), train_loss=last.get("train_loss"),
+                       train_time_s=result.train_time_s, eval_time_s=result.eval_time_s,
+                       images_per_sec=result.train_images / result.train_time_s if result.train_time_s else math.nan,
+                       peak_mem_mb=ctx.peak_memory_mb(), target=recipe.target, time_to_target_s=result.time_to_target_s,
+                       epochs_to_target=result.epochs_to_target, epochs_run=len(result.history))
     return {"rows": [row], "history": result.history}
 
 

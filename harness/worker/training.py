@@ -12,7 +12,7 @@ import numpy as np
 from harness.datasets import Dataset
 from harness.datasets.batches import PAD, batch_plan, padded_pair, test_batches, train_batches
 from harness.native import NativeModel
-from harness.settings import DEFAULT_EPOCHS, RECIPE_BATCH, RunSettings
+from harness.settings import DEFAULT_EPOCHS, RECIPE_BATCH, Cell, RunSettings, parse_schedule
 from harness.worker.pipeline import Prefetcher
 
 
@@ -20,8 +20,9 @@ from harness.worker.pipeline import Prefetcher
 class Recipe:
     """SGD with momentum and L2 weight decay; lr multiplied by ``decay_factor`` at each milestone epoch.
 
-    Defaults are the articles' (REFERENCE s.3); ``milestones=None`` means one decay at half the epochs.
-    ``target``: stop once test accuracy reaches it (time-to-target).
+    Defaults are RunSettings' (the articles', REFERENCE s.3), with 200 epochs and batch 128 as on CIFAR-10;
+    ``milestones=None`` means RunSettings' schedule (one decay at half the epochs). ``target``: stop once test
+    accuracy reaches it (time-to-target). A cell's recipe is ``Recipe.of(cell)``.
     """
     epochs: int = DEFAULT_EPOCHS["cifar10"]
     batch_size: int = RECIPE_BATCH
@@ -30,12 +31,20 @@ class Recipe:
     weight_decay: float = RunSettings.weight_decay
     milestones: tuple[int, ...] | None = None
     decay_factor: float = RunSettings.decay_factor
-    augment: bool = False
-    target: float | None = None
+    augment: bool = RunSettings.augment
+    target: float | None = RunSettings.target
+
+    @classmethod
+    def of(cls, cell: Cell) -> "Recipe":
+        r = cell.run
+        assert r.epochs is not None, "a train cell has epochs"
+        return cls(epochs=r.epochs, batch_size=cell.batch_size, lr=r.lr, momentum=r.momentum,
+                   weight_decay=r.weight_decay, milestones=tuple(r.milestones), decay_factor=r.decay_factor,
+                   augment=r.augment, target=r.target)
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate for 0-based ``epoch``."""
-        marks = self.milestones if self.milestones is not None else ((self.epochs // 2,) if self.epochs > 1 else ())
+        marks = self.milestones if self.milestones is not None else parse_schedule(RunSettings.schedule, self.epochs)
         return self.lr * self.decay_factor ** sum(1 for m in marks if epoch >= m)
 
 
@@ -57,7 +66,7 @@ class TrainResult:
         return self.history[-1]["test_accuracy"] if self.history else float("nan")
 
 
-def evaluate(native: NativeModel, data: Dataset, batch_size: int) -> tuple[float, float]:
+def test_metrics(native: NativeModel, data: Dataset, batch_size: int) -> tuple[float, float]:
     """(mean test loss, test accuracy) over every test image."""
     loss_sum, correct = 0.0, 0
     for xb, yb in test_batches(data.x_test, data.y_test, batch_size):
@@ -232,7 +241,7 @@ def train(native: NativeModel, data: Dataset, recipe: Recipe, seed: int, sync: C
         on_region("end", steps * recipe.batch_size)
         result.train_images += steps * recipe.batch_size
         start = clock()
-        test_loss, test_acc = evaluate(native, data, recipe.batch_size)
+        test_loss, test_acc = test_metrics(native, data, recipe.batch_size)
         sync()
         end = clock()
         result.eval_time_s += end - start

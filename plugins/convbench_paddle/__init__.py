@@ -8,6 +8,7 @@ from harness.devices import Device
 from harness.frameworks import DeviceInfo, FrameworkSpec
 from harness.model.graph import ModelDef
 from harness.plugin_base import Execution, FrameworkPlugin
+from harness.settings import BuildSettings
 
 
 class PaddlePlugin(FrameworkPlugin):
@@ -23,7 +24,7 @@ class PaddlePlugin(FrameworkPlugin):
         load), which turns TF32 off; without it they use TF32 on GPUs that have it."""
         return {"NVIDIA_TF32_OVERRIDE": None if execution.tf32 else "0"}
 
-    def build(self, model: ModelDef, execution: Execution, settings: dict[str, Any]) -> Any:
+    def build(self, model: ModelDef, execution: Execution, settings: BuildSettings) -> Any:
         from convbench_paddle.model import PaddleModel
         return PaddleModel(model, execution, settings)
 

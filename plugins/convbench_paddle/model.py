@@ -14,37 +14,39 @@ from convbench_paddle.layers import Net, cross_entropy, loss_fn
 from harness.model.graph import ModelDef
 from harness.model.shapes import summarize
 from harness.model.weights import check_momentum, check_weights
-from harness.plugin_base import Execution
+from harness.plugin_base import Execution, unknown_phase
+from harness.settings import BuildSettings
 
 PREFIX = "body."
 Batch = tuple[paddle.Tensor, paddle.Tensor]
 
 
 class PaddleModel:
-    def __init__(self, model: ModelDef, execution: Execution, settings: dict[str, Any]) -> None:
+    def __init__(self, model: ModelDef, execution: Execution, settings: BuildSettings) -> None:
         self.model = model
-        self.world = int(settings.get("world_size", 1)) if settings.get("dp_mode") == "processes" else 1
-        self.rank = int(settings.get("rank", 0)) if self.world > 1 else 0
+        dp = settings.parallel if settings.parallel and settings.parallel.mode == "processes" else None
+        self.world = dp.world_size if dp else 1
+        self.rank = dp.rank if dp else 0
         self.place = paddle_place(execution.device)   # a data-parallel rank gets its own device here
         self.execution = parse(execution, self.place)
         self.execution.apply(execution.autotune)
         paddle.disable_static()
         paddle.set_device(self.place)
-        if "threads" in settings:  # math-library threads; OpenMP threads come from the worker's env
-            paddle.base.core.set_num_threads(int(settings["threads"]))
-        paddle.seed(int(settings.get("seed", 0)))
+        if settings.threads:  # math-library threads; OpenMP threads come from the worker's env
+            paddle.base.core.set_num_threads(settings.threads)
+        paddle.seed(settings.seed)
         self.net = Net(model, summarize(model))
         self.run = self.net
         if self.execution.compile == "to_static":  # SOT mode: falls back to dygraph where it cannot capture
             self.run = paddle.jit.to_static(self.net, full_graph=False)  # the first call traces
         if self.world > 1:  # one process per device; gradients averaged during backward
-            parallel.init_process_group(self.place, self.rank, self.world)
+            parallel.init_process_group(execution.device, self.rank, self.world)
             self.run = parallel.wrap(self.run)
         self.params = [p for p in self.net.parameters() if not p.stop_gradient]
-        wd = float(settings.get("weight_decay", 0.0))
+        wd = settings.weight_decay
         # paddle's momentum op: v = m * v + (g + wd * w); w -= lr * v, i.e. torch's SGD with dampening 0
         self.optimizer = paddle.optimizer.Momentum(
-            learning_rate=0.0, momentum=float(settings.get("momentum", 0.9)), parameters=self.params,
+            learning_rate=0.0, momentum=settings.momentum, parameters=self.params,
             use_nesterov=False, weight_decay=paddle.regularizer.L2Decay(wd) if wd else None)
         self.lr: float | None = None
         self.scaler = paddle.amp.GradScaler() if self.execution.amp_dtype == "float16" else None
@@ -163,7 +165,7 @@ class PaddleModel:
         elif phase in ("forward_backward", "train_step"):
             self._step(x, y, lr, update=phase == "train_step")
         else:
-            raise ValueError(f"unknown phase {phase!r}")
+            raise unknown_phase(phase)
 
 
 def _tensor(array: np.ndarray) -> paddle.Tensor:

@@ -8,10 +8,11 @@ import os
 import paddle
 import paddle.distributed as dist
 
+from harness.devices import Device
 from harness.errors import ConvbenchError
 
 
-def init_process_group(place: str, rank: int, world: int) -> None:
+def init_process_group(device: Device, rank: int, world: int) -> None:
     """Joins the job's default process group: gloo for CPU processes, NCCL for GPUs.
 
     On CPU, paddle's default backend ("auto") takes the legacy GLOOParallelContext path, which makes
@@ -25,11 +26,11 @@ def init_process_group(place: str, rank: int, world: int) -> None:
     if given != (str(rank), str(world)):
         raise ConvbenchError(f"paddle data parallel: rank {rank} of {world} asked for, but the environment has "
                              f"PADDLE_TRAINER_ID={given[0]} PADDLE_TRAINERS_NUM={given[1]}")
-    if place == "cpu":
-        env["PADDLE_DISTRI_BACKEND"] = "gloo"
-    else:
+    if device.is_gpu:
         env["PADDLE_DISTRI_BACKEND"] = "nccl"
-        env["FLAGS_selected_gpus"] = place.split(":", 1)[1]  # init_parallel_env requires it on CUDA builds
+        env["FLAGS_selected_gpus"] = str(device.index)  # init_parallel_env requires it on CUDA builds
+    else:
+        env["PADDLE_DISTRI_BACKEND"] = "gloo"
     if env.get("MASTER_ADDR") and env.get("MASTER_PORT"):
         env["PADDLE_MASTER"] = f"{env['MASTER_ADDR']}:{env['MASTER_PORT']}"
     dist.init_parallel_env()

@@ -8,6 +8,7 @@ from harness.devices import Device
 from harness.frameworks import DeviceInfo, FrameworkSpec
 from harness.model.graph import ModelDef
 from harness.plugin_base import XLA_NO_AUTOTUNE, Execution, FrameworkPlugin, xla_flags
+from harness.settings import BuildSettings
 
 
 class TensorFlowPlugin(FrameworkPlugin):
@@ -24,7 +25,7 @@ class TensorFlowPlugin(FrameworkPlugin):
         return {"TF_CUDNN_USE_AUTOTUNE": "1" if execution.autotune else "0",
                 "XLA_FLAGS": xla_flags(os.environ.get("XLA_FLAGS"), XLA_NO_AUTOTUNE, not execution.autotune)}
 
-    def build(self, model: ModelDef, execution: Execution, settings: dict[str, Any]) -> Any:
+    def build(self, model: ModelDef, execution: Execution, settings: BuildSettings) -> Any:
         from convbench_tensorflow.model import TFModel
         return TFModel(model, execution, settings)
 

@@ -5,7 +5,7 @@ device. Every step is a tf.function (unless --compile none) traced once per batc
 rate is a tensor argument, so changing it does not retrace. Master weights are float32 whatever the
 precision.
 
-Data parallel (settings ``dp_mode`` "devices", ``world_size`` N > 1; see ``parallel``): the variables are
+Data parallel (``BuildSettings.parallel`` of mode "devices", ``world_size`` N > 1; see ``parallel``): the variables are
 MirroredVariables, the train step runs per replica on its slice of the global batch with gradients
 all-reduced (mean) before the update, and the loss returned is the global batch's mean. Batch norm uses
 each replica's own batch statistics in training (no cross-replica sync, like torch's DDP without
@@ -31,8 +31,8 @@ from harness.errors import ConvbenchError
 from harness.model.graph import ModelDef
 from harness.model.shapes import summarize
 from harness.model.weights import check_momentum, check_weights
-from harness.native import PHASES
-from harness.plugin_base import Execution
+from harness.plugin_base import Execution, unknown_phase
+from harness.settings import BuildSettings
 
 
 class HeldBatch(NamedTuple):
@@ -58,15 +58,16 @@ def host_tensor(images: np.ndarray) -> tf.Tensor:
 class TFModel:
     hold_crops_on_cpu = False   # hold_train_set declines a padded set on the CPU (numpy's crop is faster there)
 
-    def __init__(self, model: ModelDef, execution: Execution, settings: dict[str, Any]) -> None:
+    def __init__(self, model: ModelDef, execution: Execution, settings: BuildSettings) -> None:
         self.model = model
         self.device = tf_device(execution.device)  # validation first: these start no TF runtime
+        self.on_cpu = execution.device.is_cpu
         self.execution = TFExecution(execution)
-        seed = int(settings.get("seed", 0))
-        devices = replica_devices(execution.device, settings)  # logical CPU devices: before the runtime starts
+        seed = settings.seed
+        devices = replica_devices(execution.device, settings.parallel)  # logical CPU devices: before the runtime starts
         if devices is not None and self.execution.compile == "xla":
             raise ConvbenchError("tensorflow data parallel runs with --compile auto or none, not xla")
-        configure(settings.get("threads"), seed)  # before the first op: thread pools, GPU memory growth
+        configure(settings.threads, seed)  # before the first op: thread pools, GPU memory growth
         self.execution.apply()
         self.replicas = Replicas(devices) if devices is not None else None
         if self.replicas is not None:
@@ -74,7 +75,7 @@ class TFModel:
         self.world = self.replicas.world if self.replicas is not None else 1
         with self._scope(), tf.device(self.device):
             self.net = Net(model, summarize(model), self.execution.dtype, seed)
-            self.optimizer = SGD(self.net.trainable, settings.get("momentum", 0.9), settings.get("weight_decay", 0.0))
+            self.optimizer = SGD(self.net.trainable, settings.momentum, settings.weight_decay)
             self.scaler = LossScaler() if self.execution.precision == "fp16" else None
         self._lr_value: float | None = None
         self._lr_tensor: tf.Tensor | None = None
@@ -254,8 +255,7 @@ class TFModel:
         the hand-over (LeNet-5, batch 128, 2 cores, 20 interleaved epochs each: 10.1 against 9.6 ms per step;
         unaugmented, held was the faster, 10.2 against 10.4), and with the step's call cut to two arguments
         they tie (200 interleaved 5-step blocks: 0.875 against 0.868 of speed mode's window), so it stays."""
-        on_cpu = self.device.upper().startswith("/CPU")
-        if self.replicas is not None or (pad and on_cpu and not self.hold_crops_on_cpu):
+        if self.replicas is not None or (pad and self.on_cpu and not self.hold_crops_on_cpu):
             return False
         n, h, w, c = images.shape
         pixels = np.asarray(images, np.float32)
@@ -313,8 +313,7 @@ class TFModel:
             return tf.convert_to_tensor(np.asarray(a, np.float32))
         if self.replicas is None:
             with tf.device(self.device):
-                on_cpu = self.device.upper().startswith("/CPU")
-                return (host_tensor(images) if on_cpu else convert(images)), self._to_labels(labels)
+                return (host_tensor(images) if self.on_cpu else convert(images)), self._to_labels(labels)
         return self.replicas.distribute(images, convert), self.replicas.distribute(labels, self._to_labels)
 
     def run_phase(self, phase: str, batch: object, lr: float) -> None:
@@ -327,7 +326,7 @@ class TFModel:
             elif phase == "train_step":
                 self._train_fn(x, y, self._lr(lr))
             else:
-                raise ConvbenchError(f"unknown phase {phase!r}; known: {', '.join(PHASES)}")
+                raise unknown_phase(phase)
 
     def tracing_counts(self) -> dict[str, int]:
         """How often each step function has been traced (one per distinct batch shape; 0 when eager)."""

@@ -1,6 +1,6 @@
 """Data parallel inside one worker: tf.distribute.MirroredStrategy over several devices of this process.
 
-``--nproc N`` (settings ``world_size`` N, ``devices`` None or N x ``cpu``) splits the physical CPU into N
+``--nproc N`` (``DataParallel`` of ``world_size`` N, ``devices`` None or N x ``cpu``) splits the physical CPU into N
 logical CPU devices; ``--devices cuda:0,cuda:1`` mirrors over those GPUs. Every variable created under
 ``scope()`` is a MirroredVariable: one copy per device, all equal. A train step runs once per replica
 (``strategy.run``) on the replica's contiguous slice of the global batch; gradients are averaged by an
@@ -21,21 +21,22 @@ import tensorflow as tf
 from convbench_tensorflow.device import tf_device
 from harness.devices import Device, parse_gpu_list
 from harness.errors import ConvbenchError
+from harness.settings import DataParallel
 
 MEAN = tf.distribute.ReduceOp.MEAN
 
 
-def replica_devices(device: Device, settings: dict[str, Any]) -> list[str] | None:
+def replica_devices(device: Device, parallel: DataParallel | None) -> list[str] | None:
     """The TF devices of a data-parallel cell (None for a single-device one). For CPU replicas this
     also splits the physical CPU into logical devices, which TF allows only before its runtime starts."""
-    world = int(settings.get("world_size") or 1)
-    if settings.get("dp_mode") != "devices" or world <= 1:
+    if parallel is None or parallel.mode != "devices" or parallel.world_size <= 1:
         return None
-    listed = list(settings.get("devices") or [])
-    if listed and any(d != "cpu" for d in listed):
-        gpus = parse_gpu_list(listed)  # GPUs only, each once
+    world, listed = parallel.world_size, list(parallel.devices or ())
+    if any(d.is_gpu for d in listed):
+        gpus = parse_gpu_list([d.name for d in listed])  # GPUs only, each once
         if len(gpus) != world:
-            raise ConvbenchError(f"tensorflow data parallel: {world} devices needed, got {', '.join(listed)}")
+            raise ConvbenchError(f"tensorflow data parallel: {world} devices needed, got "
+                                 f"{', '.join(d.name for d in listed)}")
         return [tf_device(d) for d in gpus]
     if device.is_gpu:
         raise ConvbenchError(f"--nproc {world} means {world} CPU replicas, but the cell's device is {device.name!r}; "

@@ -7,6 +7,7 @@ from harness.devices import Device
 from harness.frameworks import DeviceInfo, FrameworkSpec
 from harness.model.graph import ModelDef
 from harness.plugin_base import Execution, FrameworkPlugin
+from harness.settings import BuildSettings
 
 
 class TorchPlugin(FrameworkPlugin):
@@ -16,7 +17,7 @@ class TorchPlugin(FrameworkPlugin):
     precisions = ("fp32", "bf16", "fp16")
     gpu_only_precisions = ("fp16",)
 
-    def build(self, model: ModelDef, execution: Execution, settings: dict[str, Any]) -> Any:
+    def build(self, model: ModelDef, execution: Execution, settings: BuildSettings) -> Any:
         from convbench_torch.model import TorchModel
         return TorchModel(model, execution, settings)
 

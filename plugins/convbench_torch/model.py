@@ -12,7 +12,8 @@ from convbench_torch.layers import Net, loss_fn
 from harness.model.graph import ModelDef
 from harness.model.shapes import summarize
 from harness.model.weights import check_momentum, check_weights
-from harness.plugin_base import Execution
+from harness.plugin_base import Execution, unknown_phase
+from harness.settings import BuildSettings
 
 PREFIX = "body."
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -42,27 +43,28 @@ class Batch(NamedTuple):
 
 
 class TorchModel:
-    def __init__(self, model: ModelDef, execution: Execution, settings: dict[str, Any]) -> None:
+    def __init__(self, model: ModelDef, execution: Execution, settings: BuildSettings) -> None:
         self.model = model
-        self.world = int(settings.get("world_size", 1)) if settings.get("dp_mode") == "processes" else 1
+        parallel = settings.parallel if settings.parallel and settings.parallel.mode == "processes" else None
+        self.world = parallel.world_size if parallel else 1
         self.device = torch_device(execution.device)   # a data-parallel rank gets its own device here
         set_tf32(execution.tf32)
         torch.backends.cudnn.benchmark = execution.autotune
-        if "threads" in settings:
-            torch.set_num_threads(int(settings["threads"]))
-        torch.manual_seed(int(settings.get("seed", 0)))
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
+        torch.manual_seed(settings.seed)
         self.precision, self.compiled = execution.precision, execution.compile == "torch.compile"
         self.net = Net(model, summarize(model)).to(self.device)
         self.channels_last = execution.layout == "nhwc"
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.SGD(self.net.parameters(), lr=0.0, momentum=settings.get("momentum", 0.9),
-                                         weight_decay=settings.get("weight_decay", 0.0))
+        self.optimizer = torch.optim.SGD(self.net.parameters(), lr=0.0, momentum=settings.momentum,
+                                         weight_decay=settings.weight_decay)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.copy_stream: Any = None   # a side stream for host-to-device batch copies (GPU), made on first use
         self.run: torch.nn.Module = self.net
-        if self.world > 1:
-            self.run = self._distributed(int(settings["rank"]))
+        if parallel is not None and self.world > 1:
+            self.run = self._distributed(parallel.rank)
         if self.compiled:  # after DDP: torch.compile(DDP(net)) is the documented order (DDP's optimizer hooks)
             self.run = torch.compile(self.run)
 
@@ -217,4 +219,4 @@ class TorchModel:
         elif phase in ("forward_backward", "train_step"):
             self._step(x, y, lr, update=phase == "train_step")
         else:
-            raise ValueError(f"unknown phase {phase!r}")
+            raise unknown_phase(phase)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from helpers import FAULT_ENV, needs, run_cli
 
+from harness.devices import CPU, Device
 from harness.orchestrator.doctor import pick_device
 from harness.orchestrator.probes import Probe
 
@@ -42,7 +43,7 @@ def test_bad_input_is_one_line():
 
 def test_default_device_is_the_first_gpu_any_framework_sees():
     cpu_only = {"torch": Probe("torch", True, "", "2", [{"name": "cpu"}])}
-    assert pick_device(None, cpu_only) == "cpu"
+    assert pick_device(None, cpu_only) == CPU
     gpus = {**cpu_only, "jax": Probe("jax", True, "", "0.1", [{"name": "cpu"}, {"name": "cuda:1"}, {"name": "cuda:0"}]),
             "tf": Probe("tf", False, "no", None, [{"name": "cuda:0"}])}
-    assert pick_device(None, gpus) == "cuda:0" and pick_device("cuda", gpus) == "cuda:0"
+    assert pick_device(None, gpus) == Device("cuda", 0) and pick_device(Device("cuda", 1), gpus) == Device("cuda", 1)

@@ -3,6 +3,7 @@ machine seen beside a real speed cell."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -102,24 +103,29 @@ def burner(seconds: float) -> subprocess.Popen:
 @pytest.mark.e2e
 @needs("torch")
 def test_a_cpu_burner_beside_a_speed_cell_is_seen_and_warned_about(tmp_path):
+    """Two processes burning CPU beside a speed cell: the cell's rows count at least a good part of the share of
+    the machine they took (measured from their own CPU time, so other load on the machine, which only adds to
+    what the rows see, cannot fail the test) and the run warns."""
+    import psutil
     args = ("run", "--mode", "speed", "--frameworks", "torch", "--models", "lenet5", "--steps", "30", "--warmup", "2",
-            "--batch-size", "32", "--threads", "1")
-    quiet = run_cli(*args, "--output", str(tmp_path / "quiet"))
+            "--batch-size", "32", "--threads", "1", "--output", str(tmp_path / "busy"))
+    start = time.monotonic()
     burners = [burner(120) for _ in range(2)]   # two cores' worth of someone else's work
     try:
         time.sleep(0.5)
-        busy = run_cli(*args, "--output", str(tmp_path / "busy"))
+        busy = run_cli(*args)
+        used = sum(sum(psutil.Process(b.pid).cpu_times()[:2]) for b in burners)
+        wall = time.monotonic() - start
     finally:
         for b in burners:
             b.kill()
-    assert quiet.returncode == 0 and busy.returncode == 0, busy.stderr[-2000:]
-    share = {}
-    for name in ("quiet", "busy"):
-        df = pd.read_csv(next((tmp_path / name).iterdir()) / "results.csv")
-        assert df["host_busy_fraction"].notna().all() and (df["rss_peak_mb"] > 50).all()
-        assert df["energy_j"].isna().all() or (df["energy_j"] > 0).all()   # RAPL where readable, else empty
-        share[name] = df["host_busy_fraction"].max()
-    assert share["busy"] > 0.25 and share["busy"] > share["quiet"] + 0.2, share
+    assert busy.returncode == 0, busy.stderr[-2000:]
+    df = pd.read_csv(next((tmp_path / "busy").iterdir()) / "results.csv")
+    assert df["host_busy_fraction"].notna().all() and (df["rss_peak_mb"] > 50).all()
+    assert df["energy_j"].isna().all() or (df["energy_j"] > 0).all()   # RAPL where readable, else empty
+    burned = used / wall / (os.cpu_count() or 1)   # the burners' share of the machine while they ran
+    seen = df["host_busy_fraction"].max()
+    assert seen > telemetry.BUSY_THRESHOLD and seen >= 0.5 * burned, (seen, burned)
     assert "warning: other processes used" in busy.stdout
     meta = json.loads((next((tmp_path / "busy").iterdir()) / "meta.json").read_text())
     assert meta["telemetry"]["busy_threshold"] == telemetry.BUSY_THRESHOLD and meta["telemetry"]["energy"]

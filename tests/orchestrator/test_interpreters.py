@@ -19,7 +19,7 @@ from helpers import REGISTRIES, needs, run_cli
 
 from harness import __version__
 from harness.errors import ConvbenchError
-from harness.orchestrator.interpreters import from_config, parse, problem, resolve
+from harness.orchestrator.interpreters import from_config, parse, problem, resolve_pythons
 
 ROOT = Path(__file__).resolve().parents[2]
 KNOWN = REGISTRIES.frameworks.names()
@@ -29,15 +29,15 @@ def test_entries_config_and_environment_with_their_precedence(tmp_path):
     config = tmp_path / "convbench.toml"
     config.write_text('[python]\ntorch = "/from/config"\njax = "/from/config/jax"\n')
     environ = {"CONVBENCH_PYTHON_TORCH": "/from/env", "CONVBENCH_PYTHON_PADDLE": "/from/env/paddle"}
-    got = resolve(["torch=/from/cli"], str(config), KNOWN, environ)
+    got = resolve_pythons(["torch=/from/cli"], str(config), KNOWN, environ)
     assert got == {"torch": "/from/cli", "jax": "/from/config/jax", "paddle": "/from/env/paddle"}
-    assert resolve(None, None, KNOWN, {"CONVBENCH_CONFIG": str(config)})["torch"] == "/from/config"
-    assert resolve(["torch=rel/python"], None, KNOWN, {})["torch"] == str(Path("rel/python").absolute())
+    assert resolve_pythons(None, None, KNOWN, {"CONVBENCH_CONFIG": str(config)})["torch"] == "/from/config"
+    assert resolve_pythons(["torch=rel/python"], None, KNOWN, {})["torch"] == str(Path("rel/python").absolute())
 
 
 @pytest.mark.parametrize("call, message", [
     (lambda tmp: parse(["torch"]), "--python takes FRAMEWORK=PATH"),
-    (lambda tmp: resolve(["pytorch=/x"], None, KNOWN, {}), "unknown framework 'pytorch' (did you mean 'torch'?)"),
+    (lambda tmp: resolve_pythons(["pytorch=/x"], None, KNOWN, {}), "unknown framework 'pytorch' (did you mean 'torch'?)"),
     (lambda tmp: from_config(tmp / "missing.toml"), "cannot read config file"),
     (lambda tmp: from_config((tmp / "bad.toml", (tmp / "bad.toml").write_text("python = 3"))[0]), "[python] maps"),
 ])

@@ -11,13 +11,15 @@ import pytest
 from helpers import REGISTRIES
 
 from harness.commands.cli import build_parser
+from harness.devices import Device
 from harness.errors import ConvbenchError
+from harness.orchestrator.cells import gpu_visibility, rank_cells
 from harness.orchestrator.plan import Plan, new_plan, prepare_cell, resolve_settings
 from harness.orchestrator.probes import Probe
 from harness.orchestrator.run import check_devices
-from harness.orchestrator.workers import rank_cells
-from harness.settings import Cell
+from harness.worker.protocol import read_job, write_job
 
+GPU0, GPU1 = Device("cuda", 0), Device("cuda", 1)
 GPUS = [{"name": "cpu", "description": "x86"}, {"name": "cuda:0", "description": "NVIDIA H100 80GB HBM3"},
         {"name": "cuda:1", "description": "NVIDIA H100 80GB HBM3"}]
 
@@ -35,7 +37,7 @@ def test_the_command_line_is_not_modified_and_defaults_come_from_settings():
     before = vars(a).copy()
     s = resolve_settings(a, REGISTRIES)
     assert vars(a) == before
-    assert (s.mode, s.dataset, s.epochs, s.batch_size, s.lr, s.device, s.world_size) == ("train", "digits", 10, None,
+    assert (s.mode, s.dataset, s.epochs, s.batch_size, s.lr, s.device.name, s.world_size) == ("train", "digits", 10, None,
                                                                                          0.1, "cpu", 1)
     speed = resolve_settings(args("--mode", "speed"), REGISTRIES)
     assert (speed.dataset, speed.epochs, speed.target, speed.warmup, speed.steps) == ("synthetic", None, None, 10, 100)
@@ -45,12 +47,12 @@ def test_devices_without_device_put_the_cell_on_the_first_gpu():
     """Defect 1: --devices cuda:0,cuda:1 alone kept device cpu, so the baseline trained on the CPU and the
     sync / memory hooks and scaling efficiency were the CPU's."""
     s = resolve_settings(args("--devices", "cuda:0,cuda:1", "--batch-size", "64"), REGISTRIES)
-    assert (s.device, s.devices, s.world_size) == ("cuda:0", ("cuda:0", "cuda:1"), 2)
+    assert (s.device, s.devices, s.world_size) == (GPU0, (GPU0, GPU1), 2)
     plan = Plan("r", None, [], ["torch"], ["lenet5"], [0], s)  # type: ignore[arg-type]
     base, rows = prepare_cell("torch", "lenet5", 0, plan, gpu_probe(), REGISTRIES, 1)
-    assert rows is None and base.device == "cuda:0" and base.name == "torch-lenet5-cuda0" and base.devices is None
+    assert rows is None and base.device == GPU0 and base.name == "torch-lenet5-cuda0" and base.devices is None
     dp, rows = prepare_cell("torch", "lenet5", 0, plan, gpu_probe(), REGISTRIES, 2)
-    assert rows is None and dp.device == "cuda:0" and dp.devices == ("cuda:0", "cuda:1") and dp.dp_mode == "processes"
+    assert rows is None and dp.device == GPU0 and dp.devices == (GPU0, GPU1) and dp.dp_mode == "processes"
     assert dp.device_name == "NVIDIA H100 80GB HBM3"
 
 
@@ -61,8 +63,8 @@ def test_each_rank_synchronises_and_measures_its_own_device():
     dp, _ = prepare_cell("torch", "lenet5", 0, plan, gpu_probe(), REGISTRIES, 2)
     ranks = rank_cells(dp.replace(checkpoint="/x/checkpoint.npz"))
     assert [(c.rank, c.device, c.run.threads, c.checkpoint) for c in ranks] == [
-        (0, "cuda:0", 4, "/x/checkpoint.npz"), (1, "cuda:1", 4, None)]
-    assert ranks[1].plugin_settings()["rank"] == 1
+        (0, GPU0, 4, "/x/checkpoint.npz"), (1, GPU1, 4, None)]
+    assert ranks[1].build_settings().to_dict()["rank"] == 1
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -105,26 +107,25 @@ def test_plan_and_cells_round_trip_typed(tmp_path):
     again = Plan.load(plan.run_dir)
     assert again.settings == plan.settings and again.models == ["lenet5"]
     cell, _ = prepare_cell("torch", "lenet5", 1, again, Probe("torch", True, "", "2.13", GPUS[:1]), REGISTRIES)
-    cell.to_json(tmp_path / "cell.json")
-    assert Cell.from_json(tmp_path / "cell.json") == cell and cell.name == "torch-lenet5-cpu-s1"
+    write_job(tmp_path / "cell.json", cell)
+    assert read_job(tmp_path / "cell.json") == cell and cell.name == "torch-lenet5-cpu-s1" and cell.seed == 1
 
 
 def test_a_gpu_cell_sees_only_its_own_gpus(monkeypatch):
     """Defect 6: TensorFlow and JAX created contexts on every GPU of the host for a cuda:1 cell."""
-    from harness.orchestrator.workers import gpu_visibility
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     s = resolve_settings(args("--device", "cuda:1"), REGISTRIES)
     plan = Plan("r", None, [], ["jax"], ["lenet5"], [0], s)  # type: ignore[arg-type]
     cell, _ = prepare_cell("jax", "lenet5", 0, plan, gpu_probe("jax"), REGISTRIES)
     seen, env = gpu_visibility(cell)
-    assert env == {"CUDA_VISIBLE_DEVICES": "1"} and seen.device == "cuda:1" and seen.local_device == "cuda:0"
+    assert env == {"CUDA_VISIBLE_DEVICES": "1"} and seen.device == GPU1 and seen.local_device == GPU0
     dp = resolve_settings(args("--devices", "cuda:1,cuda:0", "--batch-size", "64"), REGISTRIES)
     plan = Plan("r", None, [], ["tensorflow"], ["lenet5"], [0], dp)  # type: ignore[arg-type]
     mirrored, _ = prepare_cell("tensorflow", "lenet5", 0, plan, gpu_probe("tensorflow"), REGISTRIES, 2)
     seen, env = gpu_visibility(mirrored)
-    assert env == {"CUDA_VISIBLE_DEVICES": "1,0"} and seen.plugin_settings()["devices"] == ["cuda:0", "cuda:1"]
+    assert env == {"CUDA_VISIBLE_DEVICES": "1,0"} and seen.build_settings().to_dict()["devices"] == ["cuda:0", "cuda:1"]
     ranks = rank_cells(seen)
-    assert [r.local_device for r in ranks] == ["cuda:0", "cuda:1"]
+    assert [r.local_device for r in ranks] == [GPU0, GPU1]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-aa,GPU-bb")   # the user's (or Ray's) own choice is respected
     assert gpu_visibility(cell)[1] == {"CUDA_VISIBLE_DEVICES": "GPU-bb"}
     cpu_cell, _ = prepare_cell("jax", "lenet5", 0, Plan("r", None, [], ["jax"], ["lenet5"], [0],  # type: ignore[arg-type]
@@ -135,7 +136,7 @@ def test_a_gpu_cell_sees_only_its_own_gpus(monkeypatch):
 def test_ray_takes_the_gpu_of_its_task():
     with pytest.raises(ConvbenchError, match="use --device cuda, not cuda:1"):
         resolve_settings(args("--executor", "ray", "--device", "cuda:1"), REGISTRIES)
-    assert resolve_settings(args("--executor", "ray", "--device", "cuda"), REGISTRIES).device == "cuda:0"
+    assert resolve_settings(args("--executor", "ray", "--device", "cuda"), REGISTRIES).device == GPU0
 
 
 class RecordingRay:

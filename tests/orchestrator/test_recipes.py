@@ -2,28 +2,32 @@
 from __future__ import annotations
 
 import pytest
-from helpers import needs, run_cli
+from helpers import REGISTRIES, needs, run_cli
 
+from harness.commands.cli import build_parser
 from harness.errors import ConvbenchError
-from harness.orchestrator.recipes import load_recipe_file, parse_schedule, resolve
+from harness.orchestrator.plan import resolve_settings
+from harness.orchestrator.recipes import load_recipe_file
+from harness.settings import RunSettings
+
+
+def settings(*argv: str) -> RunSettings:
+    return resolve_settings(build_parser().parse_args(["run", *argv]), REGISTRIES)
 
 
 def test_articles_recipe_is_the_default():
-    r = resolve({}, {}, 200)
-    assert (r["batch_size"], r["lr"], r["momentum"], r["weight_decay"], r["milestones"]) == (128, 0.1, 0.9, 2e-4, [100])
+    r = settings("--dataset", "cifar10", "--data-dir", "/nowhere")
+    assert (r.epochs, r.batch_size, r.lr, r.momentum, r.weight_decay, r.milestones) == (200, None, 0.1, 0.9, 2e-4, (100,))
 
 
 def test_file_then_command_line(tmp_path):
     path = tmp_path / "r.toml"
-    path.write_text('epochs = 30\nlr = 0.05\nschedule = "step:10,20"\naugment = true\nweight_decay = 0\n')
-    r = resolve(load_recipe_file(path), {"lr": 0.2, "epochs": None}, 200)
-    assert (r["epochs"], r["lr"], r["milestones"], r["augment"], r["weight_decay"]) == (30, 0.2, [10, 20], True, 0.0)
-    assert resolve({}, {"optimizer": "sgd"}, 5)["momentum"] == 0.0
-
-
-@pytest.mark.parametrize("text,milestones", [("step", (5,)), ("constant", ()), ("step:2,7", (2, 7))])
-def test_schedules(text, milestones):
-    assert parse_schedule(text, 10) == milestones
+    path.write_text('epochs = 30\nlr = 0.05\nschedule = "step:10,20"\naugment = true\nweight_decay = 0\n'
+                    'batch_size = 64\n')
+    r = settings("--recipe", str(path), "--lr", "0.2")
+    assert (r.epochs, r.lr, r.milestones, r.augment, r.weight_decay, r.batch_size) == (30, 0.2, (10, 20), True, 0.0, 64)
+    assert settings("--optimizer", "sgd", "--momentum", "0.5").momentum == 0.0
+    assert load_recipe_file(path)["epochs"] == 30
 
 
 @pytest.mark.parametrize("content,message", [
@@ -39,7 +43,7 @@ def test_bad_recipe_files(tmp_path, content, message):
     path = tmp_path / "bad.toml"
     path.write_text(content)
     with pytest.raises(ConvbenchError, match=message):
-        resolve(load_recipe_file(path), {}, 10)
+        settings("--recipe", str(path))
 
 
 @pytest.mark.e2e

@@ -12,6 +12,7 @@ from harness.devices import Device
 from harness.frameworks import DeviceInfo, FrameworkSpec
 from harness.model.graph import ModelDef
 from harness.plugin_base import XLA_NO_AUTOTUNE, Execution, FrameworkPlugin, xla_flags
+from harness.settings import BuildSettings
 
 __version__ = "0.1.0"
 
@@ -31,9 +32,9 @@ class JaxPlugin(FrameworkPlugin):
         """XLA's GPU autotuning is a flag read when the backend starts."""
         return {"XLA_FLAGS": xla_flags(os.environ.get("XLA_FLAGS"), XLA_NO_AUTOTUNE, not execution.autotune)}
 
-    def build(self, model: ModelDef, execution: Execution, settings: dict[str, Any]) -> Any:
+    def build(self, model: ModelDef, execution: Execution, settings: BuildSettings) -> Any:
         from convbench_jax.device import configure_threads
-        configure_threads(settings.get("threads"))
+        configure_threads(settings.threads)
         from convbench_jax.model import JaxModel
         return JaxModel(model, execution, settings)
 

@@ -14,14 +14,14 @@ from convbench_jax.steps import initial_scale, make_steps
 from harness.model import graph as g
 from harness.model.shapes import summarize
 from harness.model.weights import check_momentum, check_weights
-from harness.native import PHASES
-from harness.plugin_base import Execution
+from harness.plugin_base import Execution, unknown_phase
+from harness.settings import BuildSettings
 
 STATS = ("running_mean", "running_var")
 
 
 class JaxModel:
-    def __init__(self, model: g.ModelDef, execution: Execution, settings: dict[str, Any]) -> None:
+    def __init__(self, model: g.ModelDef, execution: Execution, settings: BuildSettings) -> None:
         self.model = model
         self.device = jax_device(execution.device)
         self.execution = JaxExecution(execution)
@@ -36,11 +36,11 @@ class JaxModel:
         self.params = {k: v for k, v in zeros.items() if k.rsplit(".", 1)[1] not in STATS}
         self.stats = {k: v for k, v in zeros.items() if k.rsplit(".", 1)[1] in STATS}
         self.velocity = jax.tree.map(jnp.zeros_like, self.params)
-        self.key = jax.device_put(jax.random.key(int(settings.get("seed", 0))), self.device)
+        self.key = jax.device_put(jax.random.key(settings.seed), self.device)
         fp16 = self.execution.precision == "fp16"
         self.scale = jax.device_put(initial_scale(), self.device) if fp16 else None
-        steps = make_steps(model, self.layout, self.execution.dtype, float(settings.get("momentum", 0.9)),
-                           float(settings.get("weight_decay", 0.0)), loss_scaling=fp16)
+        steps = make_steps(model, self.layout, self.execution.dtype, settings.momentum,
+                           settings.weight_decay, loss_scaling=fp16)
         wrap = self.execution.wrap
         self._logits, self._evaluate, self._grads = wrap(steps.logits), wrap(steps.evaluate), wrap(steps.grads)
         self._train = wrap(steps.train, donate=(0, 1, 2))  # params, stats, velocity are replaced every step
@@ -131,5 +131,5 @@ class JaxModel:
         elif phase == "train_step":
             self._step(batch, lr)
         else:
-            raise ValueError(f"unknown phase {phase!r}; known: {', '.join(PHASES)}")
+            raise unknown_phase(phase)
         track(jax.tree.leaves(self._last)[0])

@@ -1,0 +1,147 @@
+"""Running a cell: its worker (or one per rank of a data-parallel cell) with only its GPUs visible, the telemetry
+sampler beside it, and always its rows back, whatever happened to it."""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from harness.devices import visible_ids
+from harness.frameworks import FrameworkSpec
+from harness.hardware import nvml as nvml_facts
+from harness.hardware import telemetry
+from harness.orchestrator.workers import Worker, WorkerResult, rank_env, signal_name, worker_env
+from harness.results.records import Row, failure_row, fill
+from harness.settings import Cell
+from harness.worker.protocol import EXIT_EXCEPTION, parse_event
+
+
+def gpu_visibility(cell: Cell) -> tuple[Cell, dict[str, str]]:
+    """A GPU cell's workers see only the cell's GPUs (CUDA_VISIBLE_DEVICES), so no framework creates a
+    context on another GPU of the host; inside, they are cuda:0, cuda:1, ... (``Cell.visible`` maps them)."""
+    gpus = tuple(d for d in (cell.devices if cell.world_size > 1 and cell.devices else (cell.device,)) if d.is_gpu)
+    if not gpus:
+        return cell, {}
+    ids = visible_ids(gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    return cell.replace(visible=gpus), {"CUDA_VISIBLE_DEVICES": ",".join(ids)}
+
+
+def run_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_line: Callable[[str], None]) -> list[Row]:
+    """Runs one cell in a fresh worker (or one per rank); always returns its rows, whatever happened to it."""
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    cell, gpu_env = gpu_visibility(cell)
+    gpu: dict[str, Any] = {}
+    nvml, handles = None, []
+    if gpu_env:  # read before the worker starts: every process then on the GPU is another one
+        nvml, why = nvml_facts.load()
+        entries = gpu_env["CUDA_VISIBLE_DEVICES"].split(",")
+        gpu = nvml_facts.cell_columns(nvml, entries, why)
+        handles = [h for h in (nvml_facts.handle_or_none(nvml, e) for e in entries) if h is not None] if nvml else []
+    sampler = telemetry.Sampler(nvml=nvml, gpu_handles=handles).start()
+    route = telemetry_router(sampler, on_line)
+    try:
+        if cell.dp_mode == "processes":
+            rows = run_process_group_cell(cell, spec, cell_dir, route, gpu_env)
+        else:
+            env = {**worker_env(spec, cell.run.threads), **gpu_env}
+            worker = Worker(cell, env, cell_dir / "worker.log", cell.python, job_file=cell_dir / "cell.json")
+            rows = rows_from_result(cell, worker.run(cell.run.timeout, route), cell_dir)
+    finally:  # Ctrl-C or SIGTERM mid-cell: the sampler thread stops with the cell
+        readings = sampler.stop()
+    if (readings.host_busy_fraction or 0) > telemetry.BUSY_THRESHOLD:
+        on_line(f"warning: other processes used {100 * readings.host_busy_fraction:.0f}% of this machine's CPU time "
+                "during the cell: its numbers were not taken on a quiet machine")
+    gpu["gpu_other_procs"] = max(gpu.get("gpu_other_procs") or 0, readings.gpu_others_seen) if gpu_env else None
+    return add_telemetry(fill(rows, gpu), readings, bool(gpu_env))
+
+
+def telemetry_router(sampler: telemetry.Sampler, on_line: Callable[[str], None]) -> Callable[[str], None]:
+    """The worker's region events go to the sampler (which reads the energy counters), the rest to ``on_line``."""
+    def route(line: str) -> None:
+        event = parse_event(line)
+        if event is not None and event.get("event") == "region":
+            sampler.mark(str(event["name"]), str(event["state"]), int(event.get("images") or 0))
+        else:
+            on_line(line)
+    return route
+
+
+def add_telemetry(rows: list[Row], readings: telemetry.Readings, gpu: bool) -> list[Row]:
+    """The sampler's whole-cell columns where the worker left them empty, and each phase's own."""
+    cols = telemetry.columns(readings, gpu)
+    for row in rows:
+        fill([row], cols[""])
+        row.update(cols.get(str(row.get("phase")), {}))
+    return rows
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rank_cells(cell: Cell) -> list[Cell]:
+    """One cell per process of a data-parallel cell: each names its own device (so it synchronises and
+    measures that one), gets its share of the threads, and only rank 0 writes the checkpoint."""
+    threads = max(1, cell.run.threads // cell.world_size)
+    devices = cell.devices or (cell.device,) * cell.world_size
+    return [cell.with_run(device=devices[rank], threads=threads).replace(
+        rank=rank, checkpoint=cell.checkpoint if rank == 0 else None) for rank in range(cell.world_size)]
+
+
+def run_process_group_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_line: Callable[[str], None],
+                           gpu_env: dict[str, str]) -> list[Row]:
+    """One cell trained by ``world_size`` worker processes together; rank 0 reports. Each rank's cell names its
+    own device, so it synchronises and measures that device. If any rank fails, the others are killed (a
+    survivor would wait forever in a collective)."""
+    world, port = cell.world_size, free_port()
+    workers = []
+    for ranked in rank_cells(cell):
+        env = {**rank_env(spec, ranked.run.threads, ranked.rank, world, port), **gpu_env}
+        workers.append(Worker(ranked, env, cell_dir / f"worker.rank{ranked.rank}.log", cell.python,
+                              job_file=cell_dir / f"cell.rank{ranked.rank}.json"))
+    results: dict[int, WorkerResult] = {}
+    timeout = cell.run.timeout
+
+    def watch(rank: int) -> None:
+        results[rank] = workers[rank].run(timeout, lambda line: None)
+        if results[rank].code != 0:
+            for w in workers:
+                w.kill()
+    watchers = [threading.Thread(target=watch, args=(r,), daemon=True) for r in range(1, world)]
+    for t in watchers:
+        t.start()
+    results[0] = workers[0].run(timeout, on_line)
+    if results[0].code != 0:
+        for w in workers:
+            w.kill()
+    for t in watchers:
+        t.join()
+    rows = rows_from_result(cell, results[0], cell_dir)
+    failed = [(r, res) for r, res in sorted(results.items()) if r and res.code != 0]
+    if failed and all(row["status"] == "ok" for row in rows):
+        rank, res = failed[0]
+        rows = [failure_row(cell, "crashed", f"rank {rank}: {res.tail()}")]
+    return rows
+
+
+def rows_from_result(cell: Cell, result: WorkerResult, cell_dir: Path) -> list[Row]:
+    """The worker's rows (its per-epoch rows and raw samples saved beside them), or the one row of its failure."""
+    payload = result.payload
+    if result.code is None:
+        return [failure_row(cell, "timeout", f"no result within --timeout {cell.run.timeout:g}s; worker killed")]
+    if payload is not None and "rows" in payload:
+        for key, name in (("history", "epochs.json"), ("samples", "samples.json")):
+            if key in payload:
+                (cell_dir / name).write_text(json.dumps(payload[key], indent=1))
+        return payload["rows"]
+    if payload is not None:
+        where = f" (traceback in {result.log})" if result.code == EXIT_EXCEPTION else ""
+        return [failure_row(cell, payload.get("status_hint", "error"), payload["error"] + where)]
+    code = result.code
+    how = f"killed by signal {signal_name(-code)}" if code < 0 else f"exited with code {code}"
+    return [failure_row(cell, "crashed", f"worker {how}: {result.tail()}")]
