@@ -5,7 +5,6 @@ import functools
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness.errors import ConvbenchError
 from harness.results import significance as cmp
 from harness.results.runs import Run, load_run
 from harness.results.table import busy, group, ok_rows, text_table
@@ -59,17 +58,11 @@ def _compare_cell(ra: Run, a: list[dict[str, Any]], rb: Run, b: list[dict[str, A
 
 
 def compare_runs(a: str | Path, b: str | Path, threshold: float | str = cmp.DEFAULT_THRESHOLD,
-                 alpha: float = cmp.DEFAULT_ALPHA, fail_on: float | str | None = None) -> tuple[str, int]:
+                 alpha: float | str = cmp.DEFAULT_ALPHA, fail_on: float | str | None = None) -> tuple[str, int]:
     """Cell-by-cell B/A comparison of two runs; returns (text, exit code). The exit code is 1 only with
     ``fail_on`` and a matched cell significantly slower than that many percent, or ok in A but failed in B
     (or a training target reached in A only)."""
-    try:
-        threshold = cmp.parse_percent(threshold)
-        fail = None if fail_on is None else cmp.parse_percent(fail_on)
-    except ValueError as exc:
-        raise ConvbenchError(str(exc)) from None
-    if not 0 < alpha < 1:
-        raise ConvbenchError(f"alpha must be between 0 and 1, got {alpha}")
+    threshold, alpha, fail = cmp.levels(threshold, alpha, fail_on)
     ra, rb = load_run(a), load_run(b)
     ga, gb = group(ra.rows, _key), group(rb.rows, _key)
     shown, common = _varying([*ga, *gb])

@@ -317,15 +317,10 @@ def render_html(root: Path, runs: Sequence[tuple[str, Run]], cells: dict[tuple[A
 
 def write_history(root: str | Path, out_dir: str | Path | None = None, models: Sequence[str] = (),
                   frameworks: Sequence[str] = (), threshold: float | str = cmp.DEFAULT_THRESHOLD,
-                  alpha: float = cmp.DEFAULT_ALPHA) -> tuple[str, list[Path]]:
+                  alpha: float | str = cmp.DEFAULT_ALPHA) -> tuple[str, list[Path]]:
     """Reads every run under ``root``; writes history.csv and history.html into ``out_dir`` (default ``root``).
     Returns (the text summary, the files written)."""
-    try:
-        threshold = cmp.parse_percent(threshold)
-    except ValueError as exc:
-        raise ConvbenchError(str(exc)) from None
-    if not 0 < alpha < 1:
-        raise ConvbenchError(f"alpha must be between 0 and 1, got {alpha}")
+    threshold, alpha, _ = cmp.levels(threshold, alpha)
     path = Path(root)
     runs, skipped = find_runs(path)
     cells = collect(runs, models, frameworks, threshold, alpha)
