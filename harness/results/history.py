@@ -18,12 +18,13 @@ import pandas as pd
 
 from harness.errors import ConvbenchError
 from harness.results import significance as cmp
+from harness.results.colours import colour
 from harness.results.comparison import MATCH_KEYS
-from harness.results.html import esc, figure_div, fmt, meta_section, page, subplots, table_html
-from harness.results.plots import colour
+from harness.results.htmlkit import esc, figure_div, meta_section, page, subplots, table_html
+from harness.results.outdir import output_dir
 from harness.results.runs import Run, load_run
 from harness.results.stats import summarize
-from harness.results.table import group, number, ok_rows, text_table
+from harness.results.table import fmt, group, number, ok_rows, text_table
 
 Row = dict[str, Any]
 SECONDARY = MATCH_KEYS[5:]   # dataset, batch_size, ...: shown in a cell's label only when they vary
@@ -325,11 +326,7 @@ def write_history(root: str | Path, out_dir: str | Path | None = None, models: S
     runs, skipped = find_runs(path)
     cells = collect(runs, models, frameworks, threshold, alpha)
     frame = history_frame(cells)
-    out = Path(out_dir) if out_dir is not None else path
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConvbenchError(f"cannot create {str(out)!r}: {exc.strerror or exc}") from None
+    out = output_dir(out_dir, path)
     csv, page_path = out / "history.csv", out / "history.html"
     frame.to_csv(csv, index=False)
     page_path.write_text(render_html(path, runs, cells, frame, threshold, alpha), encoding="utf-8")
