@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 
 from harness.devices import Device, parse_device
 from harness.errors import ConvbenchError
@@ -80,11 +79,8 @@ def percent_arg(text: str) -> float:
 def alpha_arg(text: str) -> float:
     """A significance level strictly between 0 and 1."""
     try:
-        value = float(text)
+        return significance.parse_alpha(text)
     except ValueError:
-        value = math.nan
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a significance level between 0 and 1, got {text!r}")
-    return value
+        raise argparse.ArgumentTypeError(f"expected a significance level between 0 and 1, got {text!r}") from None
 
 

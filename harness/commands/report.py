@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from harness.results.html import write_html
 from harness.results.report import write_report
+from harness.results.report_html import write_html
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -5,73 +5,64 @@ import functools
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness.errors import ConvbenchError
-from harness.results import significance as cmp
+from harness.results.cells import MATCH_KEYS, SECONDARY, cell_key, column_values, key_dict, metric, step_samples
 from harness.results.runs import Run, load_run
+from harness.results.significance import (
+    DEFAULT_ALPHA,
+    DEFAULT_THRESHOLD,
+    Comparison,
+    compare_repeats,
+    compare_samples,
+    difference,
+    is_regression,
+    levels,
+)
 from harness.results.table import busy, group, ok_rows, text_table
-
-# cells match when all of these agree; versions, device names, threads, lr and seeds may differ
-MATCH_KEYS = ("mode", "framework", "model", "device", "phase", "dataset", "batch_size", "epochs", "target",
-              "precision", "compile", "layout")
-
-
-def _key(row: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(int(v) if isinstance(v, float) and v.is_integer() else v for v in (row.get(k) for k in MATCH_KEYS))
 
 
 def _label_of(key: tuple[Any, ...], shown: Sequence[str] = ()) -> str:
-    k = dict(zip(MATCH_KEYS, key))
+    k = key_dict(key)
     extra = ", ".join(f"{n} {k[n]}" for n in shown if k[n] is not None)
     return f"{k['framework']} {k['model']} {k['device']} {k['phase'] or k['mode']}" + (f" ({extra})" if extra else "")
 
 
 def _varying(keys: Sequence[tuple[Any, ...]]) -> tuple[list[str], list[str]]:
     """The secondary keys that differ between cells (shown per cell) and 'name value' of the common ones."""
-    names = MATCH_KEYS[5:]
-    values = {n: {dict(zip(MATCH_KEYS, k))[n] for k in keys} for n in names}
+    values = {n: {key_dict(k)[n] for k in keys} for n in SECONDARY}
     common = [f"{n} {next(iter(v))}" for n, v in values.items() if len(v) == 1 and None not in v]
     return [n for n, v in values.items() if len(v) > 1], common
 
 
 def _compare_cell(ra: Run, a: list[dict[str, Any]], rb: Run, b: list[dict[str, Any]], threshold: float,
-                  alpha: float) -> tuple[str, cmp.Comparison | None, str]:
+                  alpha: float) -> tuple[str, Comparison | None, str]:
     """(metric name, comparison, accuracy note) for the ok rows of one matched cell in each run."""
+    name, column = metric(a[0])
     if a[0]["mode"] == "speed":
-        phase = a[0]["phase"]
-        sa, sb = ([1e3 * s for r in rows for s in run.samples.get(r["cell"], {}).get(phase, [])]
-                  for run, rows in ((ra, a), (rb, b)))
+        sa, sb = step_samples(ra, a), step_samples(rb, b)
         if sa and sb:
-            return "median step ms", cmp.compare_samples(sa, sb, threshold, alpha), ""
-        return "median step ms", cmp.compare_repeats([r["ms_median"] for r in a], [r["ms_median"] for r in b],
-                                                     threshold, alpha), "(no samples.json: CSV medians)"
-    metric = "time to target s" if a[0].get("target") is not None else "train time s"
-    column = "time_to_target_s" if metric.startswith("time to") else "train_time_s"
-    ta, tb = ([r[column] for r in rows if r.get(column) is not None] for rows in (a, b))
+            return name, compare_samples(sa, sb, threshold, alpha), ""
+        return name, compare_repeats(column_values(a, column), column_values(b, column), threshold, alpha), \
+            "(no samples.json: CSV medians)"
+    ta, tb = column_values(a, column), column_values(b, column)
     if not ta or not tb:
-        return metric, None, "target not reached in " + ("A and B" if not (ta or tb) else "A" if not ta else "B")
-    c = cmp.compare_repeats(ta, tb, threshold, alpha)
-    acc_a, acc_b = ([r["test_accuracy"] for r in rows if r.get("test_accuracy") is not None] for rows in (a, b))
+        return name, None, "target not reached in " + ("A and B" if not (ta or tb) else "A" if not ta else "B")
+    c = compare_repeats(ta, tb, threshold, alpha)
+    acc_a, acc_b = column_values(a, "test_accuracy"), column_values(b, "test_accuracy")
     note = ""
     if acc_a and acc_b:
-        diff, p = cmp.difference(acc_a, acc_b)
+        diff, p = difference(acc_a, acc_b)
         note = f"accuracy {100 * diff:+.2f} pp" + (f" (Welch p={p:.3g})" if p is not None else "")
-    return metric, c, note
+    return name, c, note
 
 
-def compare_runs(a: str | Path, b: str | Path, threshold: float | str = cmp.DEFAULT_THRESHOLD,
-                 alpha: float = cmp.DEFAULT_ALPHA, fail_on: float | str | None = None) -> tuple[str, int]:
+def compare_runs(a: str | Path, b: str | Path, threshold: float | str = DEFAULT_THRESHOLD,
+                 alpha: float | str = DEFAULT_ALPHA, fail_on: float | str | None = None) -> tuple[str, int]:
     """Cell-by-cell B/A comparison of two runs; returns (text, exit code). The exit code is 1 only with
     ``fail_on`` and a matched cell significantly slower than that many percent, or ok in A but failed in B
     (or a training target reached in A only)."""
-    try:
-        threshold = cmp.parse_percent(threshold)
-        fail = None if fail_on is None else cmp.parse_percent(fail_on)
-    except ValueError as exc:
-        raise ConvbenchError(str(exc)) from None
-    if not 0 < alpha < 1:
-        raise ConvbenchError(f"alpha must be between 0 and 1, got {alpha}")
+    threshold, alpha, fail = levels(threshold, alpha, fail_on)
     ra, rb = load_run(a), load_run(b)
-    ga, gb = group(ra.rows, _key), group(rb.rows, _key)
+    ga, gb = group(ra.rows, cell_key), group(rb.rows, cell_key)
     shown, common = _varying([*ga, *gb])
     _label = functools.partial(_label_of, shown=shown)
     table = [["cell", "metric", "A", "B", "B/A", "change", "p", "test", "verdict", ""]]
@@ -86,7 +77,7 @@ def compare_runs(a: str | Path, b: str | Path, threshold: float | str = cmp.DEFA
             if oka and fail is not None:
                 regressions.append(f"{_label(key)}: ok in A, failed in B")
             continue
-        metric, c, note = _compare_cell(ra, oka, rb, okb, threshold, alpha)
+        measured, c, note = _compare_cell(ra, oka, rb, okb, threshold, alpha)
         if c is None:
             notes.append(f"not compared: {_label(key)}: {note}")
             if fail is not None and note.endswith(" in B"):
@@ -96,9 +87,9 @@ def compare_runs(a: str | Path, b: str | Path, threshold: float | str = cmp.DEFA
         flags = [f"{side} on a busy machine ({100 * share:.0f}% CPU by others)"
                  for side, share in (("A", busy(oka)), ("B", busy(okb))) if share is not None]
         note = "; ".join(filter(None, [note, *flags]))
-        table.append([_label(key), metric, f"{c.a:.4g}", f"{c.b:.4g}", f"{c.ratio:.3f}", f"{c.change_pct:+.1f}%",
+        table.append([_label(key), measured, f"{c.a:.4g}", f"{c.b:.4g}", f"{c.ratio:.3f}", f"{c.change_pct:+.1f}%",
                       p, c.test, c.verdict + (" (busy)" if flags else ""), note])
-        if fail is not None and cmp.is_regression(c, fail):
+        if fail is not None and is_regression(c, fail):
             regressions.append(f"{_label(key)}: {c.change_pct:+.1f}% ({c.test}, p={p})")
     notes += [f"only in A: {_label(k)}" for k in ga if k not in gb]
     notes += [f"only in B: {_label(k)}" for k in gb if k not in ga]

@@ -5,38 +5,14 @@ import statistics
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness.errors import ConvbenchError
 from harness.results import plots
 from harness.results.csvio import read_csv
+from harness.results.outdir import output_dir
 from harness.results.runs import Run, load_run
-from harness.results.stats import summarize
+from harness.results.speed_summary import speed_stats
 from harness.results.table import busy, column, duration, group, markdown_table, ok_rows, train_text
 
 REFERENCE_CSV = Path(__file__).resolve().parents[2] / "results" / "reference" / "articles.csv"
-
-
-# ---- the report ------------------------------------------------------------------------------------------
-
-def speed_stats(run: Run) -> dict[tuple[str, str, str], dict[str, float]]:
-    """(model, phase, column) -> median / ci_low / ci_high (ms), images/s, n: raw samples pooled over seeds."""
-    speed = [r for r in run.rows if r["mode"] == "speed"]
-    out = {}
-    for (model, phase, col), rows in group(speed, lambda r: (r["model"], r["phase"], column(r, speed))).items():
-        ok = ok_rows(rows)
-        if not ok:
-            continue
-        pooled = [s for r in ok for s in run.samples.get(r["cell"], {}).get(phase, [])]
-        if pooled:
-            s = summarize(pooled)
-            med, lo, hi, n = 1e3 * s.median, 1e3 * s.ci_low, 1e3 * s.ci_high, s.n
-        else:
-            med = statistics.fmean(r["ms_median"] for r in ok)
-            lo = min(r.get("ms_ci_low") or med for r in ok)
-            hi = max(r.get("ms_ci_high") or med for r in ok)
-            n = sum(int(r.get("steps") or 0) for r in ok)
-        batch = ok[0].get("batch_size") or 0
-        out[(model, phase, col)] = {"median": med, "lo": lo, "hi": hi, "n": n, "img_s": 1e3 * batch / med}
-    return out
 
 
 def _reference_section(run: Run, train: list[dict[str, Any]]) -> str:
@@ -124,11 +100,7 @@ def render_markdown(run: Run, images: dict[str, str]) -> str:
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     """Writes report.md and its PNG plots into ``out_dir`` (default: the run directory); returns report.md."""
     run = load_run(run_dir)
-    out = Path(out_dir) if out_dir is not None else run.path
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConvbenchError(f"cannot create {str(out)!r}: {exc.strerror or exc}") from None
+    out = output_dir(out_dir, run.path)
     images: dict[str, str] = {}
     curves = [{"model": r["model"], "framework": column(r, run.rows), "seed": r.get("seed"),
                "time_s": [e["train_time_s"] for e in h], "accuracy": [e["test_accuracy"] for e in h]}

@@ -4,6 +4,9 @@ A change counts only if it is both statistically significant (p < alpha) and lar
 threshold: with 100 samples a test flags 1% shifts that are within the run-to-run noise of a machine
 (clock boost, thermals, memory placement, other tenants), which per-step samples from one process do not see.
 Lower is better for every metric compared here (seconds).
+
+``parse_percent``, ``parse_alpha`` and ``levels`` are the one validation of compare's and history's threshold,
+alpha and fail-on level: the commands' argparse types and the library functions both call them.
 """
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ import math
 import statistics
 from dataclasses import dataclass
 from typing import Sequence
+
+from harness.errors import ConvbenchError
 
 DEFAULT_THRESHOLD = 5.0   # percent
 DEFAULT_ALPHA = 0.05
@@ -43,6 +48,28 @@ def parse_percent(value: float | str) -> float:
     if not number >= 0 or math.isinf(number):
         raise ValueError(f"expected a non-negative percentage, got {value!r}")
     return number
+
+
+def parse_alpha(value: float | str) -> float:
+    """'0.05' or 0.05 -> 0.05: a significance level strictly between 0 and 1. Raises ValueError for anything else."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not 0 < number < 1:
+        raise ValueError(f"alpha must be between 0 and 1, got {value}")
+    return number
+
+
+def levels(threshold: float | str, alpha: float | str,
+           fail_on: float | str | None = None) -> tuple[float, float, float | None]:
+    """(threshold %, alpha, fail-on % or None) checked in that order; ConvbenchError (one line) for the first bad one."""
+    try:
+        threshold_pct = parse_percent(threshold)
+        fail_pct = None if fail_on is None else parse_percent(fail_on)
+        return threshold_pct, parse_alpha(alpha), fail_pct
+    except ValueError as exc:
+        raise ConvbenchError(str(exc)) from None
 
 
 def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:

@@ -27,6 +27,15 @@ def busy(rows: Iterable[Row]) -> float | None:
     return worst if worst is not None and worst > BUSY_THRESHOLD else None
 
 
+def fmt(value: Any) -> str:
+    """A setting's value for a table: numbers without float noise, None as '-'."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
 def mean_std(values: Sequence[float], fmt: Callable[[float], str], unit: str = "") -> str:
     """'12.3 s' for one value, '12.3 ± 0.4 s' (mean ± sample std) for several."""
     if len(values) == 1:
@@ -99,9 +108,9 @@ def text_table(header: Sequence[str], body: Sequence[Sequence[Any]]) -> str:
     lines = [list(map(str, header)), *[list(map(str, row)) for row in body]]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
 
-    def fmt(line: list[str]) -> str:
+    def padded(line: list[str]) -> str:
         return "  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip()
-    return "\n".join([fmt(lines[0]), "  ".join("-" * w for w in widths), *map(fmt, lines[1:])])
+    return "\n".join([padded(lines[0]), "  ".join("-" * w for w in widths), *map(padded, lines[1:])])
 
 
 def comparison_table(rows: Sequence[Row]) -> str:

@@ -1,0 +1,27 @@
+"""history.csv of ``convbench history``: one row per run and cell as a pandas DataFrame."""
+from __future__ import annotations
+
+import pandas as pd
+
+from harness.results.cells import key_dict
+from harness.results.history_model import Cells, labels
+
+
+def history_frame(cells: Cells) -> pd.DataFrame:
+    """One row per run and cell, oldest first: settings, headline value, and the change against the previous run."""
+    names = labels(list(cells))
+    records = []
+    for key, points in cells.items():
+        for p in points:
+            c = p.comparison
+            records.append({"run": p.run, "started": p.started.isoformat(sep=" "), "cell": names[key],
+                            **key_dict(key), "framework_version": p.version,
+                            "status": "/".join(dict.fromkeys(r["status"] for r in p.rows)),
+                            "metric": p.metric or None, "value": p.value, "low": p.low, "high": p.high,
+                            "n": len(p.values), "test_accuracy": p.accuracy,
+                            "previous_run": p.previous.run if p.previous else None,
+                            "previous_version": p.previous.version if p.previous else None,
+                            "change_pct": c.change_pct if c else None, "p_value": c.p_value if c else None,
+                            "test": c.test if c else None, "verdict": c.verdict if c else None})
+    frame = pd.DataFrame(records)
+    return frame.sort_values(["started", "run", "cell"], kind="stable").reset_index(drop=True) if records else frame
