@@ -71,7 +71,8 @@ def paired_ratio(numerators: Sequence[float] | np.ndarray, denominators: Sequenc
     """The median over pairs of ``numerators[k] / denominators[k]`` (the two timed next to each other), with its
     bootstrap interval over the pairs."""
     a, b = np.asarray(numerators, dtype=float), np.asarray(denominators, dtype=float)
-    if a.shape != b.shape:
-        raise ValueError(f"pairs need as many numerators as denominators, got {len(a)} and {len(b)}")
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError(f"paired_ratio needs as many numerators as denominators, at least one; got {a.shape} and "
+                         f"{b.shape}")
     ratios = a / b
     return PairedRatio(float(np.median(ratios)), *bootstrap_median(ratios, draws, seed))
