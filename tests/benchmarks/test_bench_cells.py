@@ -19,8 +19,8 @@ def test_suite_runs_every_phase(tmp_path: Path, benchmarks_dir: Path) -> None:
     out = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, "-m", "pytest", str(benchmarks_dir), "-q", "-p", "no:cacheprovider",
                            "--framework", "torch", "--models", "lenet5", "--batch-size", "8", "--bench-steps", "2",
-                           "--bench-warmup", "0", f"--benchmark-json={out}"],
-                          cwd=benchmarks_dir.parent, capture_output=True, text=True, timeout=600)
+                           "--bench-warmup", "0", f"--benchmark-json={out}", f"--benchmark-storage=file://{tmp_path}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)   # nothing written into the checkout
     assert proc.returncode == 0, proc.stdout[-3000:]
     runs = json.loads(out.read_text())["benchmarks"]
     assert sorted(b["extra_info"]["phase"] for b in runs) == sorted(PHASES)
