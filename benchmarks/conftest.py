@@ -12,7 +12,7 @@ def pytest_addoption(parser):
     parser.addoption("--framework", default="torch", help="framework to benchmark (one per process)")
     parser.addoption("--models", default="lenet5,resnet32", help="comma-separated models")
     parser.addoption("--device", default="cpu")
-    parser.addoption("--batch-size", type=int, default=None, help="default: 128 (32 for 224x224 models)")
+    parser.addoption("--batch-size", type=int, default=None, help="default: speed mode's (128; 32 for 224x224 models)")
     parser.addoption("--bench-steps", type=int, default=30, help="timed rounds per benchmark")
     parser.addoption("--bench-warmup", type=int, default=5, help="warm-up rounds per benchmark")
 

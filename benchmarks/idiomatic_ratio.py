@@ -12,10 +12,10 @@ step (ABBA), each timed alone with the device synchronised before both clock rea
 (tracing, compilation) is timed apart and reported, never in the statistics.
 
 ratio = the median over paired steps of convbench's step / the best variant's step next to it (the best: the
-lowest median), with a bootstrap 95 % interval; on a shared VM whose speed drifts by 10-40 % within minutes,
-drift moves both steps of a pair, so the paired ratio resolves what medians of separate rounds cannot. The
-medians themselves are in the second table. (> 1: convbench shows the framework slower than
-its users would measure). Exit code 0 only if every framework ran.
+lowest median), with a bootstrap 95 % interval (``paired``): a shared machine's speed drifts within minutes by
+more than the gaps judged here, and drift moves both steps of a pair, so the paired ratio resolves what medians
+of separate rounds cannot. The medians themselves are in the second table. (> 1: convbench shows the framework
+slower than its users would measure). Exit code 0 only if every framework ran. Figures: docs/performance.md.
 """
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import idiomatic  # noqa: E402  (imports no framework)
+from paired import abba, paired_ratio, timed  # noqa: E402
 
 PHASES = ("train_step", "forward")
 RECORDED_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
@@ -72,23 +73,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # ---- the worker: one framework, in its own process -----------------------------------------------------------
 
-def timed_step(step: Callable[[], Any], sync: Callable[[], None]) -> float:
-    sync()
-    start = time.perf_counter()
-    step()
-    sync()
-    return time.perf_counter() - start
-
-
-def paired_ratio(ours: list[float], theirs: list[float], seed: int = 0) -> tuple[float, float, float]:
-    """Median of the ratios of steps taken side by side (ours[k] ran next to theirs[k]), with a bootstrap 95 %
-    interval of that median: drift on a shared machine moves both steps of a pair, so it cancels."""
-    import numpy as np
-    ratios = np.asarray(ours) / np.asarray(theirs)
-    medians = np.median(np.random.default_rng(seed).choice(ratios, (2000, len(ratios))), axis=1)
-    return float(np.median(ratios)), float(np.quantile(medians, 0.025)), float(np.quantile(medians, 0.975))
-
-
 def measure_model(framework: str, model_name: str, args: argparse.Namespace, pm: Any, registries: Any) -> dict[str, Any]:
     from harness.model.weights import init_weights
 
@@ -112,7 +96,7 @@ def measure_model(framework: str, model_name: str, args: argparse.Namespace, pm:
 
     out: dict[str, Any] = {"params": {"convbench": native.param_count(), "idiomatic": reference.params}, "impls": {}}
     for name, (steps, sync) in impls.items():
-        out["impls"][name] = {p: {"first_step_s": timed_step(steps[p], sync), "rounds_s": []} for p in PHASES}
+        out["impls"][name] = {p: {"first_step_s": timed(steps[p], sync), "rounds_s": []} for p in PHASES}
     order = list(impls)
     for r in range(args.rounds):
         for phase in PHASES:
@@ -123,9 +107,9 @@ def measure_model(framework: str, model_name: str, args: argparse.Namespace, pm:
                 sync()
             samples: dict[str, list[float]] = {name: [] for name in order}
             for k in range(args.steps):   # one step of each, side by side, the order alternating (ABBA)
-                for name in (order if (r * args.steps + k) % 2 == 0 else order[::-1]):
+                for name in abba(order, r * args.steps + k):
                     steps, sync = impls[name]
-                    samples[name].append(timed_step(steps[phase], sync))
+                    samples[name].append(timed(steps[phase], sync))
             for name in order:
                 out["impls"][name][phase]["rounds_s"].append(samples[name])
                 print(f"  {framework} {model_name} round {r + 1} {name:22s} {phase:10s} "

@@ -2,11 +2,11 @@
 
     python benchmarks/overhead.py --framework torch [--batch-size 128] [--steps 10] [--rounds 60] [--sampler]
 
-Same model (LeNet-5), same weights, same batch, same optimiser. On a 2-core VM a LeNet step's time drifts by
-+-20 % from one half-second to the next, so one long round per side cannot resolve 2 %. Instead: many short
-rounds, paired, in ABBA order (harness, hand, hand, harness, ...), so drift and order hit both sides alike;
-the ratio is the median of the per-pair ratios, with a bootstrap 95 % interval over the pairs.
-Target: harness / hand-written <= 1.02.
+Same model (LeNet-5), same weights, same batch, same optimiser. A LeNet step's time on a shared machine drifts
+by more from one half-second to the next than the 2 % this judges, so one long round per side cannot resolve
+it. Instead: many short rounds, paired, in ABBA order (harness, hand, hand, harness, ...), so drift and order
+hit both sides alike; the ratio is the median of the per-pair ratios, with a bootstrap 95 % interval over the
+pairs (``paired``). Target: harness / hand-written <= 1.02. Figures: docs/performance.md.
 """
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ import importlib
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from paired import abba, paired_ratio, timed  # noqa: E402
 
 
 def main() -> int:
@@ -38,7 +39,7 @@ def main() -> int:
         # the environment convbench's own workers get (threads, glibc allocator settings), which glibc and the
         # thread pools read at start-up, so the measurement runs in a fresh interpreter. Without the allocator
         # settings every step faults in fresh pages for its activations, and how many depends on the process's
-        # history: the ratio scattered 0.66-1.17 between runs, with narrow intervals inside each.
+        # history, so runs disagreed far beyond their own intervals (docs/performance.md).
         from harness.orchestrator.workers import worker_env
         env = worker_env(None, args.threads)
         env["CONVBENCH_OVERHEAD_CHILD"] = "1"
@@ -68,14 +69,6 @@ def main() -> int:
         pm.hook.convbench_synchronize(framework=args.framework, device="cpu")
         hand_sync()
 
-    def timed(step) -> float:
-        sync()
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            step()
-        sync()
-        return (time.perf_counter() - start) / args.steps
-
     for step in (harness_step, hand_step):   # warm-up: tracing, allocator, caches
         for _ in range(10):
             step()
@@ -83,19 +76,16 @@ def main() -> int:
     if args.sampler:
         from harness.hardware.telemetry import Sampler
         sampler = Sampler().start()
-    harness_times, hand_times = [], []
+    sides = {"harness": harness_step, "hand-written": hand_step}
+    times: dict[str, list[float]] = {name: [] for name in sides}
     for i in range(args.rounds):
-        if i % 2 == 0:
-            harness_times.append(timed(harness_step))
-            hand_times.append(timed(hand_step))
-        else:
-            hand_times.append(timed(hand_step))
-            harness_times.append(timed(harness_step))
+        for name in abba(list(sides), i):
+            times[name].append(timed(sides[name], sync, args.steps))
+    harness_times, hand_times = times["harness"], times["hand-written"]
     if sampler is not None:
         readings = sampler.stop()
         print(f"  telemetry sampler on: {readings.samples} samples while timing")
-    ratios = np.array(harness_times) / np.array(hand_times)
-    low, high = bootstrap_median(ratios, rng)
+    ratio, low, high = paired_ratio(harness_times, hand_times)
     h, m = statistics.median(harness_times), statistics.median(hand_times)
     print(f"{args.framework} lenet5 batch {args.batch_size}, {args.rounds} ABBA pairs of rounds x {args.steps} steps"
           f"{', sampler on' if args.sampler else ''}")
@@ -103,15 +93,9 @@ def main() -> int:
     print(f"  environment (as convbench's workers): {' '.join(f'{k}={v}' for k, v in recorded_env(dict(os.environ)).items())}")
     print(f"  harness train_step : {1000 * h:8.3f} ms/step (median round)")
     print(f"  hand-written loop  : {1000 * m:8.3f} ms/step (median round)")
-    print(f"  ratio harness / hand-written = {statistics.median(ratios):.3f} (median of pairs; 95 % interval "
+    print(f"  ratio harness / hand-written = {ratio:.3f} (median of pairs; 95 % interval "
           f"{low:.3f}-{high:.3f}; target <= 1.02)")
     return 0
-
-
-def bootstrap_median(values: np.ndarray, rng: np.random.Generator, draws: int = 2000) -> tuple[float, float]:
-    """Percentile bootstrap 95 % interval of the median."""
-    medians = np.median(rng.choice(values, size=(draws, len(values)), replace=True), axis=1)
-    return float(np.quantile(medians, 0.025)), float(np.quantile(medians, 0.975))
 
 
 if __name__ == "__main__":

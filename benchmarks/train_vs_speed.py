@@ -11,44 +11,52 @@ For each framework, in one worker process (the environment convbench's workers g
 (b) speed mode's train_step on one prepared batch, both of speed mode's figures: the window (steps back to back,
     a throughput like an epoch's time: the ratio judged) and the median synchronised step (ratio_latency).
 The ratio (a)/(b) of images/s is 1 when the input path and the loop cost nothing the framework's own step does
-not. On a 2-core VM step times drift by +-20 % within seconds, so the ratio is the median of the pairs' ratios
-with a bootstrap 95 % interval. It also times the input path alone (gather + augment + the hand-over to the
-framework, ms per step, no training; for a model that holds the training set, the host's part: the indices'
-hand-over, the gather being inside its step), and the ceiling: (c) the epoch's own batches made before the
-clock and stepped through back to back, the loop minus all input work; (c)/(b) below 1 is what fresh data costs
-a step that speed mode's one cache-warm batch does not pay, which no input path can remove. ``--prefetch``: train
-mode makes its numpy batches in a background thread, as GPU cells do (CPU cells make them inline), to re-measure
-that choice.
+not. Step times on a shared machine drift within seconds by more than the gap judged, so the ratio is the median
+of the pairs' ratios with a bootstrap 95 % interval (``paired``). It also times the input path alone (gather +
+augment + the hand-over to the framework, ms per step, no training; for a model that holds the training set, the
+host's part: the indices' hand-over, the gather being inside its step), and the ceiling: (c) the epoch's own
+batches made before the clock and stepped through back to back, the loop minus all input work; (c)/(b) below 1 is
+what fresh data costs a step that speed mode's one cache-warm batch does not pay, which no input path can remove.
+``--prefetch``: train mode makes its numpy batches in a background thread, as GPU cells do (CPU cells make them
+inline), to re-measure that choice.
 
 ``--blocks N`` judges in short blocks instead of whole epochs: each cycle runs, in a fresh random order, N steps
 of train mode (the loop's own ``run_epoch`` fed the input path's next N batches), of speed mode's window, of its
-synchronised steps, of the ceiling, and N batches of the input path alone. Pairing 5-step blocks 150 times gives
-+-1-3 % intervals on this 2-core VM, where 1.5-3 s epochs drift too much for less than +-10-20 %.
+synchronised steps, of the ceiling, and N batches of the input path alone: short blocks paired many times give
+far narrower intervals than whole epochs, which drift within themselves. Figures: docs/performance.md.
 """
 from __future__ import annotations
 
 import argparse
+import collections
+import itertools
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from paired import abba, paired_ratio, shuffled, timed  # noqa: E402
 
 SHAPE = {"lenet5": 20, "resnet32": 8}   # model -> steps per epoch of (a), and per speed round of (b)
 LR = 1e-3  # speed mode's learning rate: random labels, many steps, nothing diverges
 
 
-def measure(framework: str, model_name: str, augment: bool, args: argparse.Namespace) -> dict[str, Any]:
-    import numpy as np
+def drain(batches: Iterator[Any], n: int | None = None) -> None:
+    """Makes (and hands over) the next ``n`` batches of ``batches``, or all of them, keeping none."""
+    collections.deque(itertools.islice(batches, n), maxlen=0)
 
+
+def measure(framework: str, model_name: str, augment: bool, args: argparse.Namespace) -> dict[str, Any]:
     from harness.datasets.batches import train_batches
     from harness.settings import Cell, RunSettings
     from harness.worker.context import setup
-    from harness.worker.timing import time_phase, time_window
+    from harness.worker.timing import time_phase
     from harness.worker.training import Recipe, input_path, train
 
     steps = args.steps or SHAPE.get(model_name, 10)
@@ -79,33 +87,25 @@ def measure(framework: str, model_name: str, augment: bool, args: argparse.Names
         step = lambda: native.run_phase("train_step", batch, LR)   # noqa: E731
         timing = time_phase(step, ctx.sync, 2, steps)
         out["speed_ms"].append(1000 * statistics.median(timing.samples_s))   # latency: the median step
-        out["window_ms"].append(1000 * time_window(step, ctx.sync, steps) / steps)   # throughput: back to back
+        out["window_ms"].append(1000 * timed(step, ctx.sync, steps))   # throughput: speed mode's window
 
     def ceiling_round() -> None:   # the loop with every batch made beforehand: no input work at all
-        ctx.sync()
-        start = time.perf_counter()
-        native.read_losses([native.train_step_async(b, LR) for b in epoch_batches])
-        ctx.sync()
-        out["ceiling_ms"].append(1000 * (time.perf_counter() - start) / steps)
+        ceiling = lambda: native.read_losses([native.train_step_async(b, LR) for b in epoch_batches])  # noqa: E731
+        out["ceiling_ms"].append(1000 * timed(ceiling, ctx.sync) / steps)
 
     if args.blocks:
         blocks(native, data, path, augment, batch, epoch_batches, out, ctx.sync, args)
     else:
         for i in range(args.rounds):   # ABBA: drift and order hit both sides alike
-            sides = (train_round, speed_round, ceiling_round)
-            for side in (sides if i % 2 == 0 else sides[::-1]):
+            for side in abba((train_round, speed_round, ceiling_round), i):
                 side()
-            start = time.perf_counter()   # the input path alone, as the loop runs it: gathered, augmented, handed over
-            for _ in batches(1):
-                pass
-            ctx.sync()
-            out["input_ms"].append(1000 * (time.perf_counter() - start) / steps)
+            # the input path alone, as the loop runs it: gathered, augmented, handed over
+            out["input_ms"].append(1000 * timed(lambda: drain(batches(1)), ctx.sync) / steps)
     for name, speed, against in (("ratio", "window_ms", "train_ms"), ("ratio_latency", "speed_ms", "train_ms"),
                                  ("ceiling", "window_ms", "ceiling_ms")):
-        ratios = np.array(out[speed]) / np.array(out[against])   # images/s of train mode / of speed mode
-        medians = np.median(np.random.default_rng(0).choice(ratios, (2000, len(ratios))), axis=1)
-        out[name] = float(np.median(ratios))
-        out[name + "_interval"] = [float(np.quantile(medians, 0.025)), float(np.quantile(medians, 0.975))]
+        # images/s of train mode / of speed mode = speed mode's time / train mode's, pair by pair
+        ratio, low, high = paired_ratio(out[speed], out[against])
+        out[name], out[name + "_interval"] = ratio, [low, high]
     return out
 
 
@@ -114,11 +114,8 @@ def blocks(native: Any, data: Any, path: Any, augment: bool, batch: Any, epoch_b
     """``--blocks N``: the five sides in short blocks of N steps, ``--cycles`` times, each cycle in a fresh
     random order. Train mode's block is the loop's own ``run_epoch`` fed N batches of the input path's endless
     stream (epoch after epoch, as train() would draw them), with its own synchronised clock around it."""
-    import itertools
-    import random
-
     from harness.worker.pipeline import Prefetcher
-    from harness.worker.timing import time_phase, time_window
+    from harness.worker.timing import time_phase
     from harness.worker.training import run_epoch
 
     n = args.blocks
@@ -132,50 +129,39 @@ def blocks(native: Any, data: Any, path: Any, augment: bool, batch: Any, epoch_b
 
     source, inputs, made = stream(False), stream(True), itertools.cycle(epoch_batches)
 
-    def train_block() -> None:
-        sync()
-        start = time.perf_counter()
+    def train_steps() -> None:
         chunk = itertools.islice(source, n)
         if args.prefetch and not path.held:
             with Prefetcher(chunk) as fed:
                 run_epoch(native, fed, LR, 0, lambda *a: None, path.layout)
         else:
             run_epoch(native, chunk, LR, 0, lambda *a: None, path.layout, prepared=path.held)
-        sync()
-        out["train_ms"].append(1000 * (time.perf_counter() - start) / n)
+
+    def train_block() -> None:
+        out["train_ms"].append(1000 * timed(train_steps, sync) / n)
 
     step = lambda: native.run_phase("train_step", batch, LR)   # noqa: E731
 
     def window_block() -> None:
-        out["window_ms"].append(1000 * time_window(step, sync, n) / n)
+        out["window_ms"].append(1000 * timed(step, sync, n))
 
     def latency_block() -> None:
         out["speed_ms"].append(1000 * statistics.median(time_phase(step, sync, 0, n).samples_s))
 
     def ceiling_block() -> None:
-        sync()
-        start = time.perf_counter()
-        native.read_losses([native.train_step_async(next(made), LR) for _ in range(n)])
-        sync()
-        out["ceiling_ms"].append(1000 * (time.perf_counter() - start) / n)
+        ceiling = lambda: native.read_losses([native.train_step_async(next(made), LR) for _ in range(n)])  # noqa: E731
+        out["ceiling_ms"].append(1000 * timed(ceiling, sync) / n)
 
     def input_block() -> None:   # the input path alone: N batches made and handed over, no step
-        sync()
-        start = time.perf_counter()
-        for _ in itertools.islice(inputs, n):
-            pass
-        sync()
-        out["input_ms"].append(1000 * (time.perf_counter() - start) / n)
+        out["input_ms"].append(1000 * timed(lambda: drain(inputs, n), sync) / n)
 
     sides = [train_block, window_block, latency_block, ceiling_block, input_block]
     for side in sides:   # one untimed block each: the stream's first batches, the functions' first calls
         side()
     for key in ("train_ms", "speed_ms", "window_ms", "ceiling_ms", "input_ms"):
         out[key].clear()
-    order = random.Random(0)
-    for _ in range(args.cycles):
-        order.shuffle(sides)
-        for side in sides:
+    for cycle in shuffled(sides, args.cycles):
+        for side in cycle:
             side()
 
 
@@ -201,7 +187,7 @@ def main() -> int:
                         help="make train mode's batches in a background thread, as GPU cells do (CPU cells: inline)")
     parser.add_argument("--blocks", type=int, default=0,
                         help="judge in short interleaved blocks of this many steps instead of whole epochs "
-                             "(e.g. 5: +-2-3 %% intervals on a noisy VM where epochs give +-10-20 %%)")
+                             "(e.g. 5: far narrower intervals on a noisy machine; docs/performance.md)")
     parser.add_argument("--cycles", type=int, default=150, help="with --blocks: how many cycles of the sides")
     parser.add_argument("--json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)

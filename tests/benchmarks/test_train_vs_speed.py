@@ -10,18 +10,19 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import needs
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_vs_speed.py"
 SERIES = ("train_ms", "speed_ms", "window_ms", "ceiling_ms", "input_ms")
 RATIOS = ("ratio", "ratio_latency", "ceiling")
 
 
+@needs("torch")
 @pytest.mark.parametrize("mode, samples", [(["--rounds", "2"], 2), (["--blocks", "2", "--cycles", "3"], 3)],
                          ids=["epochs", "blocks"])
-def test_every_figure_is_measured(tmp_path: Path, mode: list[str], samples: int) -> None:
+def test_every_figure_is_measured(tmp_path: Path, benchmarks_dir: Path, mode: list[str], samples: int) -> None:
     out = tmp_path / "out.json"
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--frameworks", "torch", "--models", "lenet5",
-                           "--steps", "3", "--threads", "1", "--json", str(out), *mode],
+    proc = subprocess.run([sys.executable, str(benchmarks_dir / "train_vs_speed.py"), "--frameworks", "torch",
+                           "--models", "lenet5", "--steps", "3", "--threads", "1", "--json", str(out), *mode],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     cells = json.loads(out.read_text())["results"]["torch"]
