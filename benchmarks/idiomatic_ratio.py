@@ -75,12 +75,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def measure_model(framework: str, model_name: str, args: argparse.Namespace, pm: Any, registries: Any) -> dict[str, Any]:
     from harness.model.weights import init_weights
+    from harness.settings import BuildSettings
 
     model = registries.models.get(model_name)
-    native = pm.hook.convbench_build_model(framework=framework, model=model, device="cpu",
-                                           settings={"seed": 0, "threads": args.threads, "compile": args.compile,
-                                                     "momentum": 0.9,
-                                                     "weight_decay": 2e-4})
+    settings = BuildSettings(threads=args.threads, compile=args.compile)   # the recipe's momentum and weight decay
+    native = pm.hook.convbench_build_model(framework=framework, model=model, device="cpu", settings=settings.to_dict())
     native.set_weights(init_weights(model, 0))
     images, labels = idiomatic.random_batch(args.batch_size, 0)
     batch = native.prepare_batch(images, labels)

@@ -48,6 +48,7 @@ def main() -> int:
 
     from harness.model.weights import init_weights
     from harness.plugin_manager import build_registries, get_plugin_manager
+    from harness.settings import BuildSettings
     pm = get_plugin_manager()
     model = build_registries(pm).models.get("lenet5")
     weights = init_weights(model, 0)
@@ -56,8 +57,7 @@ def main() -> int:
     labels = rng.integers(0, 10, args.batch_size)
 
     native = pm.hook.convbench_build_model(framework=args.framework, model=model, device="cpu",
-                                           settings={"seed": 0, "threads": args.threads, "momentum": 0.9,
-                                                     "weight_decay": 2e-4})
+                                           settings=BuildSettings(threads=args.threads).to_dict())
     native.set_weights(weights)
     batch = native.prepare_batch(images, labels)
     harness_step = lambda: native.run_phase("train_step", batch, 1e-3)  # noqa: E731

@@ -8,7 +8,7 @@ from harness.model.shapes import summarize
 from harness.model.weights import init_weights
 from harness.native import PHASES
 from harness.plugin_manager import build_registries, get_plugin_manager
-from harness.settings import default_batch
+from harness.settings import BuildSettings, default_batch
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def test_phase(benchmark, request, harness_pm, model_name, phase):
     model = build_registries(harness_pm).models.get(model_name)
     batch_size = opt("--batch-size") or default_batch(model.input_shape, "speed")
     native = harness_pm.hook.convbench_build_model(framework=framework, model=model, device=device,
-                                                   settings={"seed": 0, "momentum": 0.9, "weight_decay": 2e-4})
+                                                   settings=BuildSettings().to_dict())
     native.set_weights(init_weights(model, 0))
     rng = np.random.default_rng(0)
     batch = native.prepare_batch(rng.random((batch_size, *model.input_shape), dtype=np.float32),

@@ -56,13 +56,13 @@ def measure(framework: str, model_name: str, augment: bool, args: argparse.Names
     from harness.datasets.batches import train_batches
     from harness.settings import Cell, RunSettings
     from harness.worker.context import setup
+    from harness.worker.pipeline import input_path
     from harness.worker.timing import time_phase
-    from harness.worker.training import Recipe, input_path, train
+    from harness.worker.training import Recipe, train
 
     steps = args.steps or SHAPE.get(model_name, 10)
-    run = RunSettings(dataset="synthetic", threads=args.threads, augment=augment)
-    cell = Cell(run_id="bench", name="bench", framework=framework, model=model_name, seed=0, device="cpu",
-                batch_size=args.batch_size, run=run)
+    run = RunSettings(dataset="synthetic", threads=args.threads, augment=augment, batch_size=args.batch_size)
+    cell = Cell(run_id="bench", name="bench", framework=framework, model=model_name, run=run)
     ctx = setup(cell, data_size=(steps * args.batch_size, args.batch_size))
     native, data = ctx.native, ctx.data
     recipe = Recipe(epochs=1, batch_size=args.batch_size, lr=LR, milestones=(), augment=augment)
@@ -114,7 +114,6 @@ def blocks(native: Any, data: Any, path: Any, augment: bool, batch: Any, epoch_b
     """``--blocks N``: the five sides in short blocks of N steps, ``--cycles`` times, each cycle in a fresh
     random order. Train mode's block is the loop's own ``run_epoch`` fed N batches of the input path's endless
     stream (epoch after epoch, as train() would draw them), with its own synchronised clock around it."""
-    from harness.worker.pipeline import Prefetcher
     from harness.worker.timing import time_phase
     from harness.worker.training import run_epoch
 
@@ -122,20 +121,16 @@ def blocks(native: Any, data: Any, path: Any, augment: bool, batch: Any, epoch_b
 
     def stream(handed_over: bool) -> Any:   # epoch after epoch: what train() feeds run_epoch, or the model's batches
         for epoch in itertools.count(1):
-            if path.held or handed_over:
+            if handed_over:
                 yield from path.model_batches(native, data.y_train, args.batch_size, 0, epoch, augment)
             else:
-                yield from path.host_batches(data.y_train, args.batch_size, 0, epoch, augment)
+                yield from path.loop_batches(native, data.y_train, args.batch_size, 0, epoch, augment)
 
     source, inputs, made = stream(False), stream(True), itertools.cycle(epoch_batches)
 
-    def train_steps() -> None:
-        chunk = itertools.islice(source, n)
-        if args.prefetch and not path.held:
-            with Prefetcher(chunk) as fed:
-                run_epoch(native, fed, LR, 0, lambda *a: None, path.layout)
-        else:
-            run_epoch(native, chunk, LR, 0, lambda *a: None, path.layout, prepared=path.held)
+    def train_steps() -> None:   # what train() does with an epoch's batches, on N of them
+        with path.feeding(itertools.islice(source, n), args.prefetch) as fed:
+            run_epoch(native, fed, LR, 0, lambda *a: None, path.layout, prepared=path.held)
 
     def train_block() -> None:
         out["train_ms"].append(1000 * timed(train_steps, sync) / n)

@@ -112,9 +112,9 @@ def make_run(root: Path, *, run_id: str = "synthetic", mode: str = "train", data
                 name += f"-b{batch}" if len(batch_sizes) > 1 else ""
                 scale = (step_scale or {}).get(fw, 1.0)
                 settings = RunSettings(mode=mode, dataset=dataset, epochs=epochs if mode == "train" else None, lr=0.1,
-                                       threads=2, compile="eager", layout="nchw")
+                                       threads=2, compile="eager", layout="nchw", seed=seed, batch_size=batch)
                 cell = Cell(run_id=run_id, name=name, framework=fw, framework_version=framework_version, model=model,
-                            seed=seed, device="cpu", device_name="x86_64", batch_size=batch, run=settings)
+                            device_name="x86_64", run=settings)
                 cell_dir = run_dir / "cells" / name
                 cell_dir.mkdir()
                 status = (failed or {}).get((fw, model))

@@ -4,7 +4,7 @@ Bilinear upsampling 8 -> 32, the grey level copied to three channels, and a fixe
 (seed 0): 1,437 training and 360 test images. Real data that needs no download.
 
 The prepared arrays are kept in the cache directory (keyed by the scikit-learn and SciPy versions that
-made them), so a worker does not import scikit-learn and SciPy (about 1.3 s) for every cell.
+made them), so a worker does not import scikit-learn and SciPy for every cell (docs/performance.md: their cost).
 """
 from __future__ import annotations
 

@@ -14,7 +14,8 @@ from typing import Any, TextIO, Union
 
 from harness.devices import CPU, Device
 from harness.errors import ConvbenchError
-from harness.settings import Cell, from_json_value, to_json_value
+from harness.jsonvalues import from_json_value, to_json_value
+from harness.settings import Cell
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_EXCEPTION = 0, 3, 4
 

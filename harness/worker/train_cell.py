@@ -10,8 +10,9 @@ from harness.model.weights import check_momentum, check_weights, load_checkpoint
 from harness.results.records import failure_row, measured_row
 from harness.settings import Cell
 from harness.worker.context import setup
+from harness.worker.pipeline import pipelined
 from harness.worker.protocol import emit
-from harness.worker.training import Diverged, Recipe, pipelined, train
+from harness.worker.training import Diverged, Recipe, train
 
 PROGRESS_EVERY_S = 1.0
 
