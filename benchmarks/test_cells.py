@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.model.shapes import summarize
+from harness.model.shapes import model_summary
 from harness.model.weights import init_weights
 from harness.native import PHASES
 from harness.plugin_manager import build_registries, get_plugin_manager
@@ -35,5 +35,5 @@ def test_phase(benchmark, request, harness_pm, model_name, phase):
 
     step()  # tracing / compilation, outside the measured rounds
     benchmark.extra_info.update(framework=framework, model=model_name, phase=phase, device=device,
-                                batch_size=batch_size, flops_per_image=summarize(model).flops)
+                                batch_size=batch_size, flops_per_image=model_summary(model).flops)
     benchmark.pedantic(step, rounds=opt("--bench-steps"), iterations=1, warmup_rounds=opt("--bench-warmup"))

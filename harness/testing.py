@@ -21,7 +21,7 @@ import pytest
 from harness.datasets.batches import PAD, Crops
 from harness.errors import ConvbenchError
 from harness.model.graph import Aux, BatchNorm, Dropout, Flatten, Linear, ModelDef, Seq
-from harness.model.shapes import summarize
+from harness.model.shapes import model_summary
 from harness.model.verification import BATCH, TOLERANCE, verification_weights, write_inputs
 from harness.model.weights import init_weights, trainable_shapes
 from harness.native import PHASES, NativeModel
@@ -172,7 +172,7 @@ class TestConformance:
         assert all(d.name == "cpu" or d.name.split(":")[0] in convbench_kit.spec.device_kinds for d in devices)
 
     def test_parameter_count(self, convbench_kit: Kit, convbench_model: str, convbench_native: NativeModel) -> None:
-        assert convbench_native.param_count() == summarize(convbench_kit.model(convbench_model)).params
+        assert convbench_native.param_count() == model_summary(convbench_kit.model(convbench_model)).params
 
     def test_weights_round_trip(self, convbench_kit: Kit, convbench_model: str, convbench_native: NativeModel) -> None:
         model = convbench_kit.model(convbench_model)
@@ -370,7 +370,7 @@ class TestConformance:
         head = Seq("head", (Linear("fc", 3),))
         model = tiny("kit_aux", (4, 4, 4), Flatten("flatten"), Aux("aux", head, 0.3), Linear("fc", 3))
         native, rng = convbench_kit.build(model), np.random.default_rng(13)
-        w = {k: rng.standard_normal(s).astype(np.float32) for k, s in summarize(model).param_shapes.items()}
+        w = {k: rng.standard_normal(s).astype(np.float32) for k, s in model_summary(model).param_shapes.items()}
         native.set_weights(w)
         x, y = rng.random((4, 4, 4, 4), dtype=np.float32), np.array([0, 1, 2, 0])
         flat = x.reshape(4, -1)

@@ -21,7 +21,7 @@ from harness.native import PHASES
 from harness.plugin_manager import build_registries, get_plugin_manager
 from harness.results.csvio import write_csv
 from harness.results.records import cell_id, make_row
-from harness.results.stats import summarize
+from harness.results.stats import sample_stats
 from harness.settings import Cell, RunSettings
 
 TESTS = Path(__file__).resolve().parent
@@ -141,7 +141,7 @@ def make_run(root: Path, *, run_id: str = "synthetic", mode: str = "train", data
                            for i, p in enumerate(PHASES)}
                 (cell_dir / "samples.json").write_text(json.dumps(samples, indent=1))
                 for phase, values in samples.items():
-                    s = summarize(values).scaled(1000)
+                    s = sample_stats(values).scaled(1000)
                     rows.append(dict(make_row(cell, status="ok", phase=phase, steps=n_samples, warmup=10,
                                               images_per_sec=batch * 1e3 / s["median"],
                                               **{f"ms_{k}": v for k, v in s.items() if k != "n"}), cell=name))

@@ -5,7 +5,7 @@ import argparse
 import json
 from typing import Any
 
-from harness.model.shapes import summarize
+from harness.model.shapes import model_summary
 from harness.plugin_manager import build_registries, get_plugin_manager
 
 
@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     rows: list[dict[str, Any]] = []
     for model in build_registries(get_plugin_manager()).models:
-        s = summarize(model)
+        s = model_summary(model)
         rows.append({"id": model.name, "input_shape": list(model.input_shape), "classes": model.num_classes,
                      "params": s.params, "flops_per_image": s.flops, "description": model.description})
     if args.format == "json":

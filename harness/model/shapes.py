@@ -60,7 +60,7 @@ class LayerInfo:
 
 
 @dataclass
-class Summary:
+class ModelSummary:
     model: str
     output_shape: Shape
     params: int
@@ -69,14 +69,14 @@ class Summary:
     param_shapes: dict[str, Shape]
 
 
-def summarize(model: ModelDef) -> Summary:
+def model_summary(model: ModelDef) -> ModelSummary:
     """Walks the model on its input shape; raises ConvbenchError when a layer cannot apply."""
     layers: list[LayerInfo] = []
     param_shapes: dict[str, Shape] = {}
     out = _infer(model.body, tuple(model.input_shape), "", layers, param_shapes, model.name)
     if out != (model.num_classes,):
         raise ConvbenchError(f"model {model.name!r} ends in shape {out}, expected ({model.num_classes},)")
-    return Summary(model.name, out, sum(x.params for x in layers), sum(x.flops for x in layers), layers, param_shapes)
+    return ModelSummary(model.name, out, sum(x.params for x in layers), sum(x.flops for x in layers), layers, param_shapes)
 
 
 def _infer(node: Node, shape: Shape, path: str, layers: list[LayerInfo], pshapes: dict[str, Shape], model: str) -> Shape:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from harness.model.graph import ModelDef
-from harness.model.shapes import summarize
+from harness.model.shapes import model_summary
 from harness.model.weights import init_weights, save_weights
 
 TOLERANCE = 1e-4
@@ -76,7 +76,7 @@ def agreement(model: ModelDef, frameworks: list[str], results: dict[str, dict[st
     for a, b in itertools.combinations(sorted(logits), 2):
         scale = max(float(np.abs(logits[a]).max()), float(np.abs(logits[b]).max()), 1e-12)
         diffs[(a, b)] = float(np.abs(logits[a] - logits[b]).max()) / scale
-    return Agreement(model.name, summarize(model).params, params, errors, diffs)
+    return Agreement(model.name, model_summary(model).params, params, errors, diffs)
 
 
 def table(agreements: list[Agreement], frameworks: list[str]) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 
 from harness.errors import ConvbenchError
 from harness.model.graph import ModelDef
-from harness.model.shapes import summarize
+from harness.model.shapes import model_summary
 
 META, MOMENTUM = "__meta__.", "__momentum__."
 
@@ -30,7 +30,7 @@ META, MOMENTUM = "__meta__.", "__momentum__."
 def init_weights(model: ModelDef, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     out: dict[str, np.ndarray] = {}
-    for key, shape in summarize(model).param_shapes.items():
+    for key, shape in model_summary(model).param_shapes.items():
         kind = key.rsplit(".", 1)[1]
         if kind == "weight" and len(shape) > 1:
             fan_in = math.prod(shape[1:])
@@ -44,12 +44,12 @@ def init_weights(model: ModelDef, seed: int) -> dict[str, np.ndarray]:
 
 def check_weights(model: ModelDef, weights: dict[str, np.ndarray], source: str = "weights") -> None:
     """Raises ConvbenchError unless ``weights`` has exactly the model's keys and shapes."""
-    check_fit(model, summarize(model).param_shapes, weights, source)
+    check_fit(model, model_summary(model).param_shapes, weights, source)
 
 
 def trainable_shapes(model: ModelDef) -> dict[str, tuple[int, ...]]:
     """The keys and shapes of the trainable parameters (what momentum buffers are kept for)."""
-    return {k: tuple(v) for k, v in summarize(model).param_shapes.items()
+    return {k: tuple(v) for k, v in model_summary(model).param_shapes.items()
             if k.rsplit(".", 1)[1] not in ("running_mean", "running_var")}
 
 

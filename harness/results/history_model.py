@@ -16,7 +16,7 @@ from harness.errors import ConvbenchError
 from harness.results.cells import SECONDARY, cell_key, column_values, key_dict, metric, step_samples
 from harness.results.runs import Run, load_run
 from harness.results.significance import DEFAULT_ALPHA, DEFAULT_THRESHOLD, SAME, Comparison, compare_repeats, compare_samples
-from harness.results.stats import summarize
+from harness.results.stats import sample_stats
 from harness.results.table import Row, fmt, group, ok_rows
 
 
@@ -88,7 +88,7 @@ def _measure(point: Point, run: Run) -> None:
         samples = step_samples(run, ok)
         point.repeats = column_values(ok, column)
         if samples:
-            s = summarize(samples)
+            s = sample_stats(samples)
             point.values, point.samples, point.value, point.low, point.high = samples, True, s.median, s.ci_low, s.ci_high
         else:
             point.values = point.repeats

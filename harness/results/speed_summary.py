@@ -6,7 +6,7 @@ import statistics
 from typing import Sequence
 
 from harness.results.runs import Run
-from harness.results.stats import summarize
+from harness.results.stats import sample_stats
 from harness.results.table import Row, column, group, number, ok_rows
 
 SpeedStats = dict[tuple[str, str, str], dict[str, float]]   # (model, phase, column) -> median, lo, hi, n, img_s
@@ -23,7 +23,7 @@ def speed_stats(run: Run) -> SpeedStats:
             continue
         pooled = [s for r in ok for s in run.samples.get(r["cell"], {}).get(phase, [])]
         if pooled:
-            s = summarize(pooled)
+            s = sample_stats(pooled)
             med, lo, hi, n = 1e3 * s.median, 1e3 * s.ci_low, 1e3 * s.ci_high, s.n
         else:
             med = statistics.fmean(r["ms_median"] for r in ok)

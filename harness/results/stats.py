@@ -8,7 +8,7 @@ from typing import Sequence
 
 
 @dataclass(frozen=True)
-class Summary:
+class SampleStats:
     n: int
     mean: float
     std: float
@@ -41,11 +41,11 @@ def median_ci(sorted_values: Sequence[float], z: float = 1.96) -> tuple[float, f
     return sorted_values[lo], sorted_values[hi]
 
 
-def summarize(samples: Sequence[float]) -> Summary:
+def sample_stats(samples: Sequence[float]) -> SampleStats:
     if not samples:
         raise ValueError("no samples")
     s = sorted(samples)
     lo, hi = median_ci(s)
-    return Summary(n=len(s), mean=statistics.fmean(s), std=statistics.stdev(s) if len(s) > 1 else 0.0,
+    return SampleStats(n=len(s), mean=statistics.fmean(s), std=statistics.stdev(s) if len(s) > 1 else 0.0,
                    median=statistics.median(s), iqr=quantile(s, 0.75) - quantile(s, 0.25),
                    min=s[0], max=s[-1], ci_low=lo, ci_high=hi)

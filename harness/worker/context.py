@@ -13,7 +13,7 @@ from harness.datasets import Dataset, load_dataset
 from harness.devices import Device
 from harness.errors import ConvbenchError
 from harness.model.graph import ModelDef
-from harness.model.shapes import Summary, summarize
+from harness.model.shapes import ModelSummary, model_summary
 from harness.model.weights import init_weights
 from harness.native import NativeModel
 from harness.plugin_manager import build_registries, get_plugin_manager
@@ -25,7 +25,7 @@ class CellContext:
     cell: Cell
     pm: pluggy.PluginManager
     model: ModelDef
-    summary: Summary
+    summary: ModelSummary
     data: Dataset
     native: NativeModel
 
@@ -81,4 +81,4 @@ def setup(cell: Cell, data_size: tuple[int, int] = (512, 256)) -> CellContext:
     # the device's name as the framework sees it here, where the cell runs (on Ray, not the driver's GPU)
     seen = {d.name: d.description for d in pm.hook.convbench_discover_devices(framework=cell.framework) or []}
     cell = cell.replace(device_name=seen.get(cell.local_device.name) or cell.device_name)
-    return CellContext(cell, pm, model, summarize(model), data, native)
+    return CellContext(cell, pm, model, model_summary(model), data, native)

@@ -52,7 +52,7 @@ def run_speed_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
         emit(progress, event="region", name=phase, state="start")   # the sampler reads energy counters here
         window_s = time_window(step, ctx.sync, cell.run.steps)
         emit(progress, event="region", name=phase, state="end", images=batch_size * cell.run.steps)
-        s = stats.summarize(timing.samples_s)
+        s = stats.sample_stats(timing.samples_s)
         samples[phase] = timing.samples_s
         achieved = ctx.summary.flops * PASS_FACTOR[phase] * batch_size / s.median / 1e9
         ms = s.scaled(1000)

@@ -13,7 +13,7 @@ import paddle.nn.functional as F
 from paddle import nn
 
 from harness.model import graph as g
-from harness.model.shapes import Summary, pool_output_size
+from harness.model.shapes import ModelSummary, pool_output_size
 
 
 class BatchNorm(nn.Layer):
@@ -150,7 +150,7 @@ def build(node: g.Node, path: str, shapes: Shapes) -> nn.Layer:
 class Net(nn.Layer):
     """The whole network: ``forward(x)`` returns (logits, [(weight, aux_logits), ...])."""
 
-    def __init__(self, model: g.ModelDef, summary: Summary) -> None:
+    def __init__(self, model: g.ModelDef, summary: ModelSummary) -> None:
         super().__init__()
         self.body = Container(model.body, "", {layer.path: layer.input_shape for layer in summary.layers})
 

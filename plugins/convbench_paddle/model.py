@@ -12,7 +12,7 @@ from convbench_paddle.device import paddle_place
 from convbench_paddle.execution import parse
 from convbench_paddle.layers import Net, cross_entropy, loss_fn
 from harness.model.graph import ModelDef
-from harness.model.shapes import summarize
+from harness.model.shapes import model_summary
 from harness.model.weights import check_momentum, check_weights
 from harness.plugin_base import Execution, unknown_phase
 from harness.settings import BuildSettings
@@ -35,7 +35,7 @@ class PaddleModel:
         if settings.threads:  # math-library threads; OpenMP threads come from the worker's env
             paddle.base.core.set_num_threads(settings.threads)
         paddle.seed(settings.seed)
-        self.net = Net(model, summarize(model))
+        self.net = Net(model, model_summary(model))
         self.run = self.net
         if self.execution.compile == "to_static":  # SOT mode: falls back to dygraph where it cannot capture
             self.run = paddle.jit.to_static(self.net, full_graph=False)  # the first call traces

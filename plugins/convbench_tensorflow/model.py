@@ -29,7 +29,7 @@ from convbench_tensorflow.optim import SGD, LossScaler
 from convbench_tensorflow.parallel import Replicas, all_reduce_mean, replica_devices
 from harness.errors import ConvbenchError
 from harness.model.graph import ModelDef
-from harness.model.shapes import summarize
+from harness.model.shapes import model_summary
 from harness.model.weights import check_momentum, check_weights
 from harness.plugin_base import Execution, unknown_phase
 from harness.settings import BuildSettings
@@ -74,7 +74,7 @@ class TFModel:
             self.device = devices[0]
         self.world = self.replicas.world if self.replicas is not None else 1
         with self._scope(), tf.device(self.device):
-            self.net = Net(model, summarize(model), self.execution.dtype, seed)
+            self.net = Net(model, model_summary(model), self.execution.dtype, seed)
             self.optimizer = SGD(self.net.trainable, settings.momentum, settings.weight_decay)
             self.scaler = LossScaler() if self.execution.precision == "fp16" else None
         self._lr_value: float | None = None

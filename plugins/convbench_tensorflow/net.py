@@ -8,7 +8,7 @@ import tensorflow as tf
 from convbench_tensorflow import layers as L
 from convbench_tensorflow.layers import Context, Param
 from harness.model import graph as g
-from harness.model.shapes import Summary
+from harness.model.shapes import ModelSummary
 
 LEAVES: dict[type, Any] = {g.Conv: L.Conv, g.Linear: L.Linear, g.BatchNorm: L.BatchNorm, g.MaxPool: L.MaxPool,
                            g.LRN: L.LRN, g.Flatten: L.Flatten}
@@ -38,7 +38,7 @@ class Container:
 class Net:
     """The whole network. ``params`` maps every portable key to its ``Param``, in definition order."""
 
-    def __init__(self, model: g.ModelDef, summary: Summary, compute_dtype: tf.DType, seed: int) -> None:
+    def __init__(self, model: g.ModelDef, summary: ModelSummary, compute_dtype: tf.DType, seed: int) -> None:
         self.compute_dtype = compute_dtype
         self.inputs = {layer.path: layer.input_shape for layer in summary.layers}
         self.params: dict[str, Param] = {}

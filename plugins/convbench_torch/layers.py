@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.model import graph as g
-from harness.model.shapes import Summary, pool_output_size
+from harness.model.shapes import ModelSummary, pool_output_size
 
 
 class AnyRankBatchNorm(nn.modules.batchnorm._BatchNorm):
@@ -34,7 +34,7 @@ class Container(nn.Module):
     tensor (never on a Seq's input, which a sibling branch, shortcut or auxiliary head may also read, nor on
     a Flatten view): fewer fresh activation buffers, the same numbers."""
 
-    def __init__(self, node: g.Node, path: str, summary: Summary) -> None:
+    def __init__(self, node: g.Node, path: str, summary: ModelSummary) -> None:
         super().__init__()
         self.kind = type(node).__name__
         self.aux_weight = node.weight if isinstance(node, g.Aux) else 0.0
@@ -62,7 +62,7 @@ class Container(nn.Module):
         return x
 
 
-def build(node: g.Node, path: str, summary: Summary, inplace: bool = False) -> nn.Module:
+def build(node: g.Node, path: str, summary: ModelSummary, inplace: bool = False) -> nn.Module:
     if isinstance(node, (g.Seq, g.Concat, g.Residual, g.Aux)):
         return Container(node, path, summary)
     in_shape = _input_shapes(summary)[path]
@@ -91,7 +91,7 @@ def build(node: g.Node, path: str, summary: Summary, inplace: bool = False) -> n
     raise TypeError(f"torch plugin cannot build {type(node).__name__}")
 
 
-def _input_shapes(summary: Summary) -> dict[str, tuple[int, ...]]:
+def _input_shapes(summary: ModelSummary) -> dict[str, tuple[int, ...]]:
     cached = getattr(summary, "_inputs", None)
     if cached is None:
         cached = {layer.path: layer.input_shape for layer in summary.layers}
@@ -102,7 +102,7 @@ def _input_shapes(summary: Summary) -> dict[str, tuple[int, ...]]:
 class Net(nn.Module):
     """The whole network: ``forward(x)`` returns (logits, [(weight, aux_logits), ...])."""
 
-    def __init__(self, model: g.ModelDef, summary: Summary) -> None:
+    def __init__(self, model: g.ModelDef, summary: ModelSummary) -> None:
         super().__init__()
         self.body = Container(model.body, "", summary)
 

@@ -10,7 +10,7 @@ import torch
 from convbench_torch.device import torch_device
 from convbench_torch.layers import Net, loss_fn
 from harness.model.graph import ModelDef
-from harness.model.shapes import summarize
+from harness.model.shapes import model_summary
 from harness.model.weights import check_momentum, check_weights
 from harness.plugin_base import Execution, unknown_phase
 from harness.settings import BuildSettings
@@ -54,7 +54,7 @@ class TorchModel:
             torch.set_num_threads(settings.threads)
         torch.manual_seed(settings.seed)
         self.precision, self.compiled = execution.precision, execution.compile == "torch.compile"
-        self.net = Net(model, summarize(model)).to(self.device)
+        self.net = Net(model, model_summary(model)).to(self.device)
         self.channels_last = execution.layout == "nhwc"
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)

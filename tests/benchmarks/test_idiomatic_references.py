@@ -16,7 +16,7 @@ import sys
 import pytest
 from helpers import REGISTRIES, framework_installed, needs
 
-from harness.model.shapes import summarize
+from harness.model.shapes import model_summary
 
 MODELS = ("vgg16", "resnet32", "googlenet")
 # every model is built and its parameters counted; every variant of these also trains a step and evaluates
@@ -92,7 +92,7 @@ def test_reference_matches_definition_and_trains(framework, checks):
     result = checks(framework)
     assert set(result) == set(MODELS)
     for name in MODELS:
-        expected = summarize(REGISTRIES.models.get(name)).params
+        expected = model_summary(REGISTRIES.models.get(name)).params
         assert result[name]["params"] == expected, f"{framework} {name}: {result[name]['params']} != {expected}"
         if name not in STEPPED:
             continue

@@ -8,7 +8,7 @@ from helpers import ALL_MODELS, needs
 from harness.devices import parse_device
 from harness.errors import ConvbenchError
 from harness.model.graph import Conv, Flatten, Linear, MaxPool, ModelDef, Seq, aux_heads
-from harness.model.shapes import pool_output_size, summarize
+from harness.model.shapes import model_summary, pool_output_size
 from harness.model.weights import check_weights, init_weights, load_weights, save_weights
 
 PUBLISHED_PARAMS = {"lenet5": 62_006, "vgg16_imagenet": 138_357_544, "vgg19_imagenet": 143_667_240}
@@ -22,16 +22,16 @@ def test_required_models_are_registered():
 
 @pytest.mark.parametrize("name,params", PUBLISHED_PARAMS.items())
 def test_published_parameter_counts(registries, name, params):
-    assert summarize(registries.models.get(name)).params == params
+    assert model_summary(registries.models.get(name)).params == params
 
 
 def test_resnet32_is_the_papers_size(registries):
     # He et al. report 0.46M; the 1x1 projection shortcuts of the Paddle book add ~7k
-    assert 0.46e6 <= summarize(registries.models.get("resnet32")).params <= 0.47e6
+    assert 0.46e6 <= model_summary(registries.models.get("resnet32")).params <= 0.47e6
 
 
 def test_alexnet_variants_differ_only_by_lrn(registries):
-    plain, lrn = (summarize(registries.models.get(n)) for n in ("alexnet", "alexnet_lrn"))
+    plain, lrn = (model_summary(registries.models.get(n)) for n in ("alexnet", "alexnet_lrn"))
     assert plain.params == lrn.params and plain.flops == lrn.flops
     assert [x.path for x in lrn.layers if "lrn" not in x.path] == [x.path for x in plain.layers]
 
@@ -45,7 +45,7 @@ def test_googlenet_has_two_auxiliary_heads(registries):
 
 def test_flops_of_vgg16_imagenet_match_the_usual_figure(registries):
     # 15.47 G multiply-accumulates is the commonly cited figure for VGG-16 at 224x224
-    assert summarize(registries.models.get("vgg16_imagenet")).flops == pytest.approx(2 * 15.47e9, rel=0.01)
+    assert model_summary(registries.models.get("vgg16_imagenet")).flops == pytest.approx(2 * 15.47e9, rel=0.01)
 
 
 @needs("torch")
@@ -62,13 +62,13 @@ def test_ceil_mode_pool_size_follows_torch(size, k, s, p):
 def test_collapsing_model_is_refused():
     model = ModelDef("bad", (3, 8, 8), 10, Seq("net", (Conv("c", 4, 11), Flatten("f"), Linear("fc", 10))))
     with pytest.raises(ConvbenchError, match="collapses"):
-        summarize(model)
+        model_summary(model)
 
 
 def test_model_must_end_in_class_count():
     model = ModelDef("bad", (3, 4, 4), 10, Seq("net", (MaxPool("p", 2, 2), Flatten("f"), Linear("fc", 7))))
     with pytest.raises(ConvbenchError, match="expected \\(10,\\)"):
-        summarize(model)
+        model_summary(model)
 
 
 def test_weights_roundtrip_and_check(tmp_path, registries):
@@ -92,7 +92,7 @@ def test_torch_builds_every_model(registries, name):
     from convbench_torch import plugin
     model = registries.models.get(name)
     native = plugin.native(model, "cpu", {"seed": 0, "threads": 2})
-    assert native.param_count() == summarize(model).params
+    assert native.param_count() == model_summary(model).params
     weights = init_weights(model, 1)
     native.set_weights(weights)
     back = native.get_weights()

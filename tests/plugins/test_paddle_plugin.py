@@ -22,7 +22,7 @@ import pytest
 from helpers import framework_installed, needs
 
 from harness.model import graph as g
-from harness.model.shapes import summarize
+from harness.model.shapes import model_summary
 from harness.model.verification import verification_weights
 from harness.plugin_manager import build_registries, get_plugin_manager
 
@@ -256,7 +256,7 @@ def test_plugin_does_not_import_paddle() -> None:
 @needs("torch")
 @pytest.mark.parametrize("name", ALL)
 def test_param_count(results: dict[str, dict[str, np.ndarray]], name: str) -> None:
-    assert int(results["paddle"][f"{name}/params"]) == summarize(get_model(name)).params
+    assert int(results["paddle"][f"{name}/params"]) == model_summary(get_model(name)).params
 
 
 @needs("paddle")

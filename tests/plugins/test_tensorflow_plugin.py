@@ -20,7 +20,7 @@ import pytest
 
 from harness.errors import ConvbenchError
 from harness.model import graph as g
-from harness.model.shapes import summarize
+from harness.model.shapes import model_summary
 from harness.model.verification import verification_weights
 from harness.plugin_manager import build_registries, get_plugin_manager
 
@@ -182,7 +182,7 @@ def built(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
 
 def test_param_count_matches_definition(built) -> None:  # type: ignore[no-untyped-def]
     model, native, _ = built
-    assert native.param_count() == summarize(model).params
+    assert native.param_count() == model_summary(model).params
 
 
 def test_weights_round_trip_exactly(built) -> None:  # type: ignore[no-untyped-def]

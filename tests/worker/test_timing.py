@@ -73,7 +73,7 @@ def test_pipelined_window_measures_throughput_not_latency():
 
 def test_statistics_match_numpy():
     samples = list(np.random.default_rng(0).lognormal(0, 0.3, 101))
-    s = stats.summarize(samples)
+    s = stats.sample_stats(samples)
     assert s.n == 101
     assert s.mean == pytest.approx(np.mean(samples))
     assert s.std == pytest.approx(np.std(samples, ddof=1))
@@ -89,16 +89,16 @@ def test_median_ci_covers_the_true_median_about_95_percent():
     rng = np.random.default_rng(1)
     covered = 0
     for _ in range(400):
-        s = stats.summarize(list(rng.exponential(1.0, 100)))
+        s = stats.sample_stats(list(rng.exponential(1.0, 100)))
         covered += s.ci_low <= np.log(2) <= s.ci_high
     assert 0.92 <= covered / 400 <= 0.99
 
 
 def test_scaled_and_single_sample():
-    s = stats.summarize([0.002])
+    s = stats.sample_stats([0.002])
     assert s.std == 0.0 and s.scaled(1000)["median"] == pytest.approx(2.0) and s.scaled(1000)["n"] == 1
     with pytest.raises(ValueError):
-        stats.summarize([])
+        stats.sample_stats([])
 
 
 def test_articles_line():

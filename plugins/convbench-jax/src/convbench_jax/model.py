@@ -12,7 +12,7 @@ from convbench_jax.execution import JaxExecution
 from convbench_jax.layers import Arrays, Layout
 from convbench_jax.steps import initial_scale, make_steps
 from harness.model import graph as g
-from harness.model.shapes import summarize
+from harness.model.shapes import model_summary
 from harness.model.weights import check_momentum, check_weights
 from harness.plugin_base import Execution, unknown_phase
 from harness.settings import BuildSettings
@@ -27,7 +27,7 @@ class JaxModel:
         self.execution = JaxExecution(execution)
         self.execution.apply()
         self.layout = Layout(self.execution.layout)
-        summary = summarize(model)
+        summary = model_summary(model)
         # which weights need a native order: conv kernels (OIHW <-> HWIO) and dense weights ((out,in) <-> (in,out))
         self._kind = {f"{layer.path}.weight": type(layer.node).__name__ for layer in summary.layers
                       if isinstance(layer.node, (g.Conv, g.Linear))}
