@@ -47,3 +47,14 @@ def test_doc_names_the_environment_variables_and_entry_point_group():
     text = DOC.read_text()
     for needle in (DISABLE_ENV, EXTRA_ENV, "[project.entry-points.convbench]", "pytest -p harness.testing"):
         assert needle in text
+
+
+def test_the_one_line_import_of_the_doc_works_and_names_what_harness_exports():
+    """docs/plugins.md's `from harness import ...` line runs, and every name the package exports lazily exists."""
+    import harness
+    line = next(ln for ln in DOC.read_text().splitlines() if ln.startswith("from harness import "))
+    exec(line, {})
+    for name in harness.__all__:
+        assert getattr(harness, name) is not None, name
+    with pytest.raises(AttributeError):
+        harness.NoSuchThing  # noqa: B018
