@@ -75,7 +75,8 @@ def test_duplicate_model_name_raises():
     pm = get_plugin_manager(load_entrypoints=False)
     pm.register(InlinePlugin(), name="a")
     pm.register(InlinePlugin(), name="b")
-    with pytest.raises(ValueError, match="duplicate (model 'tiny'|framework 'fake')"):
+    with pytest.raises(ConvbenchError, match="duplicate (model 'tiny'|framework 'fake'): registered by plugin 'a' "
+                                             "and again by plugin 'b'"):
         build_registries(pm)
 
 

@@ -1,4 +1,5 @@
-"""``convbench plugins``: each plugin, where it comes from, the hooks it implements; each framework's state."""
+"""``convbench plugins``: each plugin, where it comes from, the hooks it implements; each framework's state.
+Exits 1 when a plugin failed to load (each one's reason printed), so it doubles as a health check."""
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     names = list(dict.fromkeys([*origins, *(n for n, p in pm.list_name_plugin() if p is not None)]))
     for name in names:
         origin = origins.get(name)
-        where = f"{origin.distribution} {origin.version}" if origin and origin.distribution else "(registered directly)"
+        where = (f"{origin.distribution} {origin.version}" if origin and origin.distribution
+                 else origin.kind if origin and origin.kind else "(registered directly)")
         if origin and origin.disabled:
             print(f"{name}: disabled by CONVBENCH_DISABLE_PLUGINS")
             continue
@@ -33,7 +35,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     pythons = resolve_pythons(args.python, args.config, regs.frameworks.names())
     for spec in regs.frameworks:
         found = interpreter_info(spec, pythons.get(spec.name))
-        where = f" in {found['executable']} (Python {found['python']}, convbench {found['convbench']})"
+        build = f" build {found['build']}" if found.get("build") else ""
+        where = f" in {found['executable']} (Python {found['python']}, convbench {found['convbench']}{build})"
         state = f"available ({spec.module} {found['version']})" if found["installed"] else f"unavailable: {found['reason']}"
         print(f"framework {spec.name}: {state}{where}")
-    return 0
+    return 1 if any(origin.error for origin in origins.values()) else 0
