@@ -18,6 +18,7 @@ from harness.model.weights import init_weights
 from harness.native import NativeModel
 from harness.plugin_manager import build_registries, get_plugin_manager
 from harness.settings import BuildSettings, Cell, RunSettings
+from harness.worker import checks
 
 
 @dataclass
@@ -46,7 +47,7 @@ class CellContext:
 
     def common(self) -> dict[str, Any]:
         """Row values every row of this cell carries; on a GPU, the framework's CUDA / cuDNN / NCCL versions."""
-        info = getattr(self.native, "execution_info", dict)()
+        info = checks.execution_info(self.native, getattr(self.native, "execution_info", dict)())
         gpu = self.pm.hook.convbench_runtime_versions(framework=self.framework) or {} if self.device.is_gpu else {}
         return {"params": self.native.param_count(), "flops_per_image": self.summary.flops, **info,
                 **{k: gpu.get(k) for k in ("cuda_runtime", "cudnn", "nccl")},

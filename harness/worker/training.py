@@ -10,6 +10,7 @@ from harness.datasets import Dataset
 from harness.datasets.batches import test_batches
 from harness.native import NativeModel
 from harness.settings import DEFAULT_EPOCHS, RECIPE_BATCH, Cell, RunSettings, parse_schedule
+from harness.worker import checks
 from harness.worker.pipeline import input_path, pipelined
 
 
@@ -67,7 +68,7 @@ def test_metrics(native: NativeModel, data: Dataset, batch_size: int) -> tuple[f
     """(mean test loss, test accuracy) over every test image."""
     loss_sum, correct = 0.0, 0
     for xb, yb in test_batches(data.x_test, data.y_test, batch_size):
-        loss, hits = native.evaluate(xb, yb)
+        loss, hits = checks.evaluation(native, native.evaluate(xb, yb), len(yb))
         loss_sum += loss
         correct += hits
     n = len(data.y_test)
@@ -87,7 +88,7 @@ def run_epoch(native: NativeModel, batches: Iterator[Any], lr: float, epoch: int
     loss_sum, steps = 0.0, 0
     if not pipelined(native):
         for xb, yb in batches:
-            loss = native.train_step(xb, yb, lr)
+            loss = checks.loss(native, native.train_step(xb, yb, lr))
             steps += 1
             check_finite(loss, epoch, steps)
             loss_sum += loss
@@ -100,7 +101,7 @@ def run_epoch(native: NativeModel, batches: Iterator[Any], lr: float, epoch: int
         nonlocal loss_sum
         taken = pending[:-1] if keep_newest else list(pending)
         first = steps - len(pending) + 1   # the step number of pending[0]
-        values = model.read_losses(taken)
+        values = checks.losses(model, model.read_losses(taken), len(taken))
         for offset, loss in enumerate(values):
             check_finite(loss, epoch, first + offset)
         del pending[:len(taken)]
