@@ -10,7 +10,7 @@ from harness import __version__
 from harness.devices import Device
 from harness.frameworks import FrameworkSpec
 from harness.orchestrator import interpreters
-from harness.orchestrator.workers import run_job, worker_env
+from harness.orchestrator.workers import WorkerStartError, run_job, worker_env
 from harness.worker.protocol import GemmJob, ProbeJob
 
 
@@ -39,25 +39,29 @@ def probe_framework(spec: FrameworkSpec, threads: int, log: Path, python: str | 
     elif why := interpreters.problem(python):
         return Probe(spec.name, False, f"--python {spec.name}={python}: {why}", bad_interpreter=True)
     start = log.stat().st_size if log.exists() else 0
-    result = run_job(ProbeJob(spec.name), worker_env(spec, threads), log, 300, python=python)
+    try:
+        result = run_job(ProbeJob(spec.name), worker_env(spec, threads), log, 300, python=python)
+    except WorkerStartError as exc:   # e.g. not a program the system can run (a file without #!): ENOEXEC
+        where = f"--python {spec.name}={python}: " if python is not None else ""
+        return Probe(spec.name, False, f"{where}{exc}", bad_interpreter=python is not None)
     code, payload = result.code, result.payload
     if python is not None and (why := interpreter_problem(python, code, payload, log, start)):
         return Probe(spec.name, False, f"--python {spec.name}={python}: {why}", bad_interpreter=True)
     if code != 0 or payload is None:
         why = (payload or {}).get("error") or f"probe exited with code {code}; see {log}"
         return Probe(spec.name, False, f"import failed: {why}")
+    facts = {k: v for k, v in payload.get("interpreter", {}).items() if k != "build_files"}  # meta.json keeps the hash
     return Probe(spec.name, True, "", payload.get("version"), payload.get("devices", []), payload.get("runtime", {}),
-                 payload.get("interpreter", {}))
+                 facts)
 
 
 def interpreter_problem(python: str, code: int | None, payload: dict[str, Any] | None, log: Path, start: int) -> str | None:
     """Why a framework's own interpreter cannot run convbench's workers: not a Python, no convbench, another
-    convbench version. None when it can (the framework itself may still fail to import: a normal probe result)."""
-    found = (payload or {}).get("interpreter", {}).get("convbench")
-    if found is not None:
-        if found == __version__:
-            return None
-        return f"has convbench {found}, this convbench is {__version__}: install {__version__} there"
+    convbench version or build. None when it can (the framework itself may still fail to import: a normal probe
+    result)."""
+    facts = (payload or {}).get("interpreter", {})
+    if facts.get("convbench") is not None:
+        return interpreters.mismatch(facts)
     text = log.read_text(errors="replace")[start:] if log.exists() else ""
     if payload is None and "No module named" in text and ("harness" in text or "pluggy" in text):
         return f"has no convbench installed (pip install convbench=={__version__} there)"

@@ -6,6 +6,7 @@ way any command runs a job in a worker.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from harness.errors import ConvbenchError
 from harness.frameworks import FrameworkSpec
 from harness.worker.protocol import Job, write_job
 
@@ -98,6 +100,18 @@ def launcher(python: str | None) -> list[str]:
     return [python, "-c", FOREIGN]
 
 
+class WorkerStartError(ConvbenchError):
+    """A worker's process could not be started (its interpreter is missing, not executable, or not a program)."""
+
+
+def start_failure(executable: str, exc: OSError) -> str:
+    """Why ``executable`` did not start, in one line."""
+    if exc.errno == errno.ENOEXEC:
+        return (f"{executable} is not a program this system can run ({exc.strerror}): an interpreter is a binary or "
+                "a script whose first line is #!")
+    return f"cannot start {executable}: {exc.strerror or exc}"
+
+
 class Worker:
     """A worker process running one job, in its own process group, so a timeout or Ctrl-C can kill all of it.
     The job file is written to ``job_file`` (kept, e.g. a cell's cell.json) or to a temporary folder."""
@@ -111,10 +125,14 @@ class Worker:
         self.log = log
         path = job_file or Path(self.tmp.name) / "job.json"
         write_job(path, job)
+        command = [*launcher(python), str(path), str(self.out)]
         with open(log, "ab") as err:
-            self.proc = subprocess.Popen([*launcher(python), str(path), str(self.out)],
-                                         stdout=subprocess.PIPE, stderr=err, env=env, text=True,
-                                         start_new_session=True)
+            try:
+                self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, env=env, text=True,
+                                             start_new_session=True)
+            except OSError as exc:   # the interpreter cannot be executed at all: one line, never a traceback
+                self.tmp.cleanup()
+                raise WorkerStartError(start_failure(command[0], exc)) from None
 
     def kill(self) -> None:
         try:

@@ -34,9 +34,12 @@ def cell(c: Cell, progress: TextIO) -> dict[str, Any]:
 
 
 def interpreter() -> dict[str, Any]:
-    """This worker's Python and convbench, as the orchestrator checks them against its own."""
+    """This worker's Python and convbench (its version, and its build identity: one hash, and each source file's
+    so the orchestrator can name what differs), as the orchestrator checks them against its own."""
     from harness import __version__
-    return {"executable": sys.executable, "python": platform.python_version(), "convbench": __version__}
+    from harness.identity import build_id, source_hashes
+    return {"executable": sys.executable, "python": platform.python_version(), "convbench": __version__,
+            "build": build_id(), "build_files": source_hashes()}
 
 
 def info(job: InfoJob) -> dict[str, Any]:
