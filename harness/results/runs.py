@@ -57,6 +57,7 @@ def _finite(value: Any) -> bool:
 
 
 def _check_meta(path: Path, meta: Any) -> dict[str, Any]:
+    """meta.json: an object, and the keys the reports read of the JSON type they expect ({} when there is none)."""
     if meta is None:
         return {}
     if not isinstance(meta, dict):
@@ -65,8 +66,8 @@ def _check_meta(path: Path, meta: Any) -> dict[str, Any]:
         if meta.get(key) is not None and not isinstance(meta[key], kind):
             raise ConvbenchError(f"{str(path)!r}: {key} must be a JSON {JSON_NAMES[kind]}, got {_one_line(repr(meta[key]))[:60]}")
     for name, fw in (meta.get("frameworks") or {}).items():
-        if not isinstance(fw, dict) or not isinstance(fw.get("devices") or [], list) or \
-                not all(isinstance(d, dict) for d in fw.get("devices") or []):
+        devices = (fw.get("devices") or []) if isinstance(fw, dict) else None
+        if not isinstance(devices, list) or not all(isinstance(d, dict) for d in devices):
             raise ConvbenchError(f"{str(path)!r}: frameworks.{name} must be an object with a list of devices")
     return meta
 

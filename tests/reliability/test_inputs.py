@@ -100,6 +100,8 @@ CORRUPT = {
     "meta.json cut short": (corrupt(speed, lambda r: torn(r / "meta.json")), "meta.json' is not readable JSON"),
     "meta.json settings a list": (corrupt(speed, lambda r: (r / "meta.json").write_text('{"settings": [1]}')),
                                   "meta.json': settings must be a JSON object, got [1]"),
+    "meta.json devices a string": (corrupt(speed, lambda r: (r / "meta.json").write_text(
+        '{"frameworks": {"torch": {"devices": "cpu"}}}')), "meta.json': frameworks.torch must be an object with a list"),
     "ok speed row, no median, no samples.json": (
         corrupt(speed, lambda r: (blank_column(r, "ms_median"), (r / "cells/torch-lenet5-cpu/samples.json").unlink())),
         "row 1: an ok speed row with no ms_median and no samples of phase 'forward' in "
