@@ -3,6 +3,7 @@ read back with every field's type checked, so a value crosses the process bounda
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, TypeVar
@@ -28,7 +29,8 @@ def to_json_value(value: Any) -> Any:
 
 def from_json_value(cls: type[T], data: Any) -> T:
     """Builds the dataclass ``cls`` from JSON data, checking each field's type (ints accepted for floats, lists
-    for tuples, strings for devices). Unknown keys are an error: such a file is written by this same version."""
+    for tuples, strings for devices; a float must be finite). Unknown keys are an error: such a file is written by
+    this same version."""
     if not isinstance(data, dict):
         raise ConvbenchError(f"{cls.__name__}: expected an object, got {data!r}")
     hints = typing.get_type_hints(cls)
@@ -70,4 +72,6 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return float(value)
     if not isinstance(hint, type) or not isinstance(value, hint) or (hint is not bool and isinstance(value, bool)):
         raise ConvbenchError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+    if hint is float and not math.isfinite(value):   # JSON readers accept NaN and Infinity; no setting is either
+        raise ConvbenchError(f"{where}: expected a finite number, got {value!r}")
     return value

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from harness.devices import Device, parse_device
 from harness.errors import ConvbenchError
@@ -27,12 +28,19 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-def positive_float(text: str) -> float:
+def finite_float(text: str) -> float:
+    """The one parser of a real-number option: inf and nan are refused like any other non-number."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    if not (value := finite_float(text)) > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
 

@@ -6,6 +6,7 @@ import argparse
 from harness.commands.args import (
     add_interpreter_options,
     device_arg,
+    finite_float,
     name_list,
     non_negative_int,
     on_off,
@@ -38,9 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--recipe", metavar="FILE.toml", help="recipe file; command-line options override it")
     run.add_argument("--schedule", help="lr schedule: step (x0.1 at half the epochs, default), step:E1,E2, constant")
     run.add_argument("--optimizer", choices=("momentum", "sgd"), help="momentum (SGD, momentum 0.9; default) or sgd")
-    run.add_argument("--momentum", type=float, help=f"default {d.momentum}")
-    run.add_argument("--weight-decay", type=float, help=f"L2 weight decay on every parameter (default {d.weight_decay:g})")
-    run.add_argument("--target", type=float, help="stop at this test accuracy (0-1) and report time to reach it")
+    run.add_argument("--momentum", type=finite_float, help=f"default {d.momentum}")
+    run.add_argument("--weight-decay", type=finite_float, help=f"L2 weight decay on every parameter (default {d.weight_decay:g})")
+    run.add_argument("--target", type=finite_float, help="stop at this test accuracy (0-1) and report time to reach it")
     run.add_argument("--seeds", type=positive_int, help="repeat each cell with N seeds: --seed, --seed+1, ...")
     run.add_argument("--resume-from", metavar="CHECKPOINT", help="continue training from a portable checkpoint (.npz)")
     run.add_argument("--seed", type=non_negative_int, help=f"default {d.seed}")

@@ -8,10 +8,11 @@ from harness.errors import ConvbenchError
 from harness.registry import unknown_name
 
 DATASETS = ("digits", "cifar10", "synthetic")
+SYNTHETIC_SIZE = (512, 256)   # (train, test) images of a train-mode cell's synthetic set
 
 
 def load_dataset(name: str, *, data_dir: str | Path | None = None, shape: tuple[int, int, int] = (3, 32, 32),
-                 num_classes: int = 10, seed: int = 0, synthetic_size: tuple[int, int] = (512, 256),
+                 num_classes: int = 10, seed: int = 0, synthetic_size: tuple[int, int] = SYNTHETIC_SIZE,
                  checksums_off: bool = False) -> Dataset:
     """Loads ``name``. ``shape``, ``num_classes`` and ``synthetic_size`` (train, test) shape the
     synthetic set only; the real sets have their own."""

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.datasets import DATASETS, load_dataset
+from harness.datasets.loader import SYNTHETIC_SIZE
 from harness.devices import CPU, Device, parse_device, parse_gpu_list
 from harness.errors import ConvbenchError
 from harness.model.graph import ModelDef
@@ -79,8 +80,9 @@ def new_plan(args: argparse.Namespace, argv: list[str], regs: Registries) -> Pla
     settings = resolve_settings(args, regs)
     frameworks = [regs.frameworks.get(n).name for n in (args.frameworks or regs.frameworks.names())]
     models = [regs.models.get(n) for n in (args.models or DEFAULT_MODELS)]
-    check_data(settings, models)
+    train_size = check_data(settings, models)
     check_batches(settings, models)
+    check_batch_fits(settings, models, train_size)
     if settings.resume_from:
         check_resume_checkpoint(settings.resume_from, models, settings.epochs)
     run_id, run_dir = new_run_dir(args.output)
@@ -180,16 +182,31 @@ def check_batches(settings: RunSettings, models: list[ModelDef]) -> None:
             raise ConvbenchError(f"global batch {batch} does not split evenly over {settings.world_size} devices")
 
 
-def check_data(settings: RunSettings, models: list[ModelDef]) -> None:
-    """A real dataset must be readable and fit every model (synthetic takes each model's shape)."""
+def check_data(settings: RunSettings, models: list[ModelDef]) -> int:
+    """A real dataset must be readable and fit every model (synthetic takes each model's shape); returns the size of
+    its training set."""
     if settings.dataset == "synthetic":
-        return
+        return SYNTHETIC_SIZE[0]
     data = load_dataset(settings.dataset, data_dir=settings.data_dir, checksums_off=settings.no_checksum)
     for m in models:
         if tuple(m.input_shape) != data.shape or m.num_classes != data.num_classes:
             raise ConvbenchError(f"model {m.name} takes {'x'.join(map(str, m.input_shape))} images and "
                                  f"{m.num_classes} classes; dataset {settings.dataset} has "
                                  f"{'x'.join(map(str, data.shape))} and {data.num_classes}: use --dataset synthetic")
+    return len(data.y_train)
+
+
+def check_batch_fits(settings: RunSettings, models: list[ModelDef], train_size: int) -> None:
+    """In train mode each model's batch fits the training set: a larger one trains no step (full batches only),
+    yet its cell would end ok at chance accuracy. Data parallel: the global batch, since every rank takes its slice
+    of each global batch. (Speed mode times one batch of its own size.)"""
+    if settings.mode != "train":
+        return
+    for m in models:
+        if (batch := cell_batch(settings, m)) > train_size:
+            raise ConvbenchError(f"batch {batch} ({m.name}) is larger than the {settings.dataset} training set of "
+                                 f"{train_size} images: an epoch would train no step; use --batch-size {train_size} "
+                                 "or less")
 
 
 def check_resume_checkpoint(path: str, models: list[ModelDef], epochs: int | None) -> None:

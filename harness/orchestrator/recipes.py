@@ -6,6 +6,7 @@ augment, target, optimizer. Command-line options override the file; the file ove
 """
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,12 +45,18 @@ def load_recipe_file(path: str | Path) -> dict[str, Any]:
             value, ok = float(value), True
         if not ok:
             raise ConvbenchError(f"recipe file {str(path)!r}: {key} must be {kind.__name__}, got {value!r}")
+        if kind is float and not math.isfinite(value):   # TOML has inf and nan literals
+            raise ConvbenchError(f"recipe file {str(path)!r}: {key} must be a finite number, got {value!r}")
         out[key] = value
     return out
 
 
 def check_recipe(recipe: dict[str, Any]) -> None:
-    """The recipe's values in range (every key of KEYS; ``batch_size`` and ``target`` may be None)."""
+    """The recipe's values in range (every key of KEYS; ``batch_size`` and ``target`` may be None); inf and nan
+    are out of every range."""
+    for key, kind in KEYS.items():
+        if kind is float and recipe[key] is not None and not math.isfinite(recipe[key]):
+            raise ConvbenchError(f"{key} must be a finite number, got {recipe[key]}")
     for key in ("epochs", "batch_size"):
         if recipe[key] is not None and recipe[key] < 1:
             raise ConvbenchError(f"{key} must be at least 1, got {recipe[key]}")

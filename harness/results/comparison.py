@@ -59,7 +59,7 @@ def compare_runs(a: str | Path, b: str | Path, threshold: float | str = DEFAULT_
                  alpha: float | str = DEFAULT_ALPHA, fail_on: float | str | None = None) -> tuple[str, int]:
     """Cell-by-cell B/A comparison of two runs; returns (text, exit code). The exit code is 1 only with
     ``fail_on`` and a matched cell significantly slower than that many percent, or ok in A but failed in B
-    (or a training target reached in A only)."""
+    (or a training target reached in A only), or no cell compared at all (a gate that compared nothing fails)."""
     threshold, alpha, fail = levels(threshold, alpha, fail_on)
     ra, rb = load_run(a), load_run(b)
     ga, gb = group(ra.rows, cell_key), group(rb.rows, cell_key)
@@ -101,7 +101,15 @@ def compare_runs(a: str | Path, b: str | Path, threshold: float | str = DEFAULT_
             "time (time to target with --target), Welch t over seeds.",
             f"matched on: {', '.join(MATCH_KEYS)} (framework_version, device_name, threads, lr, seed may differ)."]
     out += [""] + notes if notes else []
-    if fail is not None:
-        out += ["", f"regressions over {fail:g}%: " + ("none" if not regressions else str(len(regressions)))]
-        out += [f"  {r}" for r in regressions]
+    if fail is None:
+        return "\n".join(out), 0
+    compared, matched = len(table) - 1, sum(k in gb for k in ga)
+    partners = (f"{len(ga) - matched} of A's {len(ga)} cell(s) had no partner in B, {len(gb) - matched} of B's "
+                f"{len(gb)} none in A" + (f", {matched - compared} matched but not compared" if matched > compared else ""))
+    if not compared:   # a gate that compared nothing must not pass
+        out += ["", f"regression gate failed: no cell was compared ({partners})"]
+        return "\n".join(out), 1
+    out += ["", f"regressions over {fail:g}%: " + ("none" if not regressions else str(len(regressions)))
+            + f" ({compared} cell(s) compared; {partners})"]
+    out += [f"  {r}" for r in regressions]
     return "\n".join(out), 1 if regressions else 0

@@ -72,6 +72,8 @@ def find_runs(root: str | Path) -> tuple[list[tuple[str, Run]], list[str]]:
             continue
         rel = csv.parent.relative_to(path).as_posix()
         runs.append((run.name if rel == "." else rel, run))
+    if not runs and skipped:
+        raise ConvbenchError(f"no readable convbench run under {str(path)!r}; {len(skipped)} skipped, the first: {skipped[0]}")
     if not runs:
         raise ConvbenchError(f"no convbench runs under {str(path)!r} (no folder with a readable results.csv)")
     runs.sort(key=lambda lr: (run_started(lr[1]), lr[0]))

@@ -41,6 +41,21 @@ COLUMNS = (
 STATUSES = ("ok", "error", "crashed", "timeout", "diverged", "oom", "unavailable")
 Row = dict[str, Any]
 
+# each column's type as results.csv is read back (csvio.read_csv), the one place it is declared: text stays text
+# ("12.10" is a version, not 12.1), int columns take pandas' "128.0" of an int column with gaps, bool is True/False
+COLUMN_TYPES: dict[str, type] = {
+    **dict.fromkeys(COLUMNS, str),
+    **dict.fromkeys(("batch_size", "epochs", "seed", "threads", "params", "flops_per_image", "steps", "warmup",
+                     "epochs_to_target", "epochs_run", "world_size", "per_device_batch", "gpu_other_procs"), int),
+    **dict.fromkeys(("tf32", "autotune", "deterministic"), bool),
+    **dict.fromkeys(("lr", "test_accuracy", "test_loss", "train_loss", "train_time_s", "eval_time_s", "images_per_sec",
+                     "ms_mean", "ms_std", "ms_median", "ms_iqr", "ms_min", "ms_max", "ms_ci_low", "ms_ci_high",
+                     "first_step_s", "pipelined_ms", "pipelined_images_per_sec", "achieved_gflops", "peak_gflops",
+                     "peak_fraction", "peak_mem_mb", "target", "time_to_target_s", "scaling_efficiency",
+                     "gpu_memory_mb", "gpu_sm_clock_mhz", "gpu_power_limit_w", "host_busy_fraction", "rss_peak_mb",
+                     "gpu_mem_peak_mb", "cpu_util", "gpu_util", "energy_j", "joules_per_image"), float),
+}
+
 
 def cell_id(framework: str, model: str, device: str) -> str:
     return f"{framework}-{model}-{device.replace(':', '')}"

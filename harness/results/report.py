@@ -13,12 +13,13 @@ from harness.results.speed_summary import speed_stats
 from harness.results.table import busy, column, duration, group, markdown_table, ok_rows, train_text
 
 REFERENCE_CSV = Path(__file__).resolve().parents[2] / "results" / "reference" / "articles.csv"
+REFERENCE_TYPES = {"accuracy": float, "time_s": float}   # the other columns of articles.csv are text
 
 
 def _reference_section(run: Run, train: list[dict[str, Any]]) -> str:
     if not REFERENCE_CSV.is_file():
         return f"(the articles' figures are missing: {REFERENCE_CSV} not found)"
-    ref = [r for r in read_csv(REFERENCE_CSV)[0] if r["dataset"] == "cifar10"]
+    ref = [r for r in read_csv(REFERENCE_CSV, REFERENCE_TYPES)[0] if r["dataset"] == "cifar10"]
     ours = group(train, lambda r: (r["model"], r["framework"]))
     body = []
     for r in ref:

@@ -10,6 +10,7 @@ from typing import Any
 import pluggy
 
 from harness.datasets import Dataset, load_dataset
+from harness.datasets.loader import SYNTHETIC_SIZE
 from harness.devices import Device
 from harness.errors import ConvbenchError
 from harness.model.graph import ModelDef
@@ -54,7 +55,7 @@ class CellContext:
                 "python": platform.python_version(), "interpreter": sys.executable}
 
 
-def model_data(model: ModelDef, run: RunSettings, synthetic_size: tuple[int, int] = (512, 256)) -> Dataset:
+def model_data(model: ModelDef, run: RunSettings, synthetic_size: tuple[int, int] = SYNTHETIC_SIZE) -> Dataset:
     """The run's dataset for ``model`` (a synthetic set takes the model's shape); it must fit the model."""
     data = load_dataset(run.dataset, data_dir=run.data_dir, shape=model.input_shape, num_classes=model.num_classes,
                         seed=run.seed, synthetic_size=synthetic_size, checksums_off=run.no_checksum)
@@ -73,7 +74,7 @@ def build_native(pm: pluggy.PluginManager, framework: str, model: ModelDef, devi
     return native
 
 
-def setup(cell: Cell, data_size: tuple[int, int] = (512, 256)) -> CellContext:
+def setup(cell: Cell, data_size: tuple[int, int] = SYNTHETIC_SIZE) -> CellContext:
     pm = get_plugin_manager()
     model = build_registries(pm).models.get(cell.model)
     data = model_data(model, cell.run, data_size)

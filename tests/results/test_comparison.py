@@ -71,7 +71,9 @@ def test_compare_time_to_target(tmp_path):
     missed = make_run(tmp_path, run_id="c", seeds=(0, 1), target=0.999, rng_seed=2)
     other = make_run(tmp_path, run_id="d", seeds=(0, 1), target=0.999, rng_seed=1)
     text, code = compare_runs(other, missed, fail_on=5)
-    assert "target not reached in A and B" in text and code == 0
+    assert "target not reached in A and B" in text and code == 1   # the gate compared nothing: it fails
+    assert text.splitlines()[-1] == "regression gate failed: no cell was compared (0 of A's 1 cell(s) had no partner " \
+                                    "in B, 0 of B's 1 none in A, 1 matched but not compared)"
     df = pd.read_csv(b / "results.csv")
     df["time_to_target_s"] = None
     df.to_csv(b / "results.csv", index=False)
