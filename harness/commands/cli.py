@@ -11,6 +11,7 @@ import signal
 import sys
 from typing import NoReturn, Sequence
 
+from harness.atomic import refused_write
 from harness.errors import ConvbenchError
 
 COMMANDS = ("run", "verify", "eval", "list", "plugins", "report", "compare", "doctor", "history")
@@ -41,6 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("convbench: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:   # the disk refusing a write that no writer caught: one line, not a traceback
+        failed = refused_write(exc)
+        if failed is None:
+            raise
+        print(f"convbench: error: {failed}", file=sys.stderr)
+        return failed.exit_code
 
 
 def _interrupt(signum: int, frame: object) -> None:

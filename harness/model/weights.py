@@ -16,10 +16,10 @@ from __future__ import annotations
 import math
 import os
 import zipfile
-from pathlib import Path
 
 import numpy as np
 
+from harness.atomic import write_atomic
 from harness.errors import ConvbenchError
 from harness.model.graph import ModelDef
 from harness.model.shapes import model_summary
@@ -70,17 +70,12 @@ def check_fit(model: ModelDef, expected: dict[str, tuple[int, ...]], arrays: dic
 
 def save_weights(path: str | os.PathLike[str], weights: dict[str, np.ndarray],
                  momentum: dict[str, np.ndarray] | None = None, **meta: str) -> None:
-    """Writes atomically (temp file + rename); ``meta`` strings go in as ``__meta__.<key>`` arrays."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    """Writes atomically (harness.atomic: nothing left behind, an earlier file intact when the disk refuses, then
+    ``WriteFailed`` naming the file); ``meta`` strings go in as ``__meta__.<key>`` arrays."""
     arrays = {k: np.asarray(v, np.float32) for k, v in weights.items()}
     arrays.update({f"{MOMENTUM}{k}": np.asarray(v, np.float32) for k, v in (momentum or {}).items()})
     arrays.update({f"{META}{k}": np.array(v) for k, v in meta.items()})
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, lambda fh: np.savez(fh, **arrays))
 
 
 def load_weights(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:

@@ -8,12 +8,13 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
+from harness.atomic import WriteFailed, write_atomic
 from harness.devices import visible_ids
 from harness.frameworks import FrameworkSpec
 from harness.hardware import nvml as nvml_facts
 from harness.hardware import telemetry
 from harness.orchestrator.workers import Worker, WorkerResult, rank_env, signal_name, worker_env
-from harness.results.records import Row, failure_row, fill
+from harness.results.records import Row, add_note, failure_row, fill
 from harness.settings import Cell
 from harness.worker.protocol import EXIT_EXCEPTION, parse_event
 
@@ -135,10 +136,14 @@ def rows_from_result(cell: Cell, result: WorkerResult, cell_dir: Path) -> list[R
     if result.code is None:
         return [failure_row(cell, "timeout", f"no result within --timeout {cell.run.timeout:g}s; worker killed")]
     if payload is not None and "rows" in payload:
+        rows = payload["rows"]
         for key, name in (("history", "epochs.json"), ("samples", "samples.json")):
             if key in payload:
-                (cell_dir / name).write_text(json.dumps(payload[key], indent=1))
-        return payload["rows"]
+                try:
+                    write_atomic(cell_dir / name, json.dumps(payload[key], indent=1))
+                except WriteFailed as exc:   # the rows are whole without it: keep them, say what is missing
+                    add_note(rows, f"{name} not saved ({exc.reason})")
+        return rows
     if payload is not None:
         where = f" (traceback in {result.log})" if result.code == EXIT_EXCEPTION else ""
         return [failure_row(cell, payload.get("status_hint", "error"), payload["error"] + where)]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from harness import __version__
 from harness.datasets import DATASETS, load_dataset
 from harness.datasets.loader import SYNTHETIC_SIZE
 from harness.devices import CPU, Device, parse_device, parse_gpu_list
@@ -23,7 +24,8 @@ from harness.orchestrator.recipes import KEYS, check_recipe, load_recipe_file
 from harness.plugin_manager import Registries
 from harness.registry import unknown_name
 from harness.results.records import cell_id, failure_row
-from harness.results.rundir import new_run_dir, write_json
+from harness.results.rundir import FORMAT, new_run_dir, write_json
+from harness.results.runs import read_json
 from harness.settings import (
     DEFAULT_DATASET,
     DEFAULT_EPOCHS,
@@ -57,22 +59,53 @@ class Plan:
     explicit: bool = False   # --frameworks named them: an unusable --python interpreter is then a user error
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "run_dir": str(self.run_dir), "argv": self.argv, "frameworks": self.frameworks,
-                "models": self.models, "seeds": self.seeds, "settings": self.settings.to_dict(),
-                "explicit": self.explicit}
+        return {"format": FORMAT, "harness_version": __version__, "run_id": self.run_id, "run_dir": str(self.run_dir),
+                "argv": self.argv, "frameworks": self.frameworks, "models": self.models, "seeds": self.seeds,
+                "settings": self.settings.to_dict(), "explicit": self.explicit}
 
     def save(self) -> None:
         write_json(self.run_dir / PLAN, self.to_dict())
 
     @classmethod
     def load(cls, run_dir: Path) -> "Plan":
+        """The plan of a run folder written by this convbench; ConvbenchError (one line) when there is none, or when
+        another format or version wrote it (read before its settings, which another version may name differently)."""
+        not_a_run = ConvbenchError(f"{str(run_dir)!r} is not a convbench run directory (no readable {PLAN})")
         try:
             data = json.loads((run_dir / PLAN).read_text())
+        except (OSError, ValueError):
+            raise not_a_run from None
+        if not isinstance(data, dict):
+            raise not_a_run
+        check_written_here(run_dir, data)
+        try:
             return cls(data["run_id"], run_dir, list(data["argv"]), list(data["frameworks"]), list(data["models"]),
                        [int(s) for s in data["seeds"]], RunSettings.from_dict(data["settings"]),
                        bool(data.get("explicit", False)))
-        except (OSError, ValueError, KeyError, TypeError):
-            raise ConvbenchError(f"{str(run_dir)!r} is not a convbench run directory (no readable {PLAN})") from None
+        except ConvbenchError as exc:
+            if "format" in data:
+                raise
+            raise ConvbenchError(f"{str(run_dir)!r} was started by an earlier convbench (its {PLAN} has no format "
+                                 f"version) whose settings convbench {__version__} cannot read ({exc}): resume it "
+                                 "with the convbench that started it, or start a new run") from None
+        except (ValueError, KeyError, TypeError):
+            raise not_a_run from None
+
+
+def check_written_here(run_dir: Path, data: dict[str, Any]) -> None:
+    """Refuses a run folder of another format, or started by another convbench version (its rows would mix two
+    versions in one results.csv). A plan from before formats were recorded is taken when its settings read (the
+    layout did not change), unless its meta.json names another version."""
+    fmt, version = data.get("format"), data.get("harness_version")
+    if fmt is None:
+        meta = read_json(run_dir / "meta.json")
+        version = version or (meta.get("harness_version") if isinstance(meta, dict) else None)
+    elif fmt != FORMAT:
+        raise ConvbenchError(f"{str(run_dir)!r} is a run folder of format {fmt} (convbench {version}); convbench "
+                             f"{__version__} reads format {FORMAT}: resume it with convbench {version}, or start a new run")
+    if version is not None and version != __version__:
+        raise ConvbenchError(f"{str(run_dir)!r} was started by convbench {version}; this is convbench {__version__}: "
+                             f"resume it with convbench {version} (one run, one version), or start a new run")
 
 
 def new_plan(args: argparse.Namespace, argv: list[str], regs: Registries) -> Plan:

@@ -1,16 +1,18 @@
 """Running a plan: probe the frameworks, then every cell through the executor into the journal.
 
 Cells that cannot run (unavailable framework or device) get their rows without a worker; a cell that
-finished ``ok`` in an earlier attempt (``--resume``) is kept. ``results.csv`` and ``meta.json`` are rewritten
-from the journal at the end, whatever happened, and Ctrl-C / SIGTERM leave a resumable folder.
+finished ``ok`` in an earlier attempt (``--resume``) is kept. One convbench at a time works in a run folder (its
+lock). ``meta.json`` is written when the run starts and completed when it ends; ``results.csv`` is rewritten from
+the journal after every cell and at the end, whatever happened; Ctrl-C / SIGTERM, a kill or a full disk leave a
+resumable folder.
 """
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from harness.atomic import WriteFailed, refused_write
 from harness.errors import ConvbenchError
 from harness.hardware import nvml, telemetry
 from harness.orchestrator.executors import Executor, make_executor
@@ -21,7 +23,7 @@ from harness.plugin_manager import Registries
 from harness.results import journal
 from harness.results.csvio import write_csv
 from harness.results.records import add_scaling_efficiency
-from harness.results.rundir import base_meta, write_json
+from harness.results.rundir import META, locked, now, start_meta, write_json
 from harness.results.table import comparison_table
 from harness.settings import RunSettings
 
@@ -29,9 +31,28 @@ INTERRUPTED = 130
 
 
 def execute(plan: Plan, regs: Registries) -> int:
-    """Runs every cell of the plan; exit code 0 only if every row is ``ok`` (130 when interrupted)."""
+    """Runs every cell of the plan, holding the run folder's lock; exit code 0 only if every row is ``ok`` (130 when
+    interrupted). A file that cannot be written (a full disk) stops the run with one line: every cell journaled is
+    kept, and ``--resume`` finishes the run once there is room."""
+    with locked(plan.run_dir):
+        meta = start_meta(plan.run_dir, plan.run_id, plan.argv, plan.settings.to_dict())
+        try:
+            write_json(plan.run_dir / META, meta)   # now, so a killed run has one too
+            return run_cells(plan, regs, meta)
+        except WriteFailed as exc:
+            meta["stopped"] = str(exc)
+            try:
+                write_json(plan.run_dir / META, meta)
+            except WriteFailed:
+                pass
+            raise ConvbenchError(f"{exc}. Every cell already journaled is kept; make room, then finish the run with: "
+                                 f"convbench run --resume {plan.run_dir}") from None
+
+
+def run_cells(plan: Plan, regs: Registries, meta: dict[str, Any]) -> int:
     run_dir, settings = plan.run_dir, plan.settings
-    meta = base_meta(plan.run_id, plan.argv, settings.to_dict())
+    for line in journal.read(run_dir)[1]:
+        print(f"warning: {line.describe(run_dir)}", flush=True)
     what = (f"{settings.epochs} epoch(s)" if settings.mode == "train"
             else f"speed: {settings.warmup} burn-in + {settings.steps} timed steps")
     executor: Executor | None = None
@@ -44,7 +65,7 @@ def execute(plan: Plan, regs: Registries) -> int:
     except KeyboardInterrupt:
         if executor is not None:
             executor.cancel()
-        write_json(run_dir / "meta.json", {**meta, "interrupted": True})
+        write_json(run_dir / META, {**meta, "interrupted": True})
         print(f"\ninterrupted before any cell ran. Resume with: convbench run --resume {run_dir}")
         return INTERRUPTED
     interrupted = False
@@ -68,12 +89,20 @@ def execute(plan: Plan, regs: Registries) -> int:
     except KeyboardInterrupt:
         executor.cancel()
         interrupted = True
+    except (OSError, WriteFailed) as exc:   # the journal, results.csv or a cell's files: stop here, nothing more could be kept
+        executor.cancel()
+        failed = exc if isinstance(exc, WriteFailed) else refused_write(exc, run_dir)
+        if failed is None:
+            raise
+        raise failed from None
     rows = journal.latest_rows(run_dir)
     write_csv(rows, run_dir / "results.csv")
-    meta["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    meta["finished"] = now()
     meta["interrupted"] = interrupted
     meta["statuses"] = {f"{r['cell']}/{r['phase']}": r["status"] for r in rows}
-    write_json(run_dir / "meta.json", meta)
+    if meta.get("resumes"):
+        meta["resumes"][-1].update(finished=meta["finished"], interrupted=interrupted)
+    write_json(run_dir / META, meta)
     print()
     print(comparison_table(rows))
     print(f"\nresults: {run_dir / 'results.csv'}")
@@ -92,7 +121,7 @@ def probe_all(plan: Plan, meta: dict[str, Any], regs: Registries, executor: Exec
         probes[name] = executor.probe(regs.frameworks.get(name), settings.threads, log, settings.device.is_gpu,
                                       settings.interpreter(name))
         if probes[name].bad_interpreter and plan.explicit:   # asked for by name: a user error, not a row
-            write_json(plan.run_dir / "meta.json", meta)
+            write_json(plan.run_dir / META, meta)
             raise ConvbenchError(probes[name].reason)
         print(describe(probes[name]))
     meta["frameworks"] = {name: vars(p) for name, p in probes.items()}
@@ -111,7 +140,7 @@ def probe_all(plan: Plan, meta: dict[str, Any], regs: Registries, executor: Exec
     try:
         check_devices(settings, probes)
     except ConvbenchError:
-        write_json(plan.run_dir / "meta.json", meta)
+        write_json(plan.run_dir / META, meta)
         raise
     return probes
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from harness.atomic import write_atomic
 from harness.results.records import COLUMN_TYPES, COLUMNS
 
 
@@ -20,10 +20,8 @@ def frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    """Writes atomically: a temp file, then rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    frame(rows).to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    """Writes atomically (harness.atomic); ``WriteFailed`` naming the file when the disk refuses."""
+    write_atomic(path, frame(rows).to_csv(index=False))
 
 
 def read_csv(path: Path, types: Mapping[str, type] = COLUMN_TYPES) -> tuple[list[dict[str, Any]], list[str]]:

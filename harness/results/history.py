@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from harness.atomic import write_atomic
 from harness.results.history_frame import history_frame
 from harness.results.history_html import render_html
 from harness.results.history_model import collect, find_runs
@@ -32,6 +33,6 @@ def write_history(root: str | Path, out_dir: str | Path | None = None, models: S
     frame = history_frame(cells)
     out = output_dir(out_dir, path)
     csv, page_path = out / "history.csv", out / "history.html"
-    frame.to_csv(csv, index=False)
-    page_path.write_text(render_html(path, runs, cells, frame, threshold_pct, alpha), encoding="utf-8")
+    write_atomic(csv, frame.to_csv(index=False))
+    write_atomic(page_path, render_html(path, runs, cells, frame, threshold_pct, alpha))
     return history_text(path, runs, cells, frame, skipped, threshold_pct, alpha), [csv, page_path]

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from harness.atomic import write_atomic
 from harness.results.colours import colour
 
 
@@ -24,8 +25,7 @@ def _figure(n_panels: int, width: float = 4.2, height: float = 3.3) -> tuple[Any
 
 
 def _save(fig: Any, path: Path) -> Path:
-    fig.savefig(path, dpi=110)
-    return path
+    return write_atomic(path, lambda fh: fig.savefig(fh, format="png", dpi=110))
 
 
 def accuracy_vs_time(curves: Sequence[Mapping[str, Any]], path: Path) -> Path:

@@ -5,6 +5,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Sequence
 
+from harness.atomic import write_atomic
 from harness.results import plots
 from harness.results.csvio import read_csv
 from harness.results.outdir import output_dir
@@ -121,5 +122,4 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
             nested.setdefault(p, {}).setdefault(m, {})[c] = (s["median"], s["lo"], s["hi"])
         images["Median step time"] = plots.speed_bars(nested, out / "step_time.png").name
     report = out / "report.md"
-    report.write_text(render_markdown(run, images))
-    return report
+    return write_atomic(report, render_markdown(run, images))

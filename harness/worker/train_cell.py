@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from harness.atomic import WriteFailed
 from harness.model.weights import check_momentum, check_weights, load_checkpoint, save_weights
 from harness.results.records import failure_row, measured_row
 from harness.settings import Cell
@@ -35,11 +36,17 @@ def run_train_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
             emit(progress, event="step", epoch=epoch + 1, epochs=recipe.epochs, step=step, steps=steps_per_epoch,
                  loss=loss)
 
+    unsaved: list[str] = []   # the last checkpoint the disk refused: the cell's results stand, with this note
+
     def on_epoch(row: dict[str, float]) -> None:
         if checkpoint is not None:
             momentum = ctx.native.get_momentum() if hasattr(ctx.native, "get_momentum") else None
-            save_weights(checkpoint, ctx.native.get_weights(), momentum, model=ctx.model.name,
-                         framework=ctx.framework, epoch=str(row["epoch"]))
+            try:
+                save_weights(checkpoint, ctx.native.get_weights(), momentum, model=ctx.model.name,
+                             framework=ctx.framework, epoch=str(row["epoch"]))
+                unsaved.clear()
+            except WriteFailed as exc:
+                unsaved[:] = [f"{checkpoint.name} not saved after epoch {row['epoch']:g} ({exc.reason})"]
         emit(progress, event="epoch", epochs=recipe.epochs, **row)
 
     common = ctx.common()
@@ -52,7 +59,7 @@ def run_train_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
         return {"rows": [failure_row(ctx.cell, "diverged", str(exc), **common)]}
     last = result.history[-1] if result.history else {}
     missed = recipe.target is not None and result.time_to_target_s is None
-    notes = [f"target {recipe.target:g} not reached in {recipe.epochs} epochs" if missed else None, resumed,
+    notes = [f"target {recipe.target:g} not reached in {recipe.epochs} epochs" if missed else None, resumed, *unsaved,
              None if pipelined(ctx.native) else ("this plugin has no train_step_async/read_losses: every step waited "
                                                  "for its loss (slower on GPUs)")]
     row = measured_row(ctx.cell, common, notes, test_accuracy=result.test_accuracy,
