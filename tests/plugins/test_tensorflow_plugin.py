@@ -275,14 +275,15 @@ def test_held_crops_are_numpy_crops_though_the_cpu_declines_them(monkeypatch: py
     (the kit's check, with the crop allowed on the CPU)."""
     from convbench_tensorflow.model import TFModel
 
-    from harness.testing import Kit, TestConformance
+    from harness.testing import Kit
+    from harness.testing.capabilities import TestCapabilities
     native = build(MODELS["lenet5"])
     x, y = np.zeros((4, 32, 32, 3), np.float32), np.zeros(4, np.int64)
     assert not native.hold_train_set(x, y, 4)
     assert native.hold_train_set(x, y, 0)
     monkeypatch.setattr(TFModel, "hold_crops_on_cpu", True)
     assert build(MODELS["lenet5"]).hold_train_set(x, y, 4)
-    TestConformance().test_held_batches_equal_host_batches(Kit("tensorflow", ["lenet5"], "tensorflow", 2))
+    TestCapabilities().test_held_batches_equal_host_batches(Kit("tensorflow", ["lenet5"], "tensorflow", 2))
 
 
 def test_a_set_held_anew_replaces_the_old_in_the_step() -> None:
