@@ -48,8 +48,10 @@ def option(config: pytest.Config, name: str, default: str | None = None) -> str 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest's own -k/-m deselection
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not option(config, "framework"):
+        return
     modules = [importlib.import_module(f"harness.testing.{name}") for name in CHECKS]
-    if not option(config, "framework") or any(getattr(i, "module", None) in modules for i in items):
+    if any(getattr(i, "module", None) in modules for i in items):   # the user named kit files: those only
         return
     Kit.from_config(config)  # an unknown framework or model is a usage error, reported before any test
     for module in modules:
