@@ -1,4 +1,4 @@
-"""The conformance kit (harness.testing) against every installed framework, each in its own pytest subprocess,
+"""The conformance kit (the package harness.testing) against every installed framework, each in its own pytest subprocess,
 and against a deliberately broken plugin, so the kit cannot pass vacuously.
 
 JAX runs the CIFAR-size models whose layers together cover the whole graph vocabulary (conv, BN, pools
@@ -134,6 +134,10 @@ def test_kit_fails_for_a_broken_plugin(tmp_path: Path):
     for check in ("test_parameter_count[lenet5]", "test_weights_round_trip[lenet5]", "test_timing_phases[lenet5]"):
         assert outcomes[check] == "passed", (check, outcomes)
     assert "logits differ from torch" in proc.stdout
+    for nodeid in ("harness/testing/contract.py::TestContract::test_logits_match_reference[lenet5]",
+                   "harness/testing/training.py::TestTraining::test_sgd_matches_torch_rule",
+                   "harness/testing/capabilities.py::TestCapabilities::test_momentum_buffers"):
+        assert f"FAILED {nodeid}" in proc.stdout, nodeid   # each check in the module named after what broke
 
 
 @pytest.mark.e2e

@@ -13,7 +13,7 @@ set of devices.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -26,7 +26,14 @@ from harness.settings import DataParallel
 MEAN = tf.distribute.ReduceOp.MEAN
 
 
-def replica_devices(device: Device, parallel: DataParallel | None) -> list[str] | None:
+class ReplicaDevices(NamedTuple):
+    """The TF devices of a data-parallel cell; ``cpu``: logical devices of the physical CPU (from the cell's
+    typed devices), else GPUs."""
+    names: list[str]
+    cpu: bool
+
+
+def replica_devices(device: Device, parallel: DataParallel | None) -> ReplicaDevices | None:
     """The TF devices of a data-parallel cell (None for a single-device one). For CPU replicas this
     also splits the physical CPU into logical devices, which TF allows only before its runtime starts."""
     if parallel is None or parallel.mode != "devices" or parallel.world_size <= 1:
@@ -37,12 +44,12 @@ def replica_devices(device: Device, parallel: DataParallel | None) -> list[str] 
         if len(gpus) != world:
             raise ConvbenchError(f"tensorflow data parallel: {world} devices needed, got "
                                  f"{', '.join(d.name for d in listed)}")
-        return [tf_device(d) for d in gpus]
+        return ReplicaDevices([tf_device(d) for d in gpus], cpu=False)
     if device.is_gpu:
         raise ConvbenchError(f"--nproc {world} means {world} CPU replicas, but the cell's device is {device.name!r}; "
                              f"use --devices cuda:0,cuda:1 for GPUs")
     split_cpu(world)
-    return [f"/CPU:{i}" for i in range(world)]
+    return ReplicaDevices([f"/CPU:{i}" for i in range(world)], cpu=True)
 
 
 def split_cpu(n: int) -> None:
@@ -60,10 +67,10 @@ def split_cpu(n: int) -> None:
 class Replicas:
     """A MirroredStrategy over ``devices`` and the few operations the model needs of it."""
 
-    def __init__(self, devices: list[str]) -> None:
-        self.devices = devices
+    def __init__(self, replica_devices: ReplicaDevices) -> None:
+        self.devices = devices = replica_devices.names
         ops = (tf.distribute.ReductionToOneDevice(reduce_to_device=devices[0])
-               if devices[0].startswith("/CPU") else None)  # None: TF picks NCCL for GPUs
+               if replica_devices.cpu else None)  # None: TF picks NCCL for GPUs
         self.strategy = tf.distribute.MirroredStrategy(devices, cross_device_ops=ops)
         self.world = self.strategy.num_replicas_in_sync
 

@@ -7,7 +7,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from convbench_torch import parallel
 from convbench_torch.device import torch_device
+from convbench_torch.execution import TorchExecution
 from convbench_torch.layers import Net, loss_fn
 from harness.model.graph import ModelDef
 from harness.model.shapes import model_summary
@@ -16,24 +18,6 @@ from harness.plugin_base import Execution, unknown_phase
 from harness.settings import BuildSettings
 
 PREFIX = "body."
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def set_tf32(on: bool) -> None:
-    """TF32 for fp32 matmuls and cuDNN convolutions alike (torch's defaults differ: convs on, matmuls off).
-    torch >= 2.9 has per-backend ``fp32_precision`` and refuses a mix with the legacy ``allow_tf32`` flags."""
-    mode = "tf32" if on else "ieee"
-    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
-        torch.backends.cuda.matmul.fp32_precision = mode
-        torch.backends.cudnn.conv.fp32_precision = mode
-    else:
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = on
-
-
-def tf32_allowed() -> bool:
-    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
-        return torch.backends.cuda.matmul.fp32_precision == "tf32" and torch.backends.cudnn.conv.fp32_precision == "tf32"
-    return bool(torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32)
 
 
 class Batch(NamedTuple):
@@ -45,56 +29,33 @@ class Batch(NamedTuple):
 class TorchModel:
     def __init__(self, model: ModelDef, execution: Execution, settings: BuildSettings) -> None:
         self.model = model
-        parallel = settings.parallel if settings.parallel and settings.parallel.mode == "processes" else None
-        self.world = parallel.world_size if parallel else 1
+        dp = settings.parallel if settings.parallel and settings.parallel.mode == "processes" else None
+        self.world = dp.world_size if dp else 1
         self.device = torch_device(execution.device)   # a data-parallel rank gets its own device here
-        set_tf32(execution.tf32)
-        torch.backends.cudnn.benchmark = execution.autotune
+        self.execution = TorchExecution(execution)
+        self.execution.apply()
         if settings.threads:
             torch.set_num_threads(settings.threads)
         torch.manual_seed(settings.seed)
-        self.precision, self.compiled = execution.precision, execution.compile == "torch.compile"
         self.net = Net(model, model_summary(model)).to(self.device)
-        self.channels_last = execution.layout == "nhwc"
+        self.channels_last = self.execution.channels_last
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.SGD(self.net.parameters(), lr=0.0, momentum=settings.momentum,
                                          weight_decay=settings.weight_decay)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.execution.precision == "fp16")
         self.copy_stream: Any = None   # a side stream for host-to-device batch copies (GPU), made on first use
         self.run: torch.nn.Module = self.net
-        if parallel is not None and self.world > 1:
-            self.run = self._distributed(parallel.rank)
-        if self.compiled:  # after DDP: torch.compile(DDP(net)) is the documented order (DDP's optimizer hooks)
-            self.run = torch.compile(self.run)
-
-    def _distributed(self, rank: int) -> torch.nn.Module:
-        """DistributedDataParallel over a process group set up from torchrun's variables (the harness
-        sets them): gloo on CPU, NCCL on GPUs. Gradients are averaged; batch-norm statistics are each
-        process's own, with rank 0's buffers broadcast at every forward (DDP's default)."""
-        import torch.distributed as dist
-        from torch.nn.parallel import DistributedDataParallel
-        cuda = self.device.type == "cuda"
-        if cuda:  # NCCL binds the communicator to the current device: set it to this rank's before init
-            torch.cuda.set_device(self.device)
-        dist.init_process_group("nccl" if cuda else "gloo", init_method="env://", rank=rank, world_size=self.world)
-        return DistributedDataParallel(self.net, device_ids=[self.device.index] if cuda else None)
+        if dp is not None and self.world > 1:
+            self.run = parallel.distributed(self.net, self.device, dp.rank, self.world)
+        # after DDP: torch.compile(DDP(net)) is the documented order (DDP's optimizer hooks)
+        self.run = self.execution.wrap(self.run)
 
     def execution_info(self) -> dict[str, Any]:
-        """What ran, read back from torch: TF32 only where the GPU has it (compute capability 8.0+) and both
-        convolutions and matmuls may use it; autotuning is cudnn.benchmark (GPUs only)."""
-        cuda = self.device.type == "cuda"
-        return {"world_size": self.world, "precision": self.precision,
-                "compile": "torch.compile" if self.compiled else "eager",
-                "layout": "nhwc" if self.channels_last else "nchw",
-                "tf32": bool(cuda and tf32_allowed() and torch.cuda.get_device_capability(self.device)[0] >= 8),
-                "autotune": bool(torch.backends.cudnn.benchmark) if cuda else None,
-                "deterministic": torch.are_deterministic_algorithms_enabled()}
+        return {"world_size": self.world, **self.execution.info(self.device)}
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=DTYPES[self.precision])
+        return self.execution.autocast(self.device.type)
 
     def param_count(self) -> int:
         return sum(p.numel() for p in self.net.parameters() if p.requires_grad)
@@ -168,9 +129,7 @@ class TorchModel:
         training alone would report it."""
         stacked = torch.stack(losses)
         if self.world > 1:
-            import torch.distributed as dist
-            dist.all_reduce(stacked)
-            stacked = stacked / self.world
+            stacked = parallel.mean_over_processes(stacked, self.world)
         return [float(v) for v in stacked.tolist()]
 
     def evaluate(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, int]:

@@ -275,14 +275,15 @@ def test_held_crops_are_numpy_crops_though_the_cpu_declines_them(monkeypatch: py
     (the kit's check, with the crop allowed on the CPU)."""
     from convbench_tensorflow.model import TFModel
 
-    from harness.testing import Kit, TestConformance
+    from harness.testing import Kit
+    from harness.testing.capabilities import TestCapabilities
     native = build(MODELS["lenet5"])
     x, y = np.zeros((4, 32, 32, 3), np.float32), np.zeros(4, np.int64)
     assert not native.hold_train_set(x, y, 4)
     assert native.hold_train_set(x, y, 0)
     monkeypatch.setattr(TFModel, "hold_crops_on_cpu", True)
     assert build(MODELS["lenet5"]).hold_train_set(x, y, 4)
-    TestConformance().test_held_batches_equal_host_batches(Kit("tensorflow", ["lenet5"], "tensorflow", 2))
+    TestCapabilities().test_held_batches_equal_host_batches(Kit("tensorflow", ["lenet5"], "tensorflow", 2))
 
 
 def test_a_set_held_anew_replaces_the_old_in_the_step() -> None:
@@ -300,12 +301,12 @@ def test_a_set_held_anew_replaces_the_old_in_the_step() -> None:
     got = held.read_losses([held.train_step_async(held.gather_batch(index, None), 0.05)])[0]
     stale = build(model).train_step(first[index], y[index], 0.05)
     assert got == expected != stale
-    step = held._train_held_fn
+    step = held.held.step
     assert held.hold_train_set(np.ascontiguousarray(first.transpose(0, 2, 3, 1)), y, 0)
     held.read_losses([held.train_step_async(held.gather_batch(index, None), 0.05)])
-    assert held._train_held_fn is step and step.experimental_get_tracing_count() == 1
+    assert held.held.step is step and step.experimental_get_tracing_count() == 1
     assert held.hold_train_set(np.ascontiguousarray(first[:6].transpose(0, 2, 3, 1)), y[:6], 0)
-    assert held._train_held_fn is not step
+    assert held.held.step is not step
     index = np.array([5, 0], np.int64)
     expected = build(model, held.get_weights()).train_step(first[index], y[index], 0.05)   # a loss: before the update
     assert held.read_losses([held.train_step_async(held.gather_batch(index, None), 0.05)]) == [expected]

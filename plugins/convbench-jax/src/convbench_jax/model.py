@@ -10,7 +10,8 @@ import numpy as np
 from convbench_jax.device import jax_device, track
 from convbench_jax.execution import JaxExecution
 from convbench_jax.layers import Arrays, Layout
-from convbench_jax.steps import initial_scale, make_steps
+from convbench_jax.optim import initial_scale
+from convbench_jax.steps import make_steps
 from harness.model import graph as g
 from harness.model.shapes import model_summary
 from harness.model.weights import check_momentum, check_weights

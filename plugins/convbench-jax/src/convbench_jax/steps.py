@@ -1,9 +1,5 @@
-"""The pure step functions a JaxModel jits: logits, evaluation, gradients and the SGD training step.
-
-SGD is torch.optim.SGD's rule (dampening 0, no Nesterov) on every parameter, BN and biases included:
-g' = g + wd * w; v = m * v + g'; w = w - lr * v. ``lr`` is an argument (traced, so a new value does not
-retrace). fp16 adds dynamic loss scaling like torch's GradScaler (skip the update on inf/NaN and halve
-the scale; double it after 2000 finite steps).
+"""The pure step functions a JaxModel jits: logits, evaluation, gradients and the SGD training step (the update
+and fp16's loss scaling are ``optim``'s). ``lr`` is an argument (traced, so a new value does not retrace).
 """
 from __future__ import annotations
 
@@ -14,19 +10,14 @@ import jax
 import jax.numpy as jnp
 
 from convbench_jax.layers import Arrays, Layout, apply
+from convbench_jax.optim import sgd, skip_non_finite
 from harness.model.graph import ModelDef
-
-GROWTH_INTERVAL = 2000
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Per-example softmax cross-entropy (fp32)."""
     logp = jax.nn.log_softmax(logits, axis=-1)
     return -jnp.take_along_axis(logp, labels[:, None], axis=-1)[:, 0]
-
-
-def initial_scale() -> dict[str, jax.Array]:
-    return {"scale": jnp.float32(2.0 ** 16), "good": jnp.int32(0)}
 
 
 @dataclass(frozen=True)
@@ -69,21 +60,10 @@ def make_steps(model: ModelDef, layout: Layout, dtype: Any, momentum: float, wei
     def train(params: Arrays, stats: Arrays, velocity: Arrays, key: jax.Array, scale: Any, x: jax.Array,
               y: jax.Array, lr: jax.Array) -> tuple[Arrays, Arrays, Arrays, jax.Array, Any, jax.Array]:
         loss, g, new_stats, key = grads(params, stats, key, scale, x, y)
-        g = jax.tree.map(lambda t, w: t + weight_decay * w, g, params)
-        new_velocity = jax.tree.map(lambda v, t: momentum * v + t, velocity, g)
-        new_params = jax.tree.map(lambda w, v: w - lr * v, params, new_velocity)
+        new_params, new_velocity, g = sgd(params, velocity, g, lr, momentum, weight_decay)
         if loss_scaling:
-            new_params, new_velocity, scale = _skip_non_finite(g, (params, velocity), (new_params, new_velocity), scale)
+            new_params, new_velocity, scale = skip_non_finite(g, (params, velocity), (new_params, new_velocity), scale)
         return new_params, new_stats, new_velocity, key, scale, loss
 
     return Steps(logits, evaluate, grads, train)
 
-
-def _skip_non_finite(g: Arrays, old: Any, new: Any, scale: dict[str, jax.Array]) -> tuple[Any, Any, Any]:
-    """GradScaler's rule: keep the old state on inf/NaN gradients and halve the scale, else maybe grow it."""
-    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(t)) for t in jax.tree.leaves(g)]))
-    params, velocity = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
-    good = jnp.where(finite, scale["good"] + 1, 0)
-    grow = good >= GROWTH_INTERVAL
-    value = jnp.where(finite, jnp.where(grow, scale["scale"] * 2, scale["scale"]), scale["scale"] * 0.5)
-    return params, velocity, {"scale": value, "good": jnp.where(grow, 0, good)}

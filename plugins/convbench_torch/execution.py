@@ -1,0 +1,73 @@
+"""Execution settings of a torch cell as torch runs them: the TF32 and cuDNN switches, autocast for bf16/fp16,
+channels-last, torch.compile, and the values recorded in result rows. Validation is the shared base's."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from harness.plugin_base import Execution
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def set_tf32(on: bool) -> None:
+    """TF32 for fp32 matmuls and cuDNN convolutions alike (torch's defaults differ: convs on, matmuls off).
+    torch >= 2.9 has per-backend ``fp32_precision`` and refuses a mix with the legacy ``allow_tf32`` flags."""
+    mode = "tf32" if on else "ieee"
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        torch.backends.cuda.matmul.fp32_precision = mode
+        torch.backends.cudnn.conv.fp32_precision = mode
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = on
+
+
+def tf32_allowed() -> bool:
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        return torch.backends.cuda.matmul.fp32_precision == "tf32" and torch.backends.cudnn.conv.fp32_precision == "tf32"
+    return bool(torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32)
+
+
+@dataclass(frozen=True)
+class TorchExecution:
+    """The shared base's validated settings as torch runs them."""
+    execution: Execution
+
+    @property
+    def precision(self) -> str:
+        return self.execution.precision
+
+    @property
+    def compiled(self) -> bool:
+        return self.execution.compile == "torch.compile"
+
+    @property
+    def channels_last(self) -> bool:
+        return self.execution.layout == "nhwc"
+
+    def apply(self) -> None:
+        """The process-wide switches: TF32, and cuDNN autotuning (``cudnn.benchmark``)."""
+        set_tf32(self.execution.tf32)
+        torch.backends.cudnn.benchmark = self.execution.autotune
+
+    def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
+        """The module as the steps call it: torch.compile of it, or the module itself (eager)."""
+        return torch.compile(module) if self.compiled else module
+
+    def autocast(self, device_type: str) -> contextlib.AbstractContextManager[Any]:
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type, dtype=DTYPES[self.precision])
+
+    def info(self, device: torch.device) -> dict[str, Any]:
+        """What ran, read back from torch: TF32 only where the GPU has it (compute capability 8.0+) and both
+        convolutions and matmuls may use it; autotuning is cudnn.benchmark (GPUs only)."""
+        cuda = device.type == "cuda"
+        return {"precision": self.precision,
+                "compile": "torch.compile" if self.compiled else "eager",
+                "layout": "nhwc" if self.channels_last else "nchw",
+                "tf32": bool(cuda and tf32_allowed() and torch.cuda.get_device_capability(device)[0] >= 8),
+                "autotune": bool(torch.backends.cudnn.benchmark) if cuda else None,
+                "deterministic": torch.are_deterministic_algorithms_enabled()}
