@@ -110,8 +110,8 @@ def option_given(args: argparse.Namespace, option: str) -> bool:
 
 # command-line options that are RunSettings fields of the same name, taken as given when not None
 DIRECT = ("mode", "epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "optimizer", "target", "warmup",
-          "steps", "threads", "compile", "precision", "layout", "tf32", "autotune", "seed", "timeout", "require_quiet",
-          "executor", "ray_address")
+          "steps", "threads", "compile", "precision", "layout", "tf32", "autotune", "seed", "timeout", "stall_timeout",
+          "require_quiet", "executor", "ray_address")
 
 
 def resolve_settings(args: argparse.Namespace, regs: Registries) -> RunSettings:

@@ -8,9 +8,11 @@ are JSON lines on its stdout, anything the framework prints goes to stderr (the 
 from __future__ import annotations
 
 import json
+import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO, Union
+from typing import Any, Callable, TextIO, Union
 
 from harness.devices import CPU, Device
 from harness.errors import ConvbenchError
@@ -96,8 +98,49 @@ def read_job(path: str | Path) -> Job:
 
 
 def emit(progress: TextIO, **event: Any) -> None:
-    """One progress event (``{"event": "step"|"epoch", ...}``) as a JSON line; the orchestrator renders it."""
+    """One progress event as a JSON line; the orchestrator renders it, and its stall watchdog counts it as progress.
+
+    Events: ``step`` (a training step: epoch, epochs, step, steps, loss; at most one a second), ``epoch`` (an
+    epoch's row), ``region`` (the start and end of timed work, for the telemetry sampler), ``phase`` (what the
+    worker starts now: ``name``, and ``step``/``steps`` inside a speed-mode phase). Any event may carry
+    ``quiet_s``: the worker starts work that reports nothing for up to that long (a pipelined timing window),
+    which the watchdog adds to its limit once.
+    """
     print(json.dumps(event), file=progress, flush=True)
+
+
+def throttled(progress: TextIO, every_s: float = 1.0) -> Callable[..., None]:
+    """``emit`` for events that come with every step: at most one every ``every_s`` seconds, the first at once."""
+    last = [-math.inf]
+
+    def send(**event: Any) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every_s:
+            last[0] = now
+            emit(progress, **event)
+    return send
+
+
+def describe_event(event: dict[str, Any] | None) -> str:
+    """One progress event in words, for a stalled or timed-out cell's error ("the last progress")."""
+    if event is None:
+        return "none since the worker started"
+    kind = event.get("event")
+    if kind == "step":
+        return (f"epoch {event.get('epoch')}/{event.get('epochs')} step {event.get('step')}/{event.get('steps')} "
+                f"(loss {event.get('loss', float('nan')):.4g})")
+    if kind == "epoch":
+        return f"epoch {event.get('epoch')}/{event.get('epochs')} finished"
+    started = event.get("state") == "start"
+    if kind == "region" and "epoch" in event:
+        return (f"epoch {event['epoch']}/{event.get('epochs')}: training "
+                f"{'started, no step finished yet' if started else 'finished, evaluating'}")
+    if kind == "region":
+        return f"{event.get('name')}: timing window {'started' if started else 'finished'}"
+    if kind == "phase":
+        step = f" step {event['step']}/{event.get('steps')}" if "step" in event else ""
+        return f"{event.get('name')}{step}"
+    return json.dumps(event)[:200]
 
 
 def parse_event(line: str) -> dict[str, Any] | None:
@@ -107,3 +150,4 @@ def parse_event(line: str) -> dict[str, Any] | None:
     except json.JSONDecodeError:
         return None
     return event if isinstance(event, dict) and "event" in event else None
+

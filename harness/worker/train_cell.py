@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -11,13 +10,14 @@ from harness.results.records import failure_row, measured_row
 from harness.settings import Cell
 from harness.worker.context import setup
 from harness.worker.pipeline import pipelined
-from harness.worker.protocol import emit
+from harness.worker.protocol import emit, throttled
 from harness.worker.training import Diverged, Recipe, train
 
 PROGRESS_EVERY_S = 1.0
 
 
 def run_train_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
+    emit(progress, event="phase", name="setup: data, model and weights")
     ctx = setup(cell)
     recipe = Recipe.of(cell)
     first_epoch, resumed = 0, ""
@@ -26,14 +26,10 @@ def run_train_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
     ctx.peak_memory_mb(reset=True)
     steps_per_epoch = len(ctx.data.x_train) // recipe.batch_size
     checkpoint = Path(cell.checkpoint) if cell.checkpoint else None
-    last_emit = [0.0]
+    step_event = throttled(progress, PROGRESS_EVERY_S)
 
     def on_step(epoch: int, step: int, loss: float) -> None:
-        now = time.monotonic()
-        if now - last_emit[0] >= PROGRESS_EVERY_S:
-            last_emit[0] = now
-            emit(progress, event="step", epoch=epoch + 1, epochs=recipe.epochs, step=step, steps=steps_per_epoch,
-                 loss=loss)
+        step_event(event="step", epoch=epoch + 1, epochs=recipe.epochs, step=step, steps=steps_per_epoch, loss=loss)
 
     def on_epoch(row: dict[str, float]) -> None:
         if checkpoint is not None:
@@ -42,12 +38,16 @@ def run_train_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
                          framework=ctx.framework, epoch=str(row["epoch"]))
         emit(progress, event="epoch", epochs=recipe.epochs, **row)
 
+    epoch = [first_epoch]
+
+    def on_region(state: str, images: int) -> None:   # the sampler's energy regions; the watchdog's progress
+        epoch[0] += state == "start"
+        emit(progress, event="region", name="train", state=state, images=images, epoch=epoch[0], epochs=recipe.epochs)
+
     common = ctx.common()
     try:
         result = train(ctx.native, ctx.data, recipe, cell.seed, ctx.sync, on_epoch, first_epoch=first_epoch,
-                       on_step=on_step, shard=cell.shard, prefetch=ctx.device.is_gpu,
-                       on_region=lambda state, images: emit(progress, event="region", name="train", state=state,
-                                                            images=images))
+                       on_step=on_step, shard=cell.shard, prefetch=ctx.device.is_gpu, on_region=on_region)
     except Diverged as exc:
         return {"rows": [failure_row(ctx.cell, "diverged", str(exc), **common)]}
     last = result.history[-1] if result.history else {}
