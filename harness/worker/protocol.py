@@ -10,13 +10,17 @@ from __future__ import annotations
 import json
 import math
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TextIO, Union
 
+import numpy as np
+
 from harness.devices import CPU, Device
 from harness.errors import ConvbenchError
 from harness.jsonvalues import from_json_value, to_json_value
+from harness.model.weights import META
 from harness.settings import Cell
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_EXCEPTION = 0, 3, 4
@@ -151,3 +155,23 @@ def parse_event(line: str) -> dict[str, Any] | None:
         return None
     return event if isinstance(event, dict) and "event" in event else None
 
+
+def checkpoint_owner(cell: Cell) -> dict[str, str]:
+    """What a train cell's per-epoch checkpoint records of the cell that wrote it (with ``epoch`` and ``history``,
+    its epochs so far): only that cell, in the same run and at the same batch, continues from it."""
+    return {"run_id": cell.run_id, "cell": cell.name, "batch_size": str(cell.batch_size)}
+
+
+def is_own_checkpoint(meta: dict[str, str], cell: Cell) -> bool:
+    """True when the checkpoint's ``meta`` says ``cell`` wrote it, with the epochs it had finished."""
+    return "history" in meta and all(meta.get(k) == v for k, v in checkpoint_owner(cell).items())
+
+
+def checkpoint_meta(path: str | Path) -> dict[str, str]:
+    """A portable checkpoint's ``__meta__`` strings without reading its arrays (raises OSError or ValueError for a
+    file that is not one)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k[len(META):]: str(data[k]) for k in data.files if k.startswith(META)}
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise ValueError(str(exc)) from None
