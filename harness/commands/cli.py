@@ -32,7 +32,9 @@ def build_parser() -> Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        signal.signal(signal.SIGTERM, _interrupt)  # every command, `run` included, takes SIGTERM as Ctrl-C
+        for name in ("SIGTERM", "SIGHUP"):   # every command, `run` included, takes SIGTERM and SIGHUP (a dropped
+            if hasattr(signal, name):        # ssh session) as Ctrl-C: a resumable folder, exit 130
+                signal.signal(getattr(signal, name), _interrupt)
         args = build_parser().parse_args(argv)
         return importlib.import_module(f"harness.commands.{args.command}").run(args, argv)
     except ConvbenchError as exc:
