@@ -138,7 +138,7 @@ def describe_event(event: dict[str, Any] | None) -> str:
     started = event.get("state") == "start"
     if kind == "region" and "epoch" in event:
         return (f"epoch {event['epoch']}/{event.get('epochs')}: training "
-                f"{'started, no step finished yet' if started else 'finished, evaluating'}")
+                f"{'started' if started else 'finished, evaluating'}")
     if kind == "region":
         return f"{event.get('name')}: timing window {'started' if started else 'finished'}"
     if kind == "phase":
