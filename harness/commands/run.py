@@ -65,7 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--devices", type=name_list, help="train each cell data-parallel over these GPUs (cuda:0,cuda:1)")
     run.add_argument("--timeout", type=positive_float, help="seconds per cell before its worker is killed (status timeout)")
     run.add_argument("--stall-timeout", type=seconds_or_off, metavar="SECONDS",
-                     help=f"kill a cell's worker that reports no progress (a step, an evaluation, a phase) for SECONDS "
+                     help=f"kill a cell's worker that reports no progress (a step, an epoch, a phase) for SECONDS "
                           f"(status stalled; default {d.stall_timeout:g}, enough for a first step that compiles and "
                           f"autotunes a big model on a slow device; 0 or off: never). With --resume, --timeout and "
                           f"--stall-timeout apply to the cells that run again")
