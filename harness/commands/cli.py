@@ -32,9 +32,7 @@ def build_parser() -> Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        for name in ("SIGTERM", "SIGHUP"):   # every command, `run` included, takes SIGTERM and SIGHUP (a dropped
-            if hasattr(signal, name):        # ssh session) as Ctrl-C: a resumable folder, exit 130
-                signal.signal(getattr(signal, name), _interrupt)
+        take_as_interrupt("SIGTERM", "SIGHUP")
         args = build_parser().parse_args(argv)
         return importlib.import_module(f"harness.commands.{args.command}").run(args, argv)
     except ConvbenchError as exc:
@@ -43,6 +41,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("convbench: interrupted", file=sys.stderr)
         return 130
+
+
+def take_as_interrupt(*names: str) -> None:
+    """Every command, `run` included, takes SIGTERM and SIGHUP (a dropped ssh session) as Ctrl-C: a resumable
+    folder, exit 130. A signal this process was started ignoring stays ignored (``nohup convbench run ...``)."""
+    for name in names:
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _interrupt)
 
 
 def _interrupt(signum: int, frame: object) -> None:

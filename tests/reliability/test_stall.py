@@ -43,12 +43,31 @@ def test_silence_counts_announced_quiet_and_not_the_orchestrators_own_slowness()
     assert describe_event(None) == "none since the worker started"
 
 
+@pytest.fixture
+def own_signals():
+    """``main`` installs its SIGTERM/SIGHUP handlers in this process: put pytest's back afterwards."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
 @pytest.mark.parametrize("value,message", [("-1", "expected seconds (0 or more) or off, got -1"),
                                            ("soon", "expected seconds or off, got 'soon'")])
-def test_bad_stall_timeout_is_one_line(value, message, capsys):
+def test_bad_stall_timeout_is_one_line(value, message, capsys, own_signals):
     assert main(["run", "--stall-timeout", value]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_sighup_is_taken_as_ctrl_c_unless_started_ignored(own_signals):
+    """`nohup convbench run` must survive the logout: an inherited SIG_IGN is kept."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    main(["run", "--stall-timeout", "-1"])
+    assert signal.getsignal(signal.SIGHUP) is signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    main(["run", "--stall-timeout", "-1"])
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
 
 
 def faulty_run(out: Path, *args: str, env: dict | None = None) -> tuple[subprocess.CompletedProcess, Path]:
