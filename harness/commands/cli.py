@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
+import stat
 import sys
 from typing import NoReturn, Sequence
 
@@ -53,7 +55,22 @@ def take_as_interrupt(*names: str) -> None:
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    if signum == getattr(signal, "SIGHUP", None):
+        _silence_hung_up_terminal()
     raise KeyboardInterrupt
+
+
+def _silence_hung_up_terminal() -> None:
+    """After a hang-up, writing to the terminal fails (EIO): what is left to say (the table, the resume command)
+    goes to /dev/null instead, so the run still ends as interrupted. Files and pipes keep their output."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        try:
+            if stat.S_ISCHR(os.fstat(fd).st_mode) and not os.isatty(fd):   # a terminal no more (or /dev/null)
+                os.dup2(devnull, fd)
+        except OSError:
+            pass
+    os.close(devnull)
 
 
 if __name__ == "__main__":

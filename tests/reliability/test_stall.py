@@ -2,12 +2,16 @@
 test-only "faulty" framework (tests/faulty_plugin.py), with a short stall limit and hangs far longer."""
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -152,3 +156,31 @@ def test_sighup_leaves_a_resumable_run_and_the_cell_continues(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     row = pd.read_csv(run_dir / "results.csv").iloc[0]
     assert row["status"] == "ok" and row["epochs_run"] == 2 and row["note"].startswith("continued after epoch 1")
+
+
+@pytest.mark.e2e
+def test_a_terminal_that_hangs_up_ends_the_run_as_interrupted(tmp_path):
+    """The real dropped ssh session: the run's controlling terminal hangs up (its master side closes), so the
+    kernel sends SIGHUP and every later write to the terminal fails. The run still ends interrupted with exit
+    130 (its last lines go nowhere instead of failing), its folder resumable and no worker left."""
+    out = tmp_path / "out"
+    master, slave = pty.openpty()
+
+    def on_the_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "--frameworks", "faulty", "--models", "fault_ok",
+                             "--epochs", "2", "--batch-size", "64", "--output", str(out)],
+                            env={**os.environ, **FAULT_ENV, "FAULTY_STALL_AT": "fault_ok:30"},
+                            stdin=slave, stdout=slave, stderr=slave, preexec_fn=on_the_terminal)
+    os.close(slave)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("*/cells/faulty-fault_ok-cpu/checkpoint.npz")):   # reading, so the terminal never fills
+        assert time.monotonic() < deadline, "timed out waiting"
+        if select.select([master], [], [], 0.1)[0]:
+            os.read(master, 65536)
+    os.close(master)
+    assert proc.wait(timeout=60) == 130
+    run_dir = next(out.iterdir())
+    assert json.loads((run_dir / "meta.json").read_text())["interrupted"] is True
+    wait_for(lambda: not worker_pids(str(run_dir)), 30)
