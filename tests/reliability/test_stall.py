@@ -2,7 +2,6 @@
 test-only "faulty" framework (tests/faulty_plugin.py), with a short stall limit and hangs far longer."""
 from __future__ import annotations
 
-import fcntl
 import io
 import json
 import os
@@ -11,7 +10,6 @@ import select
 import signal
 import subprocess
 import sys
-import termios
 import time
 from pathlib import Path
 
@@ -165,14 +163,14 @@ def test_a_terminal_that_hangs_up_ends_the_run_as_interrupted(tmp_path):
     130 (its last lines go nowhere instead of failing), its folder resumable and no worker left."""
     out = tmp_path / "out"
     master, slave = pty.openpty()
-
-    def on_the_terminal() -> None:
-        os.setsid()
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "--frameworks", "faulty", "--models", "fault_ok",
-                             "--epochs", "2", "--batch-size", "64", "--output", str(out)],
+    # a new session whose controlling terminal is the pty, made by the child itself (a preexec_fn would fork this
+    # multithreaded test process), then convbench in its place
+    on_the_terminal = ("import fcntl, os, sys, termios; os.setsid(); fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+                       "os.execv(sys.executable, [sys.executable, '-m', 'harness', *sys.argv[1:]])")
+    proc = subprocess.Popen([sys.executable, "-c", on_the_terminal, "run", "--frameworks", "faulty", "--models",
+                             "fault_ok", "--epochs", "2", "--batch-size", "64", "--output", str(out)],
                             env={**os.environ, **FAULT_ENV, "FAULTY_STALL_AT": "fault_ok:30"},
-                            stdin=slave, stdout=slave, stderr=slave, preexec_fn=on_the_terminal)
+                            stdin=slave, stdout=slave, stderr=slave)
     os.close(slave)
     deadline = time.monotonic() + 120
     while not list(out.glob("*/cells/faulty-fault_ok-cpu/checkpoint.npz")):   # reading, so the terminal never fills
