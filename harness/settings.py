@@ -25,6 +25,11 @@ RECIPE_BATCH = 128          # the articles' batch (REFERENCE s.3)
 SPEED_BATCH_IMAGENET = 32   # speed mode, 224x224 models (the timing article's batch)
 EVAL_BATCH = 256            # convbench eval
 OPTIMIZERS = ("momentum", "sgd")
+# --stall-timeout: a cell's worker that reports no progress (a step, an evaluation, a phase) for this long is killed,
+# status ``stalled``. The longest healthy silence is one unit of work: the first step of a 224x224 VGG-16 with
+# cuDNN/XLA autotuning and compilation (minutes on a slow GPU, torch.compile on a small CPU several), one step of
+# it on a 2-core CPU (about a minute at batch 32). 30 minutes leaves room for a slower machine than that.
+DEFAULT_STALL_TIMEOUT = 1800.0
 
 
 def default_batch(input_shape: tuple[int, ...] | list[int], mode: str) -> int:
@@ -90,6 +95,7 @@ class RunSettings:
     # reliability and scale-out
     seed: int = 0
     timeout: float | None = None
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT   # seconds without progress; 0: no stall watchdog
     oom_retry: bool = False
     require_quiet: float | None = None  # seconds to wait, before each cell, for a quiet machine
     executor: str = "local"

@@ -5,6 +5,8 @@ fault_ok trains normally; fault_crash aborts the process (SIGABRT); fault_segv s
 sleeps forever; fault_oom raises MemoryError until the batch is at most 32; fault_nan returns a NaN
 loss; fault_error raises a plain exception. Faults that depend on a marker file wait for it
 (slow_ok: sleeps until $FAULTY_RELEASE exists), to let tests kill the orchestrator mid-run.
+$FAULTY_STALL_AT=MODEL:N makes that model's N-th training step in a worker sleep forever: a cell that stalls
+mid-training, after its first checkpoints.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ class SoftmaxRegression:
         self.model, self.fault = model, model.name.removeprefix("fault_")
         self.w = self.b = None
         self.momentum = settings.get("momentum", 0.9)
+        self.steps = 0
 
     def param_count(self) -> int:
         return self.w.size + self.b.size
@@ -41,6 +44,9 @@ class SoftmaxRegression:
         return images.reshape(len(images), -1) @ self.w.T + self.b
 
     def train_step(self, images, labels, lr: float) -> float:
+        self.steps += 1
+        if os.environ.get("FAULTY_STALL_AT") == f"{self.model.name}:{self.steps}":
+            time.sleep(3600)
         if self.fault == "crash":
             os.abort()
         if self.fault == "segv":

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
+import stat
 import sys
 from typing import NoReturn, Sequence
 
@@ -33,7 +35,7 @@ def build_parser() -> Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        signal.signal(signal.SIGTERM, _interrupt)  # every command, `run` included, takes SIGTERM as Ctrl-C
+        take_as_interrupt("SIGTERM", "SIGHUP")
         args = build_parser().parse_args(argv)
         return importlib.import_module(f"harness.commands.{args.command}").run(args, argv)
     except ConvbenchError as exc:
@@ -50,8 +52,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return failed.exit_code
 
 
+def take_as_interrupt(*names: str) -> None:
+    """Every command, `run` included, takes SIGTERM and SIGHUP (a dropped ssh session) as Ctrl-C: a resumable
+    folder, exit 130. A signal this process was started ignoring stays ignored (``nohup convbench run ...``)."""
+    for name in names:
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _interrupt)
+
+
 def _interrupt(signum: int, frame: object) -> None:
+    if signum == getattr(signal, "SIGHUP", None):
+        _silence_hung_up_terminal()
     raise KeyboardInterrupt
+
+
+def _silence_hung_up_terminal() -> None:
+    """After a hang-up, writing to the terminal fails (EIO): what is left to say (the table, the resume command)
+    goes to /dev/null instead, so the run still ends as interrupted. Files and pipes keep their output."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        try:
+            if stat.S_ISCHR(os.fstat(fd).st_mode) and not os.isatty(fd):   # a terminal no more (or /dev/null)
+                os.dup2(devnull, fd)
+        except OSError:
+            pass
+    os.close(devnull)
 
 
 if __name__ == "__main__":

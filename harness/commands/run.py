@@ -64,13 +64,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--ray-address", help="address of an existing Ray cluster (default: start Ray locally)")
     run.add_argument("--nproc", type=positive_int, help="train each cell data-parallel over N CPU processes")
     run.add_argument("--devices", type=name_list, help="train each cell data-parallel over these GPUs (cuda:0,cuda:1)")
-    run.add_argument("--timeout", type=positive_float, help="seconds per cell before its worker is killed")
+    run.add_argument("--timeout", type=positive_float, help="seconds per cell before its worker is killed (status timeout)")
+    run.add_argument("--stall-timeout", type=seconds_or_off, metavar="SECONDS",
+                     help=f"kill a cell's worker that reports no progress (a step, an epoch, a phase) for SECONDS "
+                          f"(status stalled; default {d.stall_timeout:g}, enough for a first step that compiles and "
+                          f"autotunes a big model on a slow device; 0 or off: never). With --resume, --timeout and "
+                          f"--stall-timeout apply to the cells that run again")
     run.add_argument("--oom-retry", action="store_true", help="on out-of-memory, halve the batch and run the cell again")
     run.add_argument("--require-quiet", type=positive_float, metavar="SECONDS",
                      help="before each cell, wait up to SECONDS for other processes to use at most 10%% of the CPU; "
                           "then run it, its note saying so if the machine never got quiet")
     run.add_argument("--resume", metavar="RUN_DIR", help="complete an earlier run: only its missing or failed cells")
     add_interpreter_options(run)
+
+
+def seconds_or_off(text: str) -> float:
+    """Seconds, or ``off`` (0: no limit)."""
+    if text.strip().lower() == "off":
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds or off, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds (0 or more) or off, got {text}")
+    return value
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:

@@ -48,7 +48,7 @@ def run_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_line: Callable[
         else:
             env = {**worker_env(spec, cell.run.threads), **gpu_env}
             worker = Worker(cell, env, cell_dir / "worker.log", cell.python, job_file=cell_dir / "cell.json")
-            rows = rows_from_result(cell, worker.run(cell.run.timeout, route), cell_dir)
+            rows = rows_from_result(cell, worker.run(cell.run.timeout, route, cell.run.stall_timeout), cell_dir)
     finally:  # Ctrl-C or SIGTERM mid-cell: the sampler thread stops with the cell
         readings = sampler.stop()
     if (readings.host_busy_fraction or 0) > telemetry.BUSY_THRESHOLD:
@@ -97,8 +97,8 @@ def rank_cells(cell: Cell) -> list[Cell]:
 def run_process_group_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_line: Callable[[str], None],
                            gpu_env: dict[str, str]) -> list[Row]:
     """One cell trained by ``world_size`` worker processes together; rank 0 reports. Each rank's cell names its
-    own device, so it synchronises and measures that device. If any rank fails, the others are killed (a
-    survivor would wait forever in a collective)."""
+    own device, so it synchronises and measures that device. If any rank fails, times out or stalls, the others
+    are killed (a survivor would wait forever in a collective), and the row says which rank it was."""
     world, port = cell.world_size, free_port()
     workers = []
     for ranked in rank_cells(cell):
@@ -106,22 +106,23 @@ def run_process_group_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_l
         workers.append(Worker(ranked, env, cell_dir / f"worker.rank{ranked.rank}.log", cell.python,
                               job_file=cell_dir / f"cell.rank{ranked.rank}.json"))
     results: dict[int, WorkerResult] = {}
-    timeout = cell.run.timeout
+    timeout, stall = cell.run.timeout, cell.run.stall_timeout
 
-    def watch(rank: int) -> None:
-        results[rank] = workers[rank].run(timeout, lambda line: None)
+    def watch(rank: int, on_rank_line: Callable[[str], None]) -> None:
+        results[rank] = workers[rank].run(timeout, on_rank_line, stall)
         if results[rank].code != 0:
             for w in workers:
                 w.kill()
-    watchers = [threading.Thread(target=watch, args=(r,), daemon=True) for r in range(1, world)]
+    watchers = [threading.Thread(target=watch, args=(r, lambda line: None), daemon=True) for r in range(1, world)]
     for t in watchers:
         t.start()
-    results[0] = workers[0].run(timeout, on_line)
-    if results[0].code != 0:
-        for w in workers:
-            w.kill()
+    watch(0, on_line)
     for t in watchers:
         t.join()
+    killed = [(r, res) for r, res in sorted(results.items()) if res.killed]
+    if killed:   # the watchdog's kill caused the others' deaths: that is the cell's story
+        rank, res = killed[0]
+        return [failure_row(cell, str(res.killed), f"rank {rank}: {watchdog_message(cell, res)}")]
     rows = rows_from_result(cell, results[0], cell_dir)
     failed = [(r, res) for r, res in sorted(results.items()) if r and res.code != 0]
     if failed and all(row["status"] == "ok" for row in rows):
@@ -130,11 +131,20 @@ def run_process_group_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_l
     return rows
 
 
+def watchdog_message(cell: Cell, result: WorkerResult) -> str:
+    """Why the watchdog killed a cell's worker, and the last progress it had reported."""
+    if result.killed == "stalled":
+        why = f"no progress for {cell.run.stall_timeout:g}s (--stall-timeout)"
+    else:
+        why = f"no result within --timeout {cell.run.timeout:g}s"
+    return f"{why}; worker killed; its last progress: {result.last_progress}"
+
+
 def rows_from_result(cell: Cell, result: WorkerResult, cell_dir: Path) -> list[Row]:
     """The worker's rows (its per-epoch rows and raw samples saved beside them), or the one row of its failure."""
     payload = result.payload
     if result.code is None:
-        return [failure_row(cell, "timeout", f"no result within --timeout {cell.run.timeout:g}s; worker killed")]
+        return [failure_row(cell, str(result.killed), watchdog_message(cell, result))]
     if payload is not None and "rows" in payload:
         rows = payload["rows"]
         for key, name in (("history", "epochs.json"), ("samples", "samples.json")):

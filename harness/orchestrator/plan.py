@@ -2,7 +2,8 @@
 models and data checked, the plan written to ``plan.json``; then each cell's ``Cell`` (or the rows that say
 why it cannot run).
 
-``--resume RUN_DIR`` reads the plan back; nothing else may be given with it.
+``--resume RUN_DIR`` reads the plan back; of the run's options only the watchdog's limits (``--timeout``,
+``--stall-timeout``) may be given with it: they apply to the cells that run now and are saved in the plan.
 """
 from __future__ import annotations
 
@@ -41,10 +42,12 @@ PLAN = "plan.json"
 ON_OFF = ("tf32", "autotune")
 # options that shape the matrix: --resume takes none of them (it reruns the run's own settings)
 MATRIX_OPTIONS = ("mode", "warmup", "steps", "compile", "precision", "layout", "tf32", "autotune", "device", "frameworks",
-                  "models", "dataset", "data_dir", "epochs", "batch_size", "lr", "seed", "threads", "timeout", "oom_retry",
+                  "models", "dataset", "data_dir", "epochs", "batch_size", "lr", "seed", "threads", "oom_retry",
                   "augment", "no_checksum", "recipe", "schedule", "momentum", "weight_decay", "optimizer", "target",
                   "seeds", "resume_from", "executor", "ray_address", "nproc", "devices", "python", "config",
                   "require_quiet")
+# what --resume may change: how long the cells that run again may take (a cell that timed out or stalled may need more)
+RESUME_OPTIONS = ("timeout", "stall_timeout")
 
 
 @dataclass
@@ -134,6 +137,12 @@ def resume_plan(args: argparse.Namespace, regs: Registries) -> Plan:
         regs.frameworks.get(name)
     for name in plan.models:
         regs.models.get(name)
+    limits = {o: getattr(args, o) for o in RESUME_OPTIONS if option_given(args, o)}
+    if limits:
+        plan.settings = replace(plan.settings, **limits)
+        plan.save()
+        print("resume: " + ", ".join(f"--{o.replace('_', '-')} {f'{v:g}s' if v else 'off'}" for o, v in limits.items())
+              + " for the cells that run now (saved in plan.json)")
     return plan
 
 
@@ -145,8 +154,8 @@ def option_given(args: argparse.Namespace, option: str) -> bool:
 
 # command-line options that are RunSettings fields of the same name, taken as given when not None
 DIRECT = ("mode", "epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "optimizer", "target", "warmup",
-          "steps", "threads", "compile", "precision", "layout", "tf32", "autotune", "seed", "timeout", "require_quiet",
-          "executor", "ray_address")
+          "steps", "threads", "compile", "precision", "layout", "tf32", "autotune", "seed", "timeout", "stall_timeout",
+          "require_quiet", "executor", "ray_address")
 
 
 def resolve_settings(args: argparse.Namespace, regs: Registries) -> RunSettings:

@@ -1,4 +1,5 @@
-"""Retry policy beside the runner it wraps: a cell again at half the batch after out-of-memory (--oom-retry)."""
+"""Retry policy beside the runner it wraps: a cell again at half the batch after out-of-memory (--oom-retry), and
+a train cell that an earlier attempt left unfinished continued from its checkpoint (--resume)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,6 +11,7 @@ from harness.orchestrator.cells import run_cell
 from harness.orchestrator.progress import Progress
 from harness.results.records import Row, add_note
 from harness.settings import Cell
+from harness.worker.protocol import checkpoint_meta, is_own_checkpoint
 
 
 def run_with_retries(cell: Cell, spec: FrameworkSpec, cell_dir: Path, say: Callable[[str], None] = print) -> list[Row]:
@@ -24,8 +26,11 @@ def run_with_retries(cell: Cell, spec: FrameworkSpec, cell_dir: Path, say: Calla
                       f"{100 * busy:.0f}% of the CPU when the cell started")
             say(f"[{cell.name}] {waited}")
     while True:
-        say(f"[{cell.name}] start (batch {cell.batch_size})")
-        rows = run_cell(cell, spec, cell_dir, Progress(cell.name))
+        attempt, why = continuation(cell)
+        say(f"[{cell.name}] start (batch {cell.batch_size})" + (f": {why}" if why else ""))
+        rows = run_cell(attempt, spec, cell_dir, Progress(cell.name))
+        if why and attempt is cell:
+            add_note(rows, why)
         for row in rows:
             say(f"[{cell.name}] {row['phase'] or ''} {row['status']}" + (f": {row['error']}" if row["error"] else ""))
         if not any(r["status"] == "oom" for r in rows) or not cell.run.oom_retry or cell.batch_size == 1:
@@ -35,3 +40,20 @@ def run_with_retries(cell: Cell, spec: FrameworkSpec, cell_dir: Path, say: Calla
     if cell.batch_size != first_batch:
         add_note(rows, f"batch halved from {first_batch} to {cell.batch_size} after out-of-memory (--oom-retry)")
     return add_note(rows, waited)
+
+
+def continuation(cell: Cell) -> tuple[Cell, str | None]:
+    """A train cell whose checkpoint an earlier attempt of this same cell wrote continues from it (the worker
+    loads it as ``resume_from`` and carries its epochs on); (the cell, what is done, or why it is not)."""
+    path = Path(cell.checkpoint) if cell.checkpoint else None
+    if cell.run.mode != "train" or path is None or not path.exists():
+        return cell, None
+    try:
+        meta = checkpoint_meta(path)
+    except (OSError, ValueError) as exc:
+        return cell, f"its checkpoint {str(path)!r} is unreadable ({exc}): training restarts at epoch 1"
+    if not is_own_checkpoint(meta, cell):
+        return cell, (f"its checkpoint {str(path)!r} is not this cell's at batch {cell.batch_size} (it has "
+                      f"{meta.get('cell')!r} at batch {meta.get('batch_size')}): training restarts at epoch 1")
+    return cell.with_run(resume_from=str(path)), f"continuing after epoch {meta.get('epoch')} from its checkpoint"
+

@@ -1,4 +1,5 @@
-"""Running workers: one process per job (a cell, a probe, an evaluation ...), its own process group, a deadline.
+"""Running workers: one process per job (a cell, a probe, an evaluation ...), its own process group, a deadline
+and, for cells, a stall watchdog (no progress for the stall limit: killed).
 
 The orchestrator never imports a deep-learning framework: everything framework-side happens in
 ``python -m harness.worker``, with thread settings given explicitly in the environment. ``run_job`` is the one
@@ -14,13 +15,14 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from harness.errors import ConvbenchError
 from harness.frameworks import FrameworkSpec
-from harness.worker.protocol import Job, write_job
+from harness.worker.protocol import Job, describe_event, parse_event, write_job
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
 # glibc malloc, the same for every framework's worker: keep freed memory for reuse instead of handing it back to the
@@ -33,9 +35,11 @@ ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_"
 
 @dataclass
 class WorkerResult:
-    code: int | None          # None: killed at the deadline
+    code: int | None          # None: killed by the watchdog, ``killed`` says why
     payload: dict[str, Any] | None
     log: Path
+    killed: str | None = None           # "timeout": the deadline passed; "stalled": no progress for the stall limit
+    last_progress: str | None = None    # the worker's last progress event, in words
 
     def tail(self, lines: int = 5) -> str:
         text = self.log.read_text(errors="replace").strip().splitlines() if self.log.exists() else []
@@ -48,7 +52,8 @@ class WorkerResult:
             return None
         if error:
             return error
-        how = "no result within the deadline" if self.code is None else f"worker exited with code {self.code}"
+        how = {"timeout": "no result within the deadline", "stalled": "no progress within the stall limit",
+               None: f"worker exited with code {self.code}"}[self.killed]
         tail = self.tail(lines)
         return f"{how}: {tail}" if tail else how
 
@@ -140,17 +145,19 @@ class Worker:
         except ProcessLookupError:
             pass
 
-    def run(self, timeout: float | None, on_line: Callable[[str], None]) -> WorkerResult:
+    def run(self, timeout: float | None, on_line: Callable[[str], None], stall: float | None = None) -> WorkerResult:
+        """Waits for the worker's end. Its group is killed when ``timeout`` seconds have passed, or when it has
+        reported no progress (no line on its stdout) for ``stall`` seconds (None or 0: never)."""
         assert self.proc.stdout is not None
-        reader = threading.Thread(target=lambda: [on_line(line.rstrip("\n")) for line in self.proc.stdout], daemon=True)  # type: ignore[union-attr]
+        silence = Silence()
+        reader = threading.Thread(target=silence.listen, args=(self.proc.stdout, on_line), daemon=True)
         reader.start()
         Worker.running.add(self)
         try:
-            code: int | None = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            self.proc.wait()
-            code = None
+            code, killed = self._wait(timeout, stall or None, silence)
+            if killed:
+                self.kill()
+                self.proc.wait()
         except BaseException:  # Ctrl-C / SIGTERM while waiting: the worker's group goes too
             self.kill()
             raise
@@ -160,7 +167,50 @@ class Worker:
         reader.join(timeout=5)
         payload = json.loads(self.out.read_text()) if self.out.exists() else None
         self.tmp.cleanup()
-        return WorkerResult(code, payload, self.log)
+        return WorkerResult(code, payload, self.log, killed, describe_event(silence.last))
+
+    def _wait(self, timeout: float | None, stall: float | None,
+              silence: "Silence") -> tuple[int | None, str | None]:
+        """(exit code, None), or (None, "timeout" | "stalled") when the watchdog must kill the worker."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            limits = [t for t in (deadline, silence.deadline(stall) if stall else None) if t is not None]
+            try:
+                return self.proc.wait(timeout=max(0.0, min(limits) - time.monotonic()) if limits else None), None
+            except subprocess.TimeoutExpired:
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    return None, "timeout"
+                if stall and now >= silence.deadline(stall):
+                    return None, "stalled"
+
+
+class Silence:
+    """What the stall watchdog knows of a worker: when it last reported progress, and what. Every line the
+    worker writes to its stdout is progress (only protocol events go there). While ``on_line`` runs (a slow
+    terminal, say) no line can be read, so that time is the orchestrator's, not the worker's silence."""
+
+    def __init__(self) -> None:
+        self.since = time.monotonic()
+        self.quiet_s = 0.0                      # announced by the last event (protocol.emit: quiet_s)
+        self.last: dict[str, Any] | None = None
+        self.busy = False
+
+    def listen(self, stream: Any, on_line: Callable[[str], None]) -> None:
+        for line in stream:
+            line = line.rstrip("\n")
+            event = parse_event(line)
+            self.busy, self.since = True, time.monotonic()
+            if event is not None:
+                self.last, self.quiet_s = event, float(event.get("quiet_s") or 0.0)
+            try:
+                on_line(line)
+            finally:
+                self.since, self.busy = time.monotonic(), False
+
+    def deadline(self, stall: float) -> float:
+        """When the worker's silence, if it lasts, passes the limit."""
+        return (time.monotonic() if self.busy else self.since) + stall + self.quiet_s
 
 
 def run_job(job: Job, env: dict[str, str], log: Path, timeout: float | None = None,

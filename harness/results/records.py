@@ -38,7 +38,7 @@ COLUMNS = (
     "host_busy_fraction", "rss_peak_mb", "gpu_mem_peak_mb", "cpu_util", "gpu_util", "energy_j", "joules_per_image",
     "note",
 )
-STATUSES = ("ok", "error", "crashed", "timeout", "diverged", "oom", "unavailable")
+STATUSES = ("ok", "error", "crashed", "timeout", "stalled", "diverged", "oom", "unavailable")
 Row = dict[str, Any]
 
 # each column's type as results.csv is read back (csvio.read_csv), the one place it is declared: text stays text

@@ -8,13 +8,19 @@ are JSON lines on its stdout, anything the framework prints goes to stderr (the 
 from __future__ import annotations
 
 import json
+import math
+import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO, Union
+from typing import Any, Callable, TextIO, Union
+
+import numpy as np
 
 from harness.devices import CPU, Device
 from harness.errors import ConvbenchError
 from harness.jsonvalues import from_json_value, to_json_value
+from harness.model.weights import META
 from harness.settings import Cell
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_EXCEPTION = 0, 3, 4
@@ -96,8 +102,49 @@ def read_job(path: str | Path) -> Job:
 
 
 def emit(progress: TextIO, **event: Any) -> None:
-    """One progress event (``{"event": "step"|"epoch", ...}``) as a JSON line; the orchestrator renders it."""
+    """One progress event as a JSON line; the orchestrator renders it, and its stall watchdog counts it as progress.
+
+    Events: ``step`` (a training step: epoch, epochs, step, steps, loss; at most one a second), ``epoch`` (an
+    epoch's row), ``region`` (the start and end of timed work, for the telemetry sampler), ``phase`` (what the
+    worker starts now: ``name``, and ``step``/``steps`` inside a speed-mode phase). Any event may carry
+    ``quiet_s``: the worker starts work that reports nothing for up to that long (a pipelined timing window),
+    which the watchdog adds to its limit once.
+    """
     print(json.dumps(event), file=progress, flush=True)
+
+
+def throttled(progress: TextIO, every_s: float = 1.0) -> Callable[..., None]:
+    """``emit`` for events that come with every step: at most one every ``every_s`` seconds, the first at once."""
+    last = [-math.inf]
+
+    def send(**event: Any) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every_s:
+            last[0] = now
+            emit(progress, **event)
+    return send
+
+
+def describe_event(event: dict[str, Any] | None) -> str:
+    """One progress event in words, for a stalled or timed-out cell's error ("the last progress")."""
+    if event is None:
+        return "none since the worker started"
+    kind = event.get("event")
+    if kind == "step":
+        return (f"epoch {event.get('epoch')}/{event.get('epochs')} step {event.get('step')}/{event.get('steps')} "
+                f"(loss {event.get('loss', float('nan')):.4g})")
+    if kind == "epoch":
+        return f"epoch {event.get('epoch')}/{event.get('epochs')} finished"
+    started = event.get("state") == "start"
+    if kind == "region" and "epoch" in event:
+        return (f"epoch {event['epoch']}/{event.get('epochs')}: training "
+                f"{'started' if started else 'finished, evaluating'}")
+    if kind == "region":
+        return f"{event.get('name')}: timing window {'started' if started else 'finished'}"
+    if kind == "phase":
+        step = f" step {event['step']}/{event.get('steps')}" if "step" in event else ""
+        return f"{event.get('name')}{step}"
+    return json.dumps(event)[:200]
 
 
 def parse_event(line: str) -> dict[str, Any] | None:
@@ -107,3 +154,24 @@ def parse_event(line: str) -> dict[str, Any] | None:
     except json.JSONDecodeError:
         return None
     return event if isinstance(event, dict) and "event" in event else None
+
+
+def checkpoint_owner(cell: Cell) -> dict[str, str]:
+    """What a train cell's per-epoch checkpoint records of the cell that wrote it (with ``epoch`` and ``history``,
+    its epochs so far): only that cell, in the same run and at the same batch, continues from it."""
+    return {"run_id": cell.run_id, "cell": cell.name, "batch_size": str(cell.batch_size)}
+
+
+def is_own_checkpoint(meta: dict[str, str], cell: Cell) -> bool:
+    """True when the checkpoint's ``meta`` says ``cell`` wrote it, with the epochs it had finished."""
+    return "history" in meta and all(meta.get(k) == v for k, v in checkpoint_owner(cell).items())
+
+
+def checkpoint_meta(path: str | Path) -> dict[str, str]:
+    """A portable checkpoint's ``__meta__`` strings without reading its arrays (raises OSError or ValueError for a
+    file that is not one)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k[len(META):]: str(data[k]) for k in data.files if k.startswith(META)}
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise ValueError(str(exc)) from None

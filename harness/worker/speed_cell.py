@@ -20,7 +20,7 @@ from harness.results import stats
 from harness.results.records import measured_row
 from harness.settings import Cell
 from harness.worker.context import CellContext, setup
-from harness.worker.protocol import emit
+from harness.worker.protocol import emit, throttled
 from harness.worker.timing import articles_line, time_phase, time_window
 
 SPEED_LR = 1e-3  # small, so timed updates stay finite on random data
@@ -38,6 +38,7 @@ def peak_of(ctx: CellContext, common: dict[str, Any]) -> tuple[float | None, str
 
 def run_speed_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
     batch_size = cell.batch_size
+    emit(progress, event="phase", name="setup: data, model and weights")
     ctx = setup(cell, data_size=(batch_size, 1))
     images, labels = next(train_batches(ctx.data.x_train, ctx.data.y_train, batch_size, cell.seed, 0))
     batch = ctx.native.prepare_batch(images, labels)
@@ -48,8 +49,13 @@ def run_speed_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
         def step(phase: str = phase) -> None:
             ctx.native.run_phase(phase, batch, SPEED_LR)
         ctx.peak_memory_mb(reset=True)
-        timing = time_phase(step, ctx.sync, cell.run.warmup, cell.run.steps)
-        emit(progress, event="region", name=phase, state="start")   # the sampler reads energy counters here
+        calls, tick = 1 + cell.run.warmup + cell.run.steps, throttled(progress)
+        emit(progress, event="phase", name=f"{phase} (the first step compiles and tunes)")
+        timing = time_phase(step, ctx.sync, cell.run.warmup, cell.run.steps,
+                            on_step=lambda done: tick(event="phase", name=phase, step=done, steps=calls))
+        # the sampler reads energy counters here; the window reports nothing until it ends (about the timed steps'
+        # total), which the stall watchdog is told
+        emit(progress, event="region", name=phase, state="start", quiet_s=2 * sum(timing.samples_s))
         window_s = time_window(step, ctx.sync, cell.run.steps)
         emit(progress, event="region", name=phase, state="end", images=batch_size * cell.run.steps)
         s = stats.sample_stats(timing.samples_s)

@@ -13,26 +13,30 @@ class PhaseTiming:
 
 
 def time_phase(step: Callable[[], None], sync: Callable[[], None], warmup: int, steps: int,
-               clock: Callable[[], float] = time.perf_counter) -> PhaseTiming:
+               clock: Callable[[], float] = time.perf_counter,
+               on_step: Callable[[int], None] = lambda done: None) -> PhaseTiming:
     """Runs ``step`` 1 + warmup + steps times; times the first call alone and each of the last ``steps``.
 
     The device is synchronised before every clock reading, so queued asynchronous work is counted
-    in the step that queued it.
+    in the step that queued it. ``on_step(calls done)`` follows each call, outside the timed interval (progress).
     """
     sync()
     start = clock()
     step()
     sync()
     first = clock() - start
-    for _ in range(warmup):
+    on_step(1)
+    for i in range(warmup):
         step()
+        on_step(2 + i)
     samples = []
-    for _ in range(steps):
+    for i in range(steps):
         sync()
         start = clock()
         step()
         sync()
         samples.append(clock() - start)
+        on_step(2 + warmup + i)
     return PhaseTiming(first, samples)
 
 

@@ -63,6 +63,13 @@ class TrainResult:
     def test_accuracy(self) -> float:
         return self.history[-1]["test_accuracy"] if self.history else float("nan")
 
+    @classmethod
+    def carried(cls, history: list[dict[str, float]], images_per_epoch: int) -> "TrainResult":
+        """The result so far of a cell that stopped after ``history``'s epochs (its clocks are cumulative)."""
+        last = history[-1]
+        return cls(list(history), float(last["train_time_s"]), float(last["eval_time_s"]),
+                   images_per_epoch * len(history))
+
 
 def test_metrics(native: NativeModel, data: Dataset, batch_size: int) -> tuple[float, float]:
     """(mean test loss, test accuracy) over every test image."""
@@ -132,8 +139,12 @@ def train(native: NativeModel, data: Dataset, recipe: Recipe, seed: int, sync: C
           on_step: Callable[[int, int, float], None] = lambda epoch, step, loss: None,
           shard: tuple[int, int] = (0, 1),
           on_region: Callable[[str, int], None] = lambda state, images: None,
-          prefetch: bool = False) -> TrainResult:
+          prefetch: bool = False, done: TrainResult | None = None) -> TrainResult:
     """Trains epochs ``first_epoch`` .. ``recipe.epochs - 1``.
+
+    ``done``: what this cell had finished before it stopped (continued from its checkpoint): its history and
+    clocks continue here, so ``train_time_s``, ``eval_time_s``, each row's ``wall_time_s`` and ``time_to_target_s``
+    count both parts (not the time between them, nor the unfinished epoch that is trained again).
 
     ``train_time_s`` covers training steps only, the making of their batches included, and ``eval_time_s`` the
     per-epoch evaluation, each synchronised. How batches are made: a model that holds the training set
@@ -151,9 +162,14 @@ def train(native: NativeModel, data: Dataset, recipe: Recipe, seed: int, sync: C
 
     ``on_region("start" | "end", images)`` marks each epoch's training (for the telemetry sampler's energy).
     """
-    result = TrainResult()
+    result = TrainResult() if done is None else TrainResult(list(done.history), done.train_time_s, done.eval_time_s,
+                                                            done.train_images)
+    hit = next((h for h in result.history if recipe.target is not None and h["test_accuracy"] >= recipe.target), None)
+    if hit is not None:   # the target was reached before the stop
+        result.time_to_target_s, result.epochs_to_target = hit["wall_time_s"], int(hit["epoch"])
+        return result
     sync()
-    run_start = clock()
+    run_start = clock() - (result.history[-1]["wall_time_s"] if result.history else 0.0)
     path = input_path(native, data.x_train, data.y_train, recipe.augment)
     for epoch in range(first_epoch, recipe.epochs):
         lr = recipe.lr_at(epoch)
