@@ -71,19 +71,7 @@ def run_cells(plan: Plan, regs: Registries, meta: dict[str, Any]) -> int:
     interrupted = False
     assert executor is not None
     try:
-        previous = journal.latest(run_dir)
-        for fw in plan.frameworks:
-            for model in plan.models:
-                for seed in plan.seeds:
-                    worlds = (1, settings.world_size) if settings.world_size > 1 else (1,)
-                    for world in worlds:   # data-parallel cells get a single-device baseline first
-                        cell, rows = prepare_cell(fw, model, seed, plan, probes[fw], regs, world)
-                        if previous.get(cell.name) and all(r["status"] == "ok" for r in previous[cell.name]):
-                            print(f"[{cell.name}] ok in an earlier attempt; kept")
-                        elif rows is not None:
-                            record(run_dir, cell.name, rows)
-                        else:
-                            executor.submit(cell, regs.frameworks.get(fw))
+        submit_cells(plan, regs, probes, executor)
         for name, rows in executor.results():
             record(run_dir, name, add_scaling_efficiency(rows, journal.latest(run_dir)))
     except KeyboardInterrupt:
@@ -95,6 +83,30 @@ def run_cells(plan: Plan, regs: Registries, meta: dict[str, Any]) -> int:
         if failed is None:
             raise
         raise failed from None
+    return finish(plan, meta, interrupted)
+
+
+def submit_cells(plan: Plan, regs: Registries, probes: dict[str, Probe], executor: Executor) -> None:
+    """Every cell of the plan: kept when an earlier attempt finished ok, recorded when it cannot run, else submitted
+    (a data-parallel cell after its single-device baseline)."""
+    settings, previous = plan.settings, journal.latest(plan.run_dir)
+    worlds = (1, settings.world_size) if settings.world_size > 1 else (1,)
+    for fw in plan.frameworks:
+        for model in plan.models:
+            for seed in plan.seeds:
+                for world in worlds:
+                    cell, rows = prepare_cell(fw, model, seed, plan, probes[fw], regs, world)
+                    if previous.get(cell.name) and all(r["status"] == "ok" for r in previous[cell.name]):
+                        print(f"[{cell.name}] ok in an earlier attempt; kept")
+                    elif rows is not None:
+                        record(plan.run_dir, cell.name, rows)
+                    else:
+                        executor.submit(cell, regs.frameworks.get(fw))
+
+
+def finish(plan: Plan, meta: dict[str, Any], interrupted: bool) -> int:
+    """results.csv and meta.json from the journal, the table; the exit code: 0 only if every row is ok."""
+    run_dir = plan.run_dir
     rows = journal.latest_rows(run_dir)
     write_csv(rows, run_dir / "results.csv")
     meta["finished"] = now()

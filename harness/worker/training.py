@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
 from harness.datasets import Dataset
@@ -147,12 +147,8 @@ def train(native: NativeModel, data: Dataset, recipe: Recipe, seed: int, sync: C
     count both parts (not the time between them, nor the unfinished epoch that is trained again).
 
     ``train_time_s`` covers training steps only, the making of their batches included, and ``eval_time_s`` the
-    per-epoch evaluation, each synchronised. How batches are made: a model that holds the training set
-    (``hold_train_set``, given it once per cell after the run's clock starts) gathers and augments each batch
-    itself from numpy-drawn indices, crops and flips (``gather_batch``); otherwise the loop gathers and
-    augments them in numpy (each batch's crops one gather from the set padded and mirrored once per cell), in
-    a background thread when ``prefetch`` (a GPU cell: the host works while the device computes) and inline on
-    a CPU, whose cores the framework's own threads already use.
+    per-epoch evaluation, each synchronised. Batches are made as the cell's ``InputPath`` says (chosen once, after
+    the run's clock starts; ``harness.worker.pipeline``), ahead in a thread when ``prefetch`` (a GPU cell).
     ``time_to_target_s`` follows MLPerf: the clock starts when the data is first touched (the first batch is
     drawn) and stops when the evaluation that reaches ``recipe.target`` ends, so it includes evaluation;
     training stops there.
@@ -162,8 +158,7 @@ def train(native: NativeModel, data: Dataset, recipe: Recipe, seed: int, sync: C
 
     ``on_region("start" | "end", images)`` marks each epoch's training (for the telemetry sampler's energy).
     """
-    result = TrainResult() if done is None else TrainResult(list(done.history), done.train_time_s, done.eval_time_s,
-                                                            done.train_images)
+    result = TrainResult() if done is None else replace(done, history=list(done.history))
     hit = next((h for h in result.history if recipe.target is not None and h["test_accuracy"] >= recipe.target), None)
     if hit is not None:   # the target was reached before the stop
         result.time_to_target_s, result.epochs_to_target = hit["wall_time_s"], int(hit["epoch"])
