@@ -103,8 +103,10 @@ def convbench_peak_memory_mb(framework: str, device: str, reset: bool) -> "float
 
     :param framework: the framework name.
     :param device: the device string of the cell.
-    :param reset: start a new measurement window (the return value is then ignored).
-    :return: the peak in MiB, or None for devices this plugin does not handle.
+    :param reset: start a new measurement window.
+    :return: the peak in MiB, or None for devices this plugin does not handle. With ``reset``: any number once
+        the window is reset, or None when the counter cannot be reset (JAX's, ``ru_maxrss``): it then covers
+        the process's life, and ``convbench doctor`` reports its reset check as not applicable.
     """
 
 

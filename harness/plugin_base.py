@@ -95,7 +95,8 @@ class FrameworkPlugin:
         raise NotImplementedError
 
     def peak_memory_mb(self, device: Device, reset: bool) -> float | None:
-        """Peak device memory since the last reset, MiB (called for GPUs only)."""
+        """Peak device memory since the last reset, MiB (called for GPUs only). ``reset``: start a new window and
+        answer 0.0, or None if the counter cannot be reset (it then covers the worker's life)."""
         raise NotImplementedError
 
     def runtime_versions(self) -> dict[str, str | None]:

@@ -21,4 +21,5 @@ def convbench_synchronize(framework: str, device: str) -> bool | None:
 
 @hookimpl(trylast=True)
 def convbench_peak_memory_mb(framework: str, device: str, reset: bool) -> float | None:
-    return max_rss_mb() if parse_device(device).is_cpu else None
+    """ru_maxrss cannot be reset: a reset answers None (the hook's "cannot be reset")."""
+    return (None if reset else max_rss_mb()) if parse_device(device).is_cpu else None

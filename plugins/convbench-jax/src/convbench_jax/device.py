@@ -79,10 +79,11 @@ def synchronize() -> None:
         _PENDING.clear()
 
 
-def peak_memory_mb(device: Device, reset: bool) -> float:
-    """Peak bytes in use by XLA's GPU allocator. JAX cannot reset the counter, so it covers the process's
-    life (like ru_maxrss on cpu); ``reset`` answers 0."""
+def peak_memory_mb(device: Device, reset: bool) -> float | None:
+    """Peak bytes in use by XLA's GPU allocator. JAX cannot reset the counter (``peak_bytes_in_use`` is the
+    process's maximum), so it covers the process's life, like ru_maxrss on cpu: ``reset`` answers None, the
+    contract's "this counter cannot be reset"."""
     if reset:
-        return 0.0
+        return None
     stats = jax_device(device).memory_stats() or {}
     return stats.get("peak_bytes_in_use", 0) / 2**20
