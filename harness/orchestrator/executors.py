@@ -82,8 +82,8 @@ def cpu_peak_remotely(threads: int) -> float | None:
 
 
 class RayExecutor:
-    """Each cell a Ray task: num_gpus=1 (and the node's CPUs per GPU) for a GPU cell, num_cpus=threads
-    otherwise (one CPU cell per node's worth of cores, so CPU timings do not share cores). Frameworks are
+    """Each cell a Ray task: num_gpus=1 (and a GPU node's CPUs per GPU) for a GPU cell, num_cpus=threads (at most
+    the largest node's CPUs) otherwise (one CPU cell per node's worth of cores, so CPU timings do not share cores). Frameworks are
     probed, and the CPU peak measured, in tasks too: the driver (a login node, say) may have no GPU at all.
     Without an address Ray starts locally."""
 
@@ -102,9 +102,6 @@ class RayExecutor:
         self.remote = ray.remote(run_cell_remotely)
         self.pending: dict[Any, Cell] = {}
 
-    def _cpus_per_gpu(self) -> int:
-        resources = self.ray.cluster_resources()
-        return max(1, int(resources.get("CPU", 1)) // max(1, int(resources.get("GPU", 1))))
 
     def probe(self, spec: FrameworkSpec, threads: int, log: Path, gpu: bool, python: str | None) -> Probe:
         options = {"num_gpus": 1, "num_cpus": 1} if gpu else {"num_cpus": 1}
@@ -112,18 +109,20 @@ class RayExecutor:
         return self.ray.get(remote.remote(spec, threads, python))
 
     def cpu_peak(self, threads: int, log: Path) -> float | None:
-        cpus = min(threads, _cluster_cpus(self.ray))
+        cpus = min(threads, largest_node_cpus(self.ray))
         return self.ray.get(self.ray.remote(cpu_peak_remotely).options(num_cpus=cpus, max_retries=0).remote(cpus))
 
     def submit(self, cell: Cell, spec: FrameworkSpec) -> None:
-        """A GPU cell reserves one GPU and its node's share of CPUs, and runs that many threads (not the
-        driver's core count); a CPU cell reserves as many CPUs as it runs threads."""
+        """A GPU cell reserves one GPU and a GPU node's share of CPUs per GPU; a CPU cell at most the CPUs of the
+        largest node. Either runs as many threads as it reserved (not the driver's core count), and asks no more
+        than one node has, since a task runs on one node."""
         if cell.device.is_gpu:
-            cpus = min(cell.run.threads, self._cpus_per_gpu())
-            cell = cell.with_run(threads=cpus)
-            options = {"num_gpus": 1, "num_cpus": cpus}
+            cpus = min(cell.run.threads, cpus_per_gpu(self.ray))
+            options: dict[str, Any] = {"num_gpus": 1, "num_cpus": cpus}
         else:
-            options = {"num_cpus": min(cell.run.threads, _cluster_cpus(self.ray))}
+            cpus = min(cell.run.threads, largest_node_cpus(self.ray))
+            options = {"num_cpus": cpus}
+        cell = cell.with_run(threads=cpus)
         self.pending[self.remote.options(**options, max_retries=0).remote(cell, spec)] = cell
 
     def results(self) -> Iterator[tuple[str, list[dict[str, Any]]]]:
@@ -151,8 +150,21 @@ class RayExecutor:
         self.ray.shutdown()
 
 
-def _cluster_cpus(ray: Any) -> int:
-    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+def node_resources(ray: Any) -> list[dict[str, float]]:
+    """Each live node's resources (``ray.nodes()``): a task is placed on one node, so cluster totals (a CPU-only
+    head's cores with the GPU workers') say nothing about what one task can get."""
+    return [node.get("Resources") or {} for node in ray.nodes() if node.get("Alive")]
+
+
+def largest_node_cpus(ray: Any) -> int:
+    return max([1, *(int(r.get("CPU", 0)) for r in node_resources(ray))])
+
+
+def cpus_per_gpu(ray: Any) -> int:
+    """The CPUs each GPU of the GPU nodes can have with every GPU busy: the smallest node's CPUs / GPUs, so a GPU
+    task fits on any GPU node beside its node-mates."""
+    shares = [int(r.get("CPU", 0)) // int(r["GPU"]) for r in node_resources(ray) if int(r.get("GPU", 0)) >= 1]
+    return max(1, min(shares, default=1))
 
 
 def make_executor(kind: str, address: str | None, run_dir: Path) -> Executor:

@@ -148,6 +148,9 @@ class RecordingRay:
     def cluster_resources(self) -> dict[str, int]:
         return self.resources
 
+    def nodes(self) -> list[dict]:
+        return [{"Alive": True, "Resources": self.resources}]   # a one-node cluster
+
     def get(self, ref):  # type: ignore[no-untyped-def]
         return ref
 
