@@ -120,6 +120,7 @@ class Readings:
     energy_why: str = ""
     samples: int = 0
     cores: int = 1
+    gpu_note: str = ""     # why the GPU's process list could not be read for this cell (another PID namespace)
 
 
 class Sampler:
@@ -139,6 +140,8 @@ class Sampler:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._open: Region | None = None
+        self._ours_listed = False            # NVML listed one of our PIDs at some sample
+        self._unknown_pids: set[int] = set()  # PIDs NVML listed that are no process in our PID namespace
         self._thread = threading.Thread(target=self._run, daemon=True, name="convbench-telemetry")
         self._start_wall = clock()
         self._start_machine = self._machine_cpu()
@@ -193,7 +196,10 @@ class Sampler:
                 self._sample_gpu(set(self._cpu))
 
     def _sample_gpu(self, pids: set[int]) -> None:
-        used, others = 0, set()
+        """The tree's GPU memory (only when NVML lists one of its PIDs: otherwise it is unknown, not 0) and the other
+        processes on the cell's GPUs. NVML lists PIDs in the host's namespace: in a container without it none of
+        ours is ever listed, and the ones listed are no process here (``stop`` then counts no one)."""
+        used, others, listed = 0, set(), False
         for h in self.handles:
             for query in ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"):
                 try:
@@ -203,15 +209,20 @@ class Sampler:
                 for p in procs:
                     if p.pid in pids:
                         used += getattr(p, "usedGpuMemory", 0) or 0
+                        listed = True
                     elif p.pid != os.getpid():
                         others.add(p.pid)
+                        if not self.psutil.pid_exists(p.pid):
+                            self._unknown_pids.add(p.pid)
             if self._open is not None:
                 try:
                     self._open.util.append(float(self.nvml.nvmlDeviceGetUtilizationRates(h).gpu) / 100)
                 except Exception:
                     pass
         r = self.readings
-        r.gpu_mem_peak_mb = max(r.gpu_mem_peak_mb or 0.0, used / 2**20)
+        if listed:
+            self._ours_listed = True
+            r.gpu_mem_peak_mb = max(r.gpu_mem_peak_mb or 0.0, used / 2**20)
         r.gpu_others_seen = max(r.gpu_others_seen, len(others))
 
     def _run(self) -> None:
@@ -247,6 +258,11 @@ class Sampler:
         ours = self._ours() - self._start_ours
         if wall > 0:
             self.readings.host_busy_fraction = max(0.0, min(1.0, (machine - ours) / (wall * self.cores)))
+        if self._unknown_pids and not self._ours_listed:   # our worker is among them, under a PID we cannot know
+            self.readings.gpu_others_seen = 0
+            self.readings.gpu_note = (
+                "NVML lists the GPU's processes by PIDs of another PID namespace (a container without the host's): "
+                "the worker's GPU memory is not recorded and other processes during the cell cannot be told from it")
         return self.readings
 
 

@@ -70,12 +70,13 @@ def telemetry_router(sampler: telemetry.Sampler, on_line: Callable[[str], None])
 
 
 def add_telemetry(rows: list[Row], readings: telemetry.Readings, gpu: bool) -> list[Row]:
-    """The sampler's whole-cell columns where the worker left them empty, and each phase's own."""
+    """The sampler's whole-cell columns where the worker left them empty, and each phase's own; why the GPU's
+    process list could not be read, if so."""
     cols = telemetry.columns(readings, gpu)
     for row in rows:
         fill([row], cols[""])
         row.update(cols.get(str(row.get("phase")), {}))
-    return rows
+    return add_note(rows, readings.gpu_note) if gpu and readings.gpu_note else rows
 
 
 def free_port() -> int:

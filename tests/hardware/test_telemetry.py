@@ -15,6 +15,7 @@ import pytest
 from helpers import needs, run_cli
 
 from harness.hardware import telemetry
+from harness.orchestrator.cells import add_telemetry
 
 
 def powercap(root: Path, packages: dict[int, int], max_range: int = 262143328850) -> Path:
@@ -129,3 +130,61 @@ def test_a_cpu_burner_beside_a_speed_cell_is_seen_and_warned_about(tmp_path):
     assert "warning: other processes used" in busy.stdout
     meta = json.loads((next((tmp_path / "busy").iterdir()) / "meta.json").read_text())
     assert meta["telemetry"]["busy_threshold"] == telemetry.BUSY_THRESHOLD and meta["telemetry"]["energy"]
+
+
+def unused_pid() -> int:
+    """A PID no process has in this PID namespace (as the host's PID of a container's process usually is)."""
+    import psutil
+    pid = 4_000_000
+    while psutil.pid_exists(pid):
+        pid += 1
+    return pid
+
+
+def nvml_listing(*procs: tuple[int, int]) -> types.SimpleNamespace:
+    """A fake pynvml whose GPU runs ``procs`` as (pid, bytes of GPU memory), as nvmlDeviceGetComputeRunningProcesses
+    reports them (PIDs in the host's namespace)."""
+    listed = [types.SimpleNamespace(pid=pid, usedGpuMemory=used) for pid, used in procs]
+
+    def unsupported(h: object) -> None:
+        raise RuntimeError("Not Supported")
+    return types.SimpleNamespace(nvmlDeviceGetComputeRunningProcesses=lambda h: listed,
+                                 nvmlDeviceGetGraphicsRunningProcesses=unsupported,
+                                 nvmlDeviceGetUtilizationRates=lambda h: types.SimpleNamespace(gpu=90),
+                                 nvmlDeviceGetTotalEnergyConsumption=lambda h: 1_000_000)
+
+
+def sampled(nvml: types.SimpleNamespace, worker_pid: list[int]) -> telemetry.Readings:
+    """Two samples of a real worker process (a sleeping child) beside the fake GPU's process list."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    worker_pid.append(child.pid)
+    try:
+        sampler = telemetry.Sampler(interval=60, nvml=nvml, gpu_handles=["handle0"])
+        sampler.sample()
+        sampler.sample()
+        return sampler.stop()
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_container_without_the_host_pid_namespace_leaves_gpu_memory_empty_and_counts_no_one():
+    """Defect 4: in a container without the host's PID namespace (Docker, Kubernetes) NVML lists the worker under its
+    host PID, which matches none of ours: the row got GPU memory 0.0 instead of empty and counted its own worker as
+    "another process", so the machine looked busy. Now: none of our PIDs visible but processes listed by PIDs this
+    namespace does not have: memory empty, nobody counted, and the row says why."""
+    host_pid = unused_pid()
+    readings = sampled(nvml_listing((host_pid, 3 * 2**30)), [])
+    assert readings.gpu_mem_peak_mb is None and readings.gpu_others_seen == 0
+    (row,) = add_telemetry([{"cell": "torch-lenet5-cuda0", "note": None}], readings, gpu=True)
+    assert row["gpu_mem_peak_mb"] is None and "another PID namespace" in row["note"]
+
+
+def test_with_the_host_pid_namespace_the_worker_memory_is_read_and_others_counted():
+    """The usual case still works: our worker's PID is listed (its memory counted), and another real process is too."""
+    ours: list[int] = []
+    nvml = nvml_listing()
+    nvml.nvmlDeviceGetComputeRunningProcesses = lambda h: [types.SimpleNamespace(pid=p, usedGpuMemory=2**30)
+                                                           for p in (*ours, os.getppid())]
+    readings = sampled(nvml, ours)
+    assert readings.gpu_mem_peak_mb == 1024.0 and readings.gpu_others_seen == 1 and not readings.gpu_note
