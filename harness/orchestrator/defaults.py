@@ -88,9 +88,9 @@ def device_note(probes: dict[str, Probe]) -> str:
     if not seen:
         return ""
     first = min(seen, key=lambda n: (len(n), n))
-    what = f"{first} ({described[first]})" if described[first] else first
-    more = f" and {len(seen) - 1} more GPU(s)" if len(seen) > 1 else ""
+    what = first + (f" ({described[first]})" if described[first] else "")
+    more = f" and {len(seen) - 1} more GPU{'s' if len(seen) > 2 else ''}" if len(seen) > 1 else ""
     blind = [n for n, p in probes.items() if p.available and n not in seen[first]]
     caveat = f"; {', '.join(blind)} {'sees' if len(blind) == 1 else 'see'} no GPU" if blind else ""
-    return (f" (the default: {what}{more} is seen by {', '.join(seen[first])}{caveat}; "
-            f"--device {first} runs there)")
+    who = f"{', '.join(seen[first])} {'sees' if len(seen[first]) == 1 else 'see'}"
+    return f" (the default; {who} {what}{more}{caveat}: --device {first} runs there)"
