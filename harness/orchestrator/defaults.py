@@ -1,6 +1,8 @@
 """What a run does with what it was not told, and with what it was told but does not read.
 
 - No ``--frameworks``: the installed frameworks (``frameworks_to_run``); those left out are named, with why.
+  Installed means here, where convbench runs (with ``--executor ray`` the nodes are expected to hold the same
+  environment); a framework given its own ``--python`` counts as asked for.
 - No ``--device``: cpu, on every machine. A run's device is what its command says, not what the machine happens to
   have: the same command measures the same thing on a laptop and on a GPU server, a cell's device never depends on
   which other frameworks are in the run (tensorflow-cpu, the ``tensorflow`` extra, never sees a GPU while torch
