@@ -23,6 +23,7 @@ from harness.orchestrator.probes import Probe
 from harness.orchestrator.recipes import KEYS, check_recipe, load_recipe_file
 from harness.plugin_manager import Registries
 from harness.registry import unknown_name
+from harness.results import libraries
 from harness.results.records import cell_id, failure_row
 from harness.results.rundir import FORMAT, new_run_dir, write_json
 from harness.results.runs import read_json
@@ -112,6 +113,7 @@ def check_written_here(run_dir: Path, data: dict[str, Any]) -> None:
 
 def new_plan(args: argparse.Namespace, argv: list[str], regs: Registries) -> Plan:
     """Validates everything a run needs before any cell starts; creates the run directory and plan.json."""
+    libraries.require("convbench run")   # results.csv is written with pandas
     settings = resolve_settings(args, regs)
     frameworks = [regs.frameworks.get(n).name for n in (args.frameworks or regs.frameworks.names())]
     models = [regs.models.get(n) for n in (args.models or DEFAULT_MODELS)]
@@ -128,6 +130,7 @@ def new_plan(args: argparse.Namespace, argv: list[str], regs: Registries) -> Pla
 
 
 def resume_plan(args: argparse.Namespace, regs: Registries) -> Plan:
+    libraries.require("convbench run")
     given = [f"--{o.replace('_', '-')}" for o in MATRIX_OPTIONS if option_given(args, o)]
     if given:
         raise ConvbenchError(f"--resume reuses the run's own settings; drop {', '.join(given)}")

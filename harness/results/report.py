@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from harness.atomic import write_atomic
-from harness.results import plots
+from harness.results import libraries, plots
 from harness.results.csvio import read_csv
 from harness.results.outdir import output_dir
 from harness.results.runs import Run, load_run
@@ -104,6 +104,7 @@ def render_markdown(run: Run, images: dict[str, str]) -> str:
 
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     """Writes report.md and its PNG plots into ``out_dir`` (default: the run directory); returns report.md."""
+    libraries.require("convbench report")
     run = load_run(run_dir)
     out = output_dir(out_dir, run.path)
     images: dict[str, str] = {}
