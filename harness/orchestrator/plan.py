@@ -24,6 +24,7 @@ from harness.orchestrator.probes import Probe
 from harness.orchestrator.recipes import KEYS, check_recipe, load_recipe_file
 from harness.plugin_manager import Registries
 from harness.registry import unknown_name
+from harness.results import libraries
 from harness.results.records import cell_id, failure_row
 from harness.results.rundir import FORMAT, new_run_dir, write_json
 from harness.results.runs import read_json
@@ -117,6 +118,7 @@ def check_written_here(run_dir: Path, data: dict[str, Any]) -> None:
 def new_plan(args: argparse.Namespace, argv: list[str], regs: Registries) -> Plan:
     """Validates everything a run needs before any cell starts; creates the run directory and plan.json. What it
     does without ``--frameworks`` or ``--device``, and with options its mode does not read: ``defaults``."""
+    libraries.require("convbench run")   # results.csv is written with pandas
     settings = resolve_settings(args, regs)
     frameworks, left_out = frameworks_to_run(args.frameworks, regs.frameworks, settings.interpreter)
     models = [regs.models.get(n) for n in (args.models or DEFAULT_MODELS)]
@@ -134,6 +136,7 @@ def new_plan(args: argparse.Namespace, argv: list[str], regs: Registries) -> Pla
 
 
 def resume_plan(args: argparse.Namespace, regs: Registries) -> Plan:
+    libraries.require("convbench run")
     given = [f"--{o.replace('_', '-')}" for o in (*MATRIX_OPTIONS, "output") if option_given(args, o)]
     if given:
         raise ConvbenchError(f"--resume continues the run in its own folder with its own settings; drop {', '.join(given)}")
