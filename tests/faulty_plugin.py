@@ -6,7 +6,8 @@ sleeps forever; fault_oom raises MemoryError until the batch is at most 32; faul
 loss; fault_error raises a plain exception. Faults that depend on a marker file wait for it
 (slow_ok: sleeps until $FAULTY_RELEASE exists), to let tests kill the orchestrator mid-run.
 $FAULTY_STALL_AT=MODEL:N makes that model's N-th training step in a worker sleep forever: a cell that stalls
-mid-training, after its first checkpoints.
+mid-training, after its first checkpoints. $FAULTY_SURVIVOR_RANK=R makes rank R of a data-parallel cell hang in its
+first evaluation, silently, after rank 0 has finished: a rank left waiting in a collective nobody else joins.
 """
 from __future__ import annotations
 
@@ -76,6 +77,8 @@ class SoftmaxRegression:
         return float(loss)
 
     def evaluate(self, images, labels):
+        if os.environ.get("FAULTY_SURVIVOR_RANK") == os.environ.get("RANK", "0") != "0":
+            time.sleep(3600)
         logits = self.forward(images)
         return float(len(labels)), int((logits.argmax(1) == labels).sum())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -118,18 +119,39 @@ def run_process_group_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_l
     for t in watchers:
         t.start()
     watch(0, on_line)
-    for t in watchers:
-        t.join()
+    survivors = end_survivors(workers, watchers, results)
     killed = [(r, res) for r, res in sorted(results.items()) if res.killed]
     if killed:   # the watchdog's kill caused the others' deaths: that is the cell's story
         rank, res = killed[0]
         return [failure_row(cell, str(res.killed), f"rank {rank}: {watchdog_message(cell, res)}")]
     rows = rows_from_result(cell, results[0], cell_dir)
-    failed = [(r, res) for r, res in sorted(results.items()) if r and res.code != 0]
+    failed = [(r, res) for r, res in sorted(results.items()) if r and res.code != 0 and r not in survivors]
     if failed and all(row["status"] == "ok" for row in rows):
         rank, res = failed[0]
         rows = [failure_row(cell, "crashed", f"rank {rank}: {res.tail()}")]
+    for rank in survivors:
+        add_note(rows, f"rank {rank} was still running {SURVIVOR_GRACE_S:g}s after rank 0 finished: killed")
     return rows
+
+
+SURVIVOR_GRACE_S = 60.0   # how long ranks may take to end after rank 0 finished well (NCCL/gloo teardown)
+
+
+def end_survivors(workers: list[Worker], watchers: list[threading.Thread], results: dict[int, WorkerResult]) -> list[int]:
+    """Waits for the other ranks once rank 0 has ended. If rank 0 finished well (its row is written), a rank still
+    running ``SURVIVOR_GRACE_S`` later is killed: it can only be waiting in a collective that rank 0 will never join
+    (a rank that stopped training on its own), and without --timeout it would wait forever. Returns those ranks."""
+    survivors: list[int] = []
+    if results[0].code == 0:   # otherwise rank 0's watcher has killed them all already
+        deadline = time.monotonic() + SURVIVOR_GRACE_S
+        for t in watchers:
+            t.join(max(0.0, deadline - time.monotonic()))
+        survivors = [rank for rank, t in enumerate(watchers, start=1) if t.is_alive()]
+        for rank in survivors:
+            workers[rank].kill()
+    for t in watchers:
+        t.join()
+    return survivors
 
 
 def watchdog_message(cell: Cell, result: WorkerResult) -> str:

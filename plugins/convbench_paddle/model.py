@@ -147,11 +147,17 @@ class PaddleModel:
         return [float(v) for v in stacked.numpy()]
 
     def evaluate(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
+        """Data parallel: rank 0's figures on every rank. Paddle keeps batch-norm statistics per rank, so each
+        rank's own accuracy differs, and with --target a rank stopping alone would leave the others waiting in
+        their next all-reduce forever: every rank must take the same stop decision, rank 0's (the one reported)."""
         x, y = self.prepare_batch(images, labels)
         logits = self._logits(x)
         with paddle.no_grad():
             loss = cross_entropy(logits, y, reduction="sum")
             correct = (logits.argmax(axis=1) == y).astype("int64").sum()
+        if self.world > 1:
+            loss_sum, hits = parallel.from_rank_0([float(loss.item()), float(correct.item())])
+            return loss_sum, int(hits)
         return float(loss.item()), int(correct.item())
 
     # -- TimedModel (speed mode): nothing here waits for the device -----------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import paddle
 import paddle.distributed as dist
 
@@ -48,3 +49,10 @@ def mean_over_processes(values: paddle.Tensor, world: int) -> list[float]:
     total = values.detach().clone()
     dist.all_reduce(total)  # sum
     return [float(v) / world for v in total.numpy().reshape(-1)]
+
+
+def from_rank_0(values: list[float]) -> list[float]:
+    """Rank 0's ``values`` on every process (a broadcast), so a decision made on them is the same everywhere."""
+    shared = paddle.to_tensor(np.asarray(values, dtype=np.float64))
+    dist.broadcast(shared, src=0)
+    return [float(v) for v in shared.numpy().reshape(-1)]

@@ -2,6 +2,7 @@
 test-only "faulty" framework (tests/faulty_plugin.py), with a short stall limit and hangs far longer."""
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -10,6 +11,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from helpers import FAULT_ENV, run_cli
 
 from harness.commands.cli import main
 from harness.devices import CPU
+from harness.orchestrator import cells
 from harness.orchestrator.cells import run_cell
 from harness.orchestrator.workers import Silence
 from harness.plugin_manager import build_registries, get_plugin_manager
@@ -123,6 +126,34 @@ def test_a_stalled_rank_kills_its_data_parallel_group(tmp_path, monkeypatch):
     assert [r["status"] for r in rows] == ["stalled"]
     assert rows[0]["error"].startswith("rank ") and f"no progress for {STALL / 2:g}s (--stall-timeout)" in rows[0]["error"]
     assert not worker_pids(str(tmp_path / "cell"))
+
+
+@pytest.mark.e2e
+def test_a_rank_still_running_after_rank_0_finished_is_killed_after_a_grace_period(tmp_path, monkeypatch):
+    """Issue 32, defect 2: rank 0 finished and wrote its row, rank 1 hangs (as one left in an all-reduce that rank 0
+    will never join) and the cell has no --timeout nor --stall-timeout: the orchestrator waited forever. Now the
+    survivors are killed after a grace period, the row stays rank 0's ok one, and its note says so."""
+    for key, value in {**FAULT_ENV, "FAULTY_SURVIVOR_RANK": "1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(cells, "SURVIVOR_GRACE_S", 1.0)
+    spec = build_registries(get_plugin_manager()).frameworks.get("faulty")
+    run = RunSettings(epochs=1, batch_size=64, threads=2, world_size=2, devices=(CPU, CPU), stall_timeout=0)
+    cell = Cell(run_id="dp", name="faulty-fault_ok-cpu-x2", framework="faulty", model="fault_ok", run=run,
+                dp_mode="processes")
+    outcome: list = []
+    thread = threading.Thread(target=lambda: outcome.append(run_cell(cell, spec, tmp_path / "cell", io.StringIO().write)),
+                              daemon=True)
+    thread.start()
+    thread.join(120)
+    pids = worker_pids(str(tmp_path / "cell"))
+    for pid in pids:   # before the fix: rank 1, hanging; end it so the test leaves nothing behind
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert outcome, "the cell never ended: rank 1 hangs after rank 0 finished"
+    rows = outcome[0]
+    assert [r["status"] for r in rows] == ["ok"], rows[0].get("error")
+    assert "rank 1 was still running 1s after rank 0 finished: killed" in rows[0]["note"]
+    assert not pids
 
 
 def wait_for(predicate, seconds: float = 120) -> None:
