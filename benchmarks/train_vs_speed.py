@@ -1,8 +1,8 @@
 """Does train mode time the framework or the harness? Train mode's images/s against speed mode's train_step.
 
     python benchmarks/train_vs_speed.py [--frameworks torch,jax] [--models lenet5,resnet32] [--batch-size 128]
-                                        [--rounds 16] [--threads N] [--steps N] [--prefetch] [--json PATH]
-                                        [--blocks 5 --cycles 150]
+                                        [--rounds 16] [--threads N] [--steps N] [--prefetch|--no-prefetch]
+                                        [--device cpu|cuda|cuda:N] [--json PATH] [--blocks 5 --cycles 150]
 
 For each framework, in one worker process (the environment convbench's workers get), for each model and for
 ``--augment`` off and on, in ABBA-ordered pairs of rounds:
@@ -17,8 +17,9 @@ augment + the hand-over to the framework, ms per step, no training; for a model 
 host's part: the indices' hand-over, the gather being inside its step), and the ceiling: (c) the epoch's own
 batches made before the clock and stepped through back to back, the loop minus all input work; (c)/(b) below 1 is
 what fresh data costs a step that speed mode's one cache-warm batch does not pay, which no input path can remove.
-``--prefetch``: train mode makes its numpy batches in a background thread, as GPU cells do (CPU cells make them
-inline), to re-measure that choice.
+``--prefetch`` / ``--no-prefetch``: train mode makes its numpy batches in a background thread, or inline, to
+re-measure that choice; by default as ``convbench run`` does: in a thread on a GPU, inline on the CPU.
+``--device cuda:N``: on that GPU, its worker seeing only it (CUDA_VISIBLE_DEVICES), as a run's GPU cell.
 
 ``--blocks N`` judges in short blocks instead of whole epochs: each cycle runs, in a fresh random order, N steps
 of train mode (the loop's own ``run_epoch`` fed the input path's next N batches), of speed mode's window, of its
@@ -54,17 +55,16 @@ def drain(batches: Iterator[Any], n: int | None = None) -> None:
 
 def measure(framework: str, model_name: str, augment: bool, args: argparse.Namespace) -> dict[str, Any]:
     from harness.datasets.batches import train_batches
-    from harness.settings import Cell, RunSettings
     from harness.worker.context import setup
     from harness.worker.pipeline import input_path
     from harness.worker.timing import time_phase
     from harness.worker.training import Recipe, train
 
     steps = args.steps or SHAPE.get(model_name, 10)
-    run = RunSettings(dataset="synthetic", threads=args.threads, augment=augment, batch_size=args.batch_size)
-    cell = Cell(run_id="bench", name="bench", framework=framework, model=model_name, run=run)
+    cell = bench_cell(framework, model_name, args, augment=augment)
     ctx = setup(cell, data_size=(steps * args.batch_size, args.batch_size))
     native, data = ctx.native, ctx.data
+    args.prefetch = default_prefetch(args.prefetch, ctx.device)
     recipe = Recipe(epochs=1, batch_size=args.batch_size, lr=LR, milestones=(), augment=augment)
     if not args.blocks:   # blocks warm themselves up, one untimed block of each side
         train(native, data, recipe, 0, ctx.sync)   # warm-up: tracing, allocator, the evaluation's function
@@ -107,6 +107,24 @@ def measure(framework: str, model_name: str, augment: bool, args: argparse.Names
         ratio, low, high = paired_ratio(out[speed], out[against])
         out[name], out[name + "_interval"] = ratio, [low, high]
     return out
+
+
+def default_prefetch(asked: bool | None, device: Any) -> bool:
+    """``--prefetch``/``--no-prefetch`` if given, else train_cell's choice: batches made ahead in a thread on a GPU."""
+    return device.is_gpu if asked is None else asked
+
+
+def bench_cell(framework: str, model_name: str, args: argparse.Namespace, augment: bool = False) -> Any:
+    """The cell measured, on ``--device`` as a run's cell would be: a GPU cell's worker sees only its GPU (the
+    orchestrator side's ``gpu_visibility`` gives the worker's CUDA_VISIBLE_DEVICES), where it is cuda:0."""
+    from harness.devices import parse_device
+    from harness.settings import Cell, RunSettings
+
+    device = parse_device(args.device)
+    run = RunSettings(dataset="synthetic", threads=args.threads, augment=augment, batch_size=args.batch_size,
+                      device=device)
+    cell = Cell(run_id="bench", name="bench", framework=framework, model=model_name, run=run)
+    return cell.replace(visible=(device,)) if device.is_gpu else cell
 
 
 def blocks(native: Any, data: Any, path: Any, augment: bool, batch: Any, epoch_batches: list[Any], out: dict[str, Any],
@@ -178,8 +196,10 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--steps", type=int, default=0,
                         help="steps per train-mode epoch and per speed round (default: 20 for lenet5, 8 for resnet32)")
-    parser.add_argument("--prefetch", action="store_true",
-                        help="make train mode's batches in a background thread, as GPU cells do (CPU cells: inline)")
+    parser.add_argument("--prefetch", action=argparse.BooleanOptionalAction, default=None,
+                        help="make train mode's batches in a background thread, or inline (default: as convbench "
+                             "run does, in a thread on a GPU, inline on the CPU)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     parser.add_argument("--blocks", type=int, default=0,
                         help="judge in short interleaved blocks of this many steps instead of whole epochs "
                              "(e.g. 5: far narrower intervals on a noisy machine; docs/performance.md)")
@@ -190,6 +210,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.worker:
         return worker(args)
+    from harness.orchestrator.cells import gpu_visibility
     from harness.orchestrator.workers import worker_env
     from harness.plugin_manager import build_registries, get_plugin_manager
     regs = build_registries(get_plugin_manager())
@@ -202,12 +223,14 @@ def main() -> int:
         spec = regs.frameworks.get(framework)
         env = worker_env(spec, args.threads)
         env["NPROC"] = str(args.threads)
+        env.update(gpu_visibility(bench_cell(framework, "lenet5", args))[1])   # a GPU cell sees only its GPU
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "out.json"
             cmd = ([sys.executable, __file__, "--worker", framework, "--worker-out", str(out), "--models", args.models,
                    "--batch-size", str(args.batch_size), "--rounds", str(args.rounds), "--threads", str(args.threads),
-                   "--steps", str(args.steps), "--blocks", str(args.blocks), "--cycles", str(args.cycles)]
-                   + (["--prefetch"] if args.prefetch else []))
+                   "--steps", str(args.steps), "--blocks", str(args.blocks), "--cycles", str(args.cycles),
+                   "--device", args.device]
+                   + ([] if args.prefetch is None else ["--prefetch" if args.prefetch else "--no-prefetch"]))
             proc = subprocess.run(cmd, env=env)
             if proc.returncode or not out.exists():
                 print(f"| {framework} | error: worker exited with {proc.returncode} | | | | | | | | |")

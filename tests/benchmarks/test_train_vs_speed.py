@@ -36,3 +36,23 @@ def test_every_figure_is_measured(tmp_path: Path, benchmarks_dir: Path, mode: li
             assert 0 < low <= cell[name] <= high, (key, name)
     assert cells["lenet5/augment"]["input_path"].startswith("numpy nchw, cropped")
     assert "| torch | lenet5 | yes |" in proc.stdout
+
+
+def test_device_gives_a_gpu_cell_as_a_run_makes_it(monkeypatch) -> None:
+    """``--device cuda:1``: the worker sees only that GPU (CUDA_VISIBLE_DEVICES=1), where it is cuda:0, and train
+    mode makes its batches ahead in a thread as a run's GPU cell does, unless --prefetch/--no-prefetch says."""
+    import argparse
+
+    from train_vs_speed import bench_cell, default_prefetch
+
+    from harness.devices import CPU, parse_device
+    from harness.orchestrator.cells import gpu_visibility
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    args = argparse.Namespace(device="cuda:1", threads=1, batch_size=8)
+    cell = bench_cell("torch", "lenet5", args)
+    assert cell.local_device == parse_device("cuda:0") and cell.run.device == parse_device("cuda:1")
+    assert gpu_visibility(cell)[1] == {"CUDA_VISIBLE_DEVICES": "1"}
+    assert default_prefetch(None, cell.local_device) and not default_prefetch(None, CPU)
+    assert not default_prefetch(False, cell.local_device) and default_prefetch(True, CPU)
+    cpu = bench_cell("torch", "lenet5", argparse.Namespace(device="cpu", threads=1, batch_size=8))
+    assert cpu.local_device == CPU and gpu_visibility(cpu)[1] == {}
