@@ -8,13 +8,17 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class DeviceInfo:
-    """A device as a framework sees it: ``name`` is what ``--device`` accepts (``cpu``, ``cuda:0``)."""
+    """A device as a framework sees it: ``name`` is what ``--device`` accepts (``cpu``, ``cuda:0``).
+    ``pci_bus_id``: a GPU's PCI address as ``DDDD:BB:DD.F`` (lower-case hex, NVML's form less its leading zeros), where
+    the framework reports it (torch); ``convbench doctor`` checks it is the GPU NVML reads for the cell."""
     name: str
     description: str = ""
     memory_mb: float | None = None
+    pci_bus_id: str | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return {"name": self.name, "description": self.description, "memory_mb": self.memory_mb}
+        return {"name": self.name, "description": self.description, "memory_mb": self.memory_mb,
+                "pci_bus_id": self.pci_bus_id}
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,12 @@ class FrameworkPlugin:
         answer 0.0, or None if the counter cannot be reset (it then covers the worker's life)."""
         raise NotImplementedError
 
+    def device_timer(self, device: Device) -> Any:
+        """The device's own clock, or None (the default): an object with ``mark() -> token`` (recorded on the
+        device's queue) and ``seconds(start, end) -> float`` (waits for ``end``). ``convbench doctor`` times the same
+        steps with it and with the harness's clock, which must agree."""
+        return None
+
     def runtime_versions(self) -> dict[str, str | None]:
         """CUDA runtime, cuDNN and NCCL versions as the framework reports them (imports the framework)."""
         return {"cuda_runtime": None, "cudnn": None, "nccl": None}

@@ -1,6 +1,8 @@
 """``convbench doctor``: the first command on a new machine. Per framework, in its own worker: the device is
-seen, synchronisation waits, the peak-memory counter resets, the TF32 and autotune switches take effect, logits
-on the device equal the CPU's, a 20-step speed cell runs. Exit 0 only if every check that applies passed."""
+seen, synchronisation waits, the peak-memory counter resets, the TF32 and autotune switches take effect and the
+fp32 arithmetic matches them, logits on the device equal the CPU's, the framework's GPU is NVML's, the harness's
+clock agrees with the device's, achieved FLOP/s lie under the peak and above a floor, three train-mode steps and a
+20-step speed cell run; with two GPUs, a two-rank data-parallel run. Exit 0 only if every check that applies passed."""
 from __future__ import annotations
 
 import argparse

@@ -73,6 +73,12 @@ def device(nvml: Nvml, h: Any) -> dict[str, Any]:
             "mig": None if mig is None else ("enabled" if mig[0] else "disabled")}
 
 
+def pci_bus_id(nvml: Nvml, h: Any) -> str | None:
+    """The GPU's PCI address as NVML writes it ('00000000:3B:00.0')."""
+    info = _read(lambda: nvml.nvmlDeviceGetPciInfo(h))
+    return _text(getattr(info, "busId", None)) if info is not None else None
+
+
 def processes(nvml: Nvml, h: Any) -> list[int]:
     """Process ids with a context on the GPU (compute and graphics)."""
     pids: set[int] = set()

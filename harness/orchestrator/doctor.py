@@ -1,16 +1,19 @@
 """``convbench doctor`` across processes: each framework's checks in its own worker, on the device asked for
-(the worker sees only that GPU), once with TF32 and autotuning on and once with both off."""
+(the worker sees only that GPU), once with TF32 and autotuning on and once with both off; with two GPUs or more, a
+two-rank data-parallel smoke run per framework that has an engine for it."""
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from harness.devices import CPU, Device, parse_device, visible_ids
 from harness.frameworks import FrameworkSpec
+from harness.orchestrator.cells import run_cell
 from harness.orchestrator.probes import Probe, probe_framework
 from harness.orchestrator.workers import run_job, worker_env
+from harness.settings import Cell, RunSettings
 from harness.worker.protocol import DoctorJob
 
 SWITCHES = ((True, True), (False, False))  # (tf32, autotune)
@@ -51,6 +54,37 @@ def checks(spec: FrameworkSpec, probe: Probe, device: Device, threads: int,
             continue
         for c in (result.payload or {})["checks"]:
             yield line(c["name"], c["status"], c["detail"], switches)
+    yield line("data parallel", *data_parallel_smoke(spec, probe, device, threads, python))
+
+
+SMOKE_TIMEOUT = 600
+
+
+def data_parallel_smoke(spec: FrameworkSpec, probe: Probe, device: Device, threads: int, python: str | None = None,
+                        run: Callable[..., list[dict[str, Any]]] = run_cell) -> tuple[str, str]:
+    """(status, detail) of one epoch of lenet5 on synthetic data trained by two ranks, on ``device`` and the next GPU
+    the framework sees, exactly as ``convbench run --devices`` runs such a cell; n/a with fewer than two GPUs."""
+    gpus = sorted((d for d in (parse_device(x["name"]) for x in probe.devices) if d.is_gpu), key=lambda d: d.index or 0)
+    if not device.is_gpu:
+        return "n/a", "cpu: the two-rank smoke run is over two GPUs"
+    if len(gpus) < 2:
+        return "n/a", f"{spec.name} sees {len(gpus)} GPU: a two-rank run needs two"
+    if spec.data_parallel is None:
+        return "n/a", f"the {spec.name} plugin has no data-parallel engine"
+    pair = (device, next(d for d in gpus if d != device))
+    settings = RunSettings(dataset="synthetic", epochs=1, batch_size=64, lr=0.01, device=device, devices=pair,
+                           world_size=2, threads=threads, timeout=SMOKE_TIMEOUT,
+                           pythons=(f"{spec.name}={python}",) if python else ())
+    cell = Cell(run_id="doctor", name=f"{spec.name}-lenet5-x2", framework=spec.name, model="lenet5", run=settings,
+                framework_version=probe.version, device_name=(probe.device(device) or {}).get("description"),
+                dp_mode=spec.data_parallel)
+    with tempfile.TemporaryDirectory(prefix="convbench-doctor-") as tmp:
+        rows = run(cell, spec, Path(tmp) / "cell", lambda text: None)
+    row = rows[-1] if rows else {"status": "error", "error": "no row"}
+    where = f"lenet5 x64 on {pair[0]} + {pair[1]}, one epoch"
+    if row.get("status") != "ok":
+        return "FAIL", f"{where}: {row.get('status')}: {row.get('error')}"
+    return "ok", f"{where}: test accuracy {row.get('test_accuracy', float('nan')):.3f}, world_size {row.get('world_size')}"
 
 
 def run_doctor(specs: list[FrameworkSpec], asked: Device | None, threads: int, log: Path,

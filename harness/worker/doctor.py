@@ -2,39 +2,36 @@
 
 Each check is one line: a name, ``ok`` / ``FAIL`` / ``n/a`` (does not apply on this device), and what was
 measured. The orchestrator runs this job twice per framework, once with TF32 and autotuning on and once with
-both off, so the switches are seen to take effect (read back from the framework).
+both off, so the switches are seen to take effect (read back from the framework) and the arithmetic to follow
+them (``harness.worker.doctor_numbers``: the checks that catch wrong numbers).
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, Callable
 
 import numpy as np
 import pluggy
 
 from harness.devices import CPU, Device
+from harness.model.graph import ModelDef
 from harness.model.verification import TOLERANCE
 from harness.model.weights import init_weights
 from harness.native import NativeModel
 from harness.plugin_manager import build_registries, get_plugin_manager
 from harness.settings import BuildSettings
+from harness.worker import doctor_numbers as numbers
 from harness.worker.context import build_native
+from harness.worker.doctor_numbers import FAIL, NA, OK, Check
 from harness.worker.timing import time_phase
 
-OK, FAIL, NA = "ok", "FAIL", "n/a"
 SPEED_STEPS = 20
 # queued work for the synchronisation check: enough that the device (or JAX's CPU runtime) is still busy when the
 # last step has been dispatched: on a GPU a few TFLOP per step, far above an eager step's launch time
 SYNC_WORK = {True: ("vgg16_imagenet", 32, 5), False: ("lenet5", 128, 10)}   # gpu? -> (model, batch, steps)
-
-
-@dataclass
-class Check:
-    name: str
-    status: str
-    detail: str
+__all__ = ["Check", "FAIL", "NA", "OK", "run_checks"]
 
 
 def run_checks(framework: str, device: Device, tf32: bool, autotune: bool, threads: int) -> list[dict[str, Any]]:
@@ -50,22 +47,53 @@ def run_checks(framework: str, device: Device, tf32: bool, autotune: bool, threa
         except Exception as exc:  # a check that crashes is a failed check, and the others still run
             checks.append(Check(name, FAIL, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
 
-    def build(model: str, on: Device = device) -> NativeModel:
-        definition = regs.models.get(model)
+    def build(model: str | ModelDef, on: Device = device) -> NativeModel:
+        definition = regs.models.get(model) if isinstance(model, str) else model
         native = build_native(pm, framework, definition, on, settings)
         native.set_weights(init_weights(definition, 0))
         return native
 
+    def sync() -> None:
+        pm.hook.convbench_synchronize(framework=framework, device=device.name)
+
     gpu = device.is_gpu
+    seen = {d.name: d for d in pm.hook.convbench_discover_devices(framework=framework) or []}.get(device.name)
+    recorded: dict[str, Any] = {}
+
+    def switches() -> Check:
+        native = build("lenet5")
+        recorded.update(getattr(native, "execution_info", dict)())
+        return check_switches(native, gpu, tf32, autotune)
     attempt("device", lambda: check_device(pm, framework, device))
     attempt("synchronize", lambda: check_sync(pm, framework, device, build, regs))
     attempt("peak memory", lambda: check_peak_memory(pm, framework, device, build) if gpu
             else Check("peak memory", NA, "cpu: ru_maxrss covers the worker's whole life and cannot be reset"))
-    attempt("switches", lambda: check_switches(build("lenet5"), gpu, tf32, autotune))
+    attempt("switches", switches)
+    attempt("numerics", lambda: numbers.check_numerics(build, recorded.get("tf32")))
     attempt("logits", lambda: check_logits(build, regs, tf32) if gpu
             else Check("logits", NA, "cpu is the reference device"))
+    attempt("identity", lambda: numbers.check_identity(seen, gpu, device.index or 0))
+    attempt("clocks", lambda: check_clocks(pm, framework, device, build, regs, sync))
+    attempt("peak sanity", lambda: numbers.check_peak_sanity(build, regs, gpu, getattr(seen, "description", ""),
+                                                             recorded.get("tf32"), sync))
+    attempt("train mode", lambda: numbers.check_train_mode(build("lenet5"), gpu))
     attempt("speed cell", lambda: check_speed(pm, framework, device, build))
     return [asdict(c) for c in checks]
+
+
+def check_clocks(pm: pluggy.PluginManager, framework: str, device: Device, build: Callable[..., NativeModel],
+                 regs: Any, sync: Callable[[], None]) -> Check:
+    """The synchronisation check's steps, timed by the harness and by the plugin's device timer (if it has one)."""
+    plugin = pm.get_plugin(framework)
+    timer = getattr(plugin, "device_timer", lambda device: None)(device)
+    if timer is None:
+        return numbers.check_clocks(None, lambda: None, sync)
+    name, size, _ = SYNC_WORK[device.is_gpu]
+    native, model = build(name), regs.models.get(name)
+    rng = np.random.default_rng(7)
+    batch = native.prepare_batch(rng.random((size, *model.input_shape), dtype=np.float32),
+                                 rng.integers(0, model.num_classes, size))
+    return numbers.check_clocks(timer, lambda: native.run_phase("train_step", batch, 1e-3), sync)
 
 
 def check_device(pm: pluggy.PluginManager, framework: str, device: Device) -> Check:

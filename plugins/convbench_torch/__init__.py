@@ -36,6 +36,10 @@ class TorchPlugin(FrameworkPlugin):
         import torch
         torch.cuda.synchronize(device.name)
 
+    def device_timer(self, device: Device) -> Any:
+        from convbench_torch.device import CudaEvents
+        return CudaEvents() if device.is_gpu else None
+
     def peak_memory_mb(self, device: Device, reset: bool) -> float | None:
         import torch
         if reset:
