@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import FAULT_ENV, run_cli
+from helpers import FAULT_ENV, PATIENCE_S, run_cli, wait_for
 
 from harness.commands.cli import main
 from harness.devices import CPU
@@ -125,12 +125,6 @@ def test_a_stalled_rank_kills_its_data_parallel_group(tmp_path, monkeypatch):
     assert not worker_pids(str(tmp_path / "cell"))
 
 
-def wait_for(predicate, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.1)
-
 
 @pytest.mark.e2e
 def test_sighup_leaves_a_resumable_run_and_the_cell_continues(tmp_path):
@@ -144,7 +138,7 @@ def test_sighup_leaves_a_resumable_run_and_the_cell_continues(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: list(out.glob("*/cells/faulty-fault_ok-cpu/checkpoint.npz")))   # epoch 1 done; step 30 hangs
     proc.send_signal(signal.SIGHUP)
-    stdout, stderr = proc.communicate(timeout=60)
+    stdout, stderr = proc.communicate(timeout=PATIENCE_S)
     assert proc.returncode == 130 and "Traceback" not in stderr, stderr[-2000:]
     run_dir = next(out.iterdir())
     assert f"Resume with: convbench run --resume {run_dir}" in stdout
@@ -172,13 +166,13 @@ def test_a_terminal_that_hangs_up_ends_the_run_as_interrupted(tmp_path):
                             env={**os.environ, **FAULT_ENV, "FAULTY_STALL_AT": "fault_ok:30"},
                             stdin=slave, stdout=slave, stderr=slave)
     os.close(slave)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + PATIENCE_S
     while not list(out.glob("*/cells/faulty-fault_ok-cpu/checkpoint.npz")):   # reading, so the terminal never fills
         assert time.monotonic() < deadline, "timed out waiting"
         if select.select([master], [], [], 0.1)[0]:
             os.read(master, 65536)
     os.close(master)
-    assert proc.wait(timeout=60) == 130
+    assert proc.wait(timeout=PATIENCE_S) == 130
     run_dir = next(out.iterdir())
     assert json.loads((run_dir / "meta.json").read_text())["interrupted"] is True
     wait_for(lambda: not worker_pids(str(run_dir)), 30)
