@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from harness.devices import Device, parse_device
@@ -88,6 +89,34 @@ for name, model in models.items():
         (l_dp, c_dp), (l_ref, c_ref) = dp.evaluate(x[:n], y[:n]), reference.evaluate(x[:n], y[:n])
         r[f"evaluate_{n}"] = [l_dp, l_ref, c_dp, c_ref]
     out[name] = r
+
+# GPU-only paths traced and run on the CPU mesh: dropout (each replica's key folded with its index) and fp16's
+# loss-scaled step (the plugin refuses fp16 on a CPU device, so the steps are wrapped here as JaxModel does)
+import jax
+import jax.numpy as jnp
+from convbench_jax.layers import Layout
+from convbench_jax.optim import initial_scale
+from convbench_jax.parallel import AXIS
+from convbench_jax.steps import make_steps
+drop = g.ModelDef("drop", (3, 8, 8), 10, seq("net", g.Flatten("flatten"), g.Dropout("drop", 0.5), g.Linear("fc", 10)))
+dp = plugin.native(drop, "cpu", dp_settings)
+dp.set_weights(verification_weights(drop, 7))
+x, y = rng.random((8, 3, 8, 8), dtype=np.float32), rng.integers(0, 10, 8)
+losses = [dp.train_step(x, y, 0.05) for _ in range(2)]
+state = {**dp.params, **dp.velocity}
+out["dropout"] = {"finite": bool(np.isfinite(losses).all()),
+                  "replicas_equal": all(np.array_equal(np.asarray(v.addressable_shards[0].data),
+                                                       np.asarray(v.addressable_shards[1].data)) for v in state.values())}
+model = models["lenet5"]
+lenet = plugin.native(model, "cpu", dp_settings)
+lenet.set_weights(verification_weights(model, 7))
+fp16 = jax.jit(lenet.replicas.steps(make_steps(model, Layout("nhwc"), jnp.float16, 0.9, 5e-4, loss_scaling=True,
+                                               axis=AXIS)).train)
+x, y = rng.random((8, *model.input_shape), dtype=np.float32), rng.integers(0, 10, 8)
+scale = jax.device_put(initial_scale(), lenet.placement)
+res = fp16(lenet.params, lenet.stats, lenet.velocity, lenet.key, scale, *lenet.prepare_batch(x, y), np.float32(0.05))
+out["fp16"] = {"loss": float(res[-1]), "scale": float(res[4]["scale"]), "initial": float(initial_scale()["scale"]),
+               "params_replicated": all(v.sharding.is_fully_replicated for v in res[0].values())}
 print("RESULT " + json.dumps(out))
 """
 
@@ -130,6 +159,14 @@ def test_batch_norm_normalises_with_each_replica_slice(step_check):
     bn, plain = step_check["resnet_bn"], step_check["lenet5"]
     assert bn["loss_whole"] != pytest.approx(bn["loss_dp"], rel=1e-4)
     assert plain["loss_whole"] == pytest.approx(plain["loss_dp"], rel=1e-5)
+
+
+def test_dropout_and_fp16_loss_scaling_run_per_replica(step_check):
+    """Paths no step check above reaches: a dropout layer's per-replica key, and fp16's loss-scaled step (GPU
+    only in a run) traced under shard_map's replication check and run on the CPU mesh."""
+    assert step_check["dropout"] == {"finite": True, "replicas_equal": True}
+    fp16 = step_check["fp16"]
+    assert np.isfinite(fp16["loss"]) and fp16["scale"] == fp16["initial"] and fp16["params_replicated"]
 
 
 class FakeGpu:
