@@ -205,6 +205,14 @@ def test_device_errors_are_one_line(fake_gpus, device, parallel, message):
         replica_devices(parse_device(device), parallel)
 
 
+def test_a_jax_without_shard_map_is_one_line(monkeypatch):
+    import jax
+    from convbench_jax.parallel import replica_devices
+    monkeypatch.delattr(jax, "shard_map")
+    with pytest.raises(ConvbenchError, match="needs jax.shard_map, which jax .* lacks"):
+        replica_devices(Device("cpu"), devices_parallel("cpu", "cpu"))
+
+
 def test_cpu_replicas_after_the_backend_started_need_a_fresh_process():
     import jax
     from convbench_jax.parallel import replica_devices

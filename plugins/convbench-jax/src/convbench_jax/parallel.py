@@ -53,6 +53,9 @@ def replica_devices(device: Device, parallel: DataParallel | None) -> list[Any] 
     if parallel.mode != "devices":
         raise ConvbenchError(f"jax data parallel: one worker drives every device (mode 'devices'), "
                              f"not {parallel.mode!r}")
+    if not hasattr(jax, "shard_map"):   # the plugin's floor (jax 0.4.30) predates it; single-device cells run
+        raise ConvbenchError(f"jax data parallel needs jax.shard_map, which jax {jax.__version__} lacks; "
+                             f"upgrade jax (pip install -U jax) or run jax single-device")
     world, listed = parallel.world_size, list(parallel.devices or ())
     if any(d.is_gpu for d in listed):
         gpus = parse_gpu_list([d.name for d in listed])  # GPUs only, each once
