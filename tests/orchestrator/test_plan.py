@@ -115,8 +115,8 @@ def test_a_gpu_cell_sees_only_its_own_gpus(monkeypatch):
     """Defect 6: TensorFlow and JAX created contexts on every GPU of the host for a cuda:1 cell."""
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     s = resolve_settings(args("--device", "cuda:1"), REGISTRIES)
-    plan = Plan("r", None, [], ["jax"], ["lenet5"], [0], s)  # type: ignore[arg-type]
-    cell, _ = prepare_cell("jax", "lenet5", 0, plan, gpu_probe("jax"), REGISTRIES)
+    plan = Plan("r", None, [], ["paddle"], ["lenet5"], [0], s)  # type: ignore[arg-type]
+    cell, _ = prepare_cell("paddle", "lenet5", 0, plan, gpu_probe("paddle"), REGISTRIES)
     seen, env = gpu_visibility(cell)
     assert env == {"CUDA_VISIBLE_DEVICES": "1"} and seen.device == GPU1 and seen.local_device == GPU0
     dp = resolve_settings(args("--devices", "cuda:1,cuda:0", "--batch-size", "64"), REGISTRIES)
