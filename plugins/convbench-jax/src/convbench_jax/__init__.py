@@ -19,7 +19,9 @@ __version__ = "0.1.0"
 
 class JaxPlugin(FrameworkPlugin):
     # No preallocation: JAX would otherwise map 75% of GPU memory at start (like TF without memory growth).
-    spec = FrameworkSpec("jax", "jax", ("jax",), ("cpu", "cuda"), env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"})
+    # data parallel: one worker drives every device, a mesh with the train step under shard_map (parallel.py)
+    spec = FrameworkSpec("jax", "jax", ("jax",), ("cpu", "cuda"), env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
+                         data_parallel="devices")
     # auto/default/xla all mean jax.jit (jit *is* XLA compilation); none runs op by op, no jit at all
     compile_modes = {"auto": "jax.jit", "default": "jax.jit", "xla": "jax.jit", "none": "eager"}
     # native = NHWC: XLA's CPU convolutions are NHWC (Eigen) and on GPU XLA picks cuDNN's layout itself
