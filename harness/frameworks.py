@@ -36,10 +36,12 @@ class FrameworkSpec:
     data_parallel: str | None = None
 
     def installed(self) -> tuple[bool, str]:
-        """(True, "") if the module can be found, else (False, reason); imports nothing."""
+        """(True, "") if the module can be found, else (False, reason: what to install, from the distributions that
+        provide it, since a third-party framework has no convbench extra and a GPU needs the framework's GPU build);
+        imports nothing."""
         if importlib.util.find_spec(self.module) is None:
-            extra = self.name
-            return False, f"python module {self.module!r} is not installed (pip install 'convbench[{extra}]')"
+            return False, (f"python module {self.module!r} is not installed (pip install {' or '.join(self.distributions)}"
+                           "; a GPU needs the framework's GPU build)")
         return True, ""
 
     def version(self) -> str | None:

@@ -1,4 +1,7 @@
-"""argparse types shared by the commands: each turns bad text into argparse's one-line error."""
+"""argparse types shared by the commands: each turns bad text into argparse's one-line error.
+
+Every number option goes through ``whole_number`` or ``finite_float`` (one parser, one message: "expected a
+number, got 'x'"), then its range check ("must be positive, got 0")."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +9,6 @@ import math
 
 from harness.devices import Device, parse_device
 from harness.errors import ConvbenchError
-from harness.results import significance
 
 
 def whole_number(text: str) -> int:
@@ -45,6 +47,25 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    if (value := finite_float(text)) < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def seconds_or_off(text: str) -> float:
+    """Seconds, or ``off`` (0: no limit)."""
+    if text.strip().lower() == "off":
+        return 0.0
+    try:
+        value = finite_float(text)
+    except argparse.ArgumentTypeError:   # the word it also takes, in the message
+        raise argparse.ArgumentTypeError(f"expected seconds or off, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected seconds (0 or more) or off, got {text}")
+    return value
+
+
 def device_arg(text: str) -> Device:
     """``cpu``, ``cuda`` or ``cuda:N`` (``cuda`` is ``cuda:0``)."""
     try:
@@ -72,23 +93,20 @@ def add_interpreter_options(parser: argparse.ArgumentParser) -> None:
     """--python FRAMEWORK=PATH (repeatable) and --config FILE: the interpreter of each framework's workers."""
     parser.add_argument("--python", action="append", metavar="FRAMEWORK=PATH",
                         help="run FRAMEWORK's workers with this interpreter (repeatable; also $CONVBENCH_PYTHON_<FW> "
-                             "and the [python] table of --config)")
-    parser.add_argument("--config", metavar="FILE.toml", help="config file with a [python] table (or $CONVBENCH_CONFIG)")
+                             "and the [python] table of --config; default: this convbench's own interpreter)")
+    parser.add_argument("--config", metavar="FILE.toml",
+                        help="config file with a [python] table (default: $CONVBENCH_CONFIG, else none)")
 
 
 def percent_arg(text: str) -> float:
-    """'5%' or '5' -> 5.0."""
-    try:
-        return significance.parse_percent(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a percentage such as 5 or 5%, got {text!r}") from None
+    """'5%' or '5' -> 5.0 (0 or more)."""
+    return non_negative_float(text.strip().removesuffix("%"))
 
 
 def alpha_arg(text: str) -> float:
     """A significance level strictly between 0 and 1."""
-    try:
-        return significance.parse_alpha(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a significance level between 0 and 1, got {text!r}") from None
+    if not 0 < (value := finite_float(text)) < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
 
 

@@ -1,7 +1,8 @@
-"""The ``convbench`` command line. User errors print one line and exit 2; tracebacks mean bugs.
+"""The ``convbench`` command line. User errors print one line, ``convbench: error: ...``, and exit 2; tracebacks
+mean bugs. A bare ``convbench`` lists the commands (exit 0); ``convbench --version`` prints the version.
 
 A new command is a module in this package with ``add_parser(subparsers)`` and ``run(args, argv) -> int``,
-named in ``COMMANDS``.
+named in ``COMMANDS``; its options' help texts say their defaults (tests/commands/test_help.py checks).
 """
 from __future__ import annotations
 
@@ -13,22 +14,33 @@ import stat
 import sys
 from typing import NoReturn, Sequence
 
+from harness import __version__
 from harness.atomic import refused_write
 from harness.errors import ConvbenchError
 
 COMMANDS = ("run", "verify", "eval", "list", "plugins", "report", "compare", "doctor", "history")
+PREFIX = "convbench: error: "   # the one prefix of every error line
 
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise ConvbenchError(f"{self.prog}: {message}")
+        """argparse's complaint as a ConvbenchError: printed after the one prefix, with where the options are."""
+        raise ConvbenchError(f"{message} (see '{self.prog} --help')")
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="convbench", description="Train and time classic CNNs identically across frameworks.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    parser = Parser(prog="convbench", usage="convbench [--version] COMMAND [OPTIONS]",
+                    description="Train and time classic CNNs identically across frameworks.",
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"convbench {__version__}",
+                        help="print convbench's version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser, prog="convbench",
+                                help=argparse.SUPPRESS)   # listed one line each in the epilog instead
     for name in COMMANDS:
         importlib.import_module(f"harness.commands.{name}").add_parser(sub)
+    width = max(map(len, COMMANDS))
+    parser.epilog = "commands:\n" + "".join(f"  {a.dest:{width}}  {a.help}\n" for a in sub._choices_actions) + \
+        "\nconvbench COMMAND --help lists a command's options and their defaults."
     return parser
 
 
@@ -36,10 +48,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         take_as_interrupt("SIGTERM", "SIGHUP")
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        if not argv:   # a bare `convbench`: what it can do, not a complaint
+            print(parser.format_help(), end="")
+            return 0
+        args = parser.parse_args(argv)
         return importlib.import_module(f"harness.commands.{args.command}").run(args, argv)
     except ConvbenchError as exc:
-        print(f"convbench: error: {exc}", file=sys.stderr)
+        print(f"{PREFIX}{exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("convbench: interrupted", file=sys.stderr)
@@ -48,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         failed = refused_write(exc)
         if failed is None:
             raise
-        print(f"convbench: error: {failed}", file=sys.stderr)
+        print(f"{PREFIX}{failed}", file=sys.stderr)
         return failed.exit_code
 
 

@@ -19,7 +19,8 @@ from harness.settings import default_threads
 def add_parser(sub: argparse._SubParsersAction) -> None:
     doc = sub.add_parser("doctor", help="check that every framework measures this machine correctly")
     doc.add_argument("--device", type=device_arg, help="cpu, cuda or cuda:N (default: the first GPU seen, else cpu)")
-    doc.add_argument("--frameworks", type=name_list, help="comma-separated; default: every installed one")
+    doc.add_argument("--frameworks", type=name_list,
+                     help="comma-separated; default: every installed one (and any given a --python)")
     doc.add_argument("--threads", type=positive_int, help="CPU threads per worker (default: all cores)")
     add_interpreter_options(doc)
 

@@ -16,15 +16,18 @@ from harness.worker.protocol import EvalJob
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("eval", help="evaluate a portable checkpoint in any framework")
-    ev.add_argument("--weights", required=True, help="portable weight file (.npz) from any framework")
-    ev.add_argument("--framework", required=True)
-    ev.add_argument("--model", required=True)
-    ev.add_argument("--dataset", default="digits")
-    ev.add_argument("--data-dir")
-    ev.add_argument("--no-checksum", action="store_true")
-    ev.add_argument("--device", type=device_arg, default=CPU)
-    ev.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH)
-    ev.add_argument("--threads", type=positive_int)
+    ev.add_argument("--weights", required=True, metavar="FILE.npz",
+                    help="portable weight file (.npz) from any framework (a run's cells/<cell>/checkpoint.npz)")
+    ev.add_argument("--framework", required=True, help="the framework to evaluate in (any, not only the one that trained)")
+    ev.add_argument("--model", required=True, help="the model the weights belong to (convbench list names them)")
+    ev.add_argument("--dataset", default="digits", help="test split to evaluate on: digits (default), cifar10 or synthetic")
+    ev.add_argument("--data-dir", metavar="DIR",
+                    help="folder holding CIFAR-10 (default: $CONVBENCH_DATA, else ~/.cache/convbench, where a missing "
+                         "CIFAR-10 is downloaded)")
+    ev.add_argument("--no-checksum", action="store_true", help="accept CIFAR-10 files whose MD5 differs from the release")
+    ev.add_argument("--device", type=device_arg, default=CPU, help="cpu, cuda or cuda:N (default cpu)")
+    ev.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH, help=f"evaluation batch (default {EVAL_BATCH})")
+    ev.add_argument("--threads", type=positive_int, help="CPU threads of the worker (default: all cores)")
     add_interpreter_options(ev)
 
 

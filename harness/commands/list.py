@@ -11,7 +11,8 @@ from harness.plugin_manager import build_registries, get_plugin_manager
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     lst = sub.add_parser("list", help="list the models with shapes, parameters and FLOPs")
-    lst.add_argument("--format", choices=("table", "json"), default="table")
+    lst.add_argument("--format", choices=("table", "json"), default="table",
+                     help="table (default): one line per model; json: a list of objects, one per model")
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:

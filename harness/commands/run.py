@@ -12,6 +12,7 @@ from harness.commands.args import (
     on_off,
     positive_float,
     positive_int,
+    seconds_or_off,
 )
 from harness.orchestrator.plan import new_plan, resume_plan
 from harness.orchestrator.run import execute
@@ -25,28 +26,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     d = RunSettings()
     run = sub.add_parser("run", help=HELP)
     run.add_argument("--mode", choices=("train", "speed"), help="train to accuracy (default) or time the step phases")
-    run.add_argument("--frameworks", type=name_list, help="comma-separated; default: every available one")
+    run.add_argument("--frameworks", type=name_list,
+                     help="comma-separated; default: every installed one (and any given a --python); the run's output "
+                          "names those left out and why")
     run.add_argument("--models", type=name_list, help=f"comma-separated; default: {','.join(DEFAULT_MODELS)}")
-    run.add_argument("--device", type=device_arg, help="cpu, cuda or cuda:N (default cpu; with --devices, the first)")
+    run.add_argument("--device", type=device_arg,
+                     help="cpu, cuda or cuda:N (default cpu on every machine; on a machine with a GPU the run's first "
+                          "line names it; with --devices, the first of them)")
     run.add_argument("--dataset", help="digits (default in train mode), cifar10 or synthetic (default in speed mode)")
-    run.add_argument("--data-dir", help="folder holding cifar-10-python.tar.gz or cifar-10-batches-py/")
+    run.add_argument("--data-dir", metavar="DIR",
+                     help="folder holding cifar-10-python.tar.gz or cifar-10-batches-py/ (default: $CONVBENCH_DATA, "
+                          "else ~/.cache/convbench, where a missing CIFAR-10 is downloaded, 163 MB, with progress; "
+                          "nothing is downloaded into a --data-dir)")
     run.add_argument("--no-checksum", action="store_true", help="accept CIFAR-10 files whose MD5 differs from the release")
-    run.add_argument("--epochs", type=positive_int, help="default: 10 on digits, 200 on cifar10, 1 on synthetic")
+    run.add_argument("--epochs", type=positive_int, help="train mode: default 10 on digits, 200 on cifar10, 1 on synthetic")
     run.add_argument("--batch-size", type=positive_int,
                      help=f"default {RECIPE_BATCH}; in speed mode 32 for 224x224 models, {RECIPE_BATCH} for 32x32 ones")
-    run.add_argument("--lr", type=positive_float, help="initial learning rate (x0.1 at half the epochs)")
-    run.add_argument("--augment", action="store_true", help="4-pixel pad + random crop + horizontal flip")
-    run.add_argument("--recipe", metavar="FILE.toml", help="recipe file; command-line options override it")
-    run.add_argument("--schedule", help="lr schedule: step (x0.1 at half the epochs, default), step:E1,E2, constant")
-    run.add_argument("--optimizer", choices=("momentum", "sgd"), help="momentum (SGD, momentum 0.9; default) or sgd")
-    run.add_argument("--momentum", type=finite_float, help=f"default {d.momentum}")
+    run.add_argument("--lr", type=positive_float, help=f"train mode: initial learning rate (default {d.lr:g}; "
+                                                         "x0.1 at half the epochs)")
+    run.add_argument("--augment", action="store_true", help="train mode: 4-pixel pad + random crop + horizontal flip")
+    run.add_argument("--recipe", metavar="FILE.toml", help="recipe file; command-line options override it (default: none)")
+    run.add_argument("--schedule", help="train mode: lr schedule: step (x0.1 at half the epochs, default), step:E1,E2, "
+                                        "constant")
+    run.add_argument("--optimizer", choices=("momentum", "sgd"),
+                     help=f"momentum (SGD, momentum {d.momentum:g}; default) or sgd (plain SGD: momentum 0)")
+    run.add_argument("--momentum", type=finite_float, help=f"SGD momentum, 0 to below 1 (default {d.momentum:g})")
     run.add_argument("--weight-decay", type=finite_float, help=f"L2 weight decay on every parameter (default {d.weight_decay:g})")
-    run.add_argument("--target", type=finite_float, help="stop at this test accuracy (0-1) and report time to reach it")
-    run.add_argument("--seeds", type=positive_int, help="repeat each cell with N seeds: --seed, --seed+1, ...")
-    run.add_argument("--resume-from", metavar="CHECKPOINT", help="continue training from a portable checkpoint (.npz)")
+    run.add_argument("--target", type=finite_float, metavar="ACC",
+                     help="train mode: stop at this test accuracy (0-1) and report time to reach it (default: none, "
+                          "train every epoch)")
+    run.add_argument("--seeds", type=positive_int, metavar="N", help="repeat each cell with N seeds: --seed, --seed+1, ... "
+                                                                     "(default 1)")
+    run.add_argument("--resume-from", metavar="CHECKPOINT",
+                     help="train mode: continue training from a portable checkpoint (.npz) (default: from scratch)")
     run.add_argument("--seed", type=non_negative_int, help=f"default {d.seed}")
     run.add_argument("--threads", type=positive_int, help="CPU threads per worker (default: all cores)")
-    run.add_argument("--output", default="results", help="parent of the run directory (default ./results)")
+    run.add_argument("--output", metavar="DIR", help="parent of the new run directory (default ./results)")
     run.add_argument("--warmup", type=non_negative_int, help=f"speed mode: burn-in steps after the first (default {d.warmup})")
     run.add_argument("--steps", type=positive_int, help=f"speed mode: timed steps (default {d.steps})")
     run.add_argument("--compile", choices=("auto", "none", "default", "xla"),
@@ -54,17 +69,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                           "jax.jit); none: eager everywhere; default: torch.compile, tf.function, paddle.jit.to_static; "
                           "xla: tf.function(jit_compile=True), jax.jit")
     run.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="autocast / mixed precision (default fp32)")
-    run.add_argument("--layout", choices=("native", "nchw", "nhwc"), help="memory layout (default: each framework's fast one)")
+    run.add_argument("--layout", choices=("native", "nchw", "nhwc"),
+                     help="memory layout (default native: each framework's fast one)")
     run.add_argument("--tf32", type=on_off, metavar="on|off",
                      help="TF32 tensor cores for fp32 convolutions and matmuls, the same in every framework (default on)")
     run.add_argument("--autotune", type=on_off, metavar="on|off",
                      help="cuDNN/XLA convolution algorithm autotuning, the same in every framework (default on)")
     run.add_argument("--executor", choices=("local", "ray"), help="local (default): cells one after another here; "
                      "ray: each cell a task on a Ray cluster")
-    run.add_argument("--ray-address", help="address of an existing Ray cluster (default: start Ray locally)")
-    run.add_argument("--nproc", type=positive_int, help="train each cell data-parallel over N CPU processes")
-    run.add_argument("--devices", type=name_list, help="train each cell data-parallel over these GPUs (cuda:0,cuda:1)")
-    run.add_argument("--timeout", type=positive_float, help="seconds per cell before its worker is killed (status timeout)")
+    run.add_argument("--ray-address", metavar="ADDR", help="address of an existing Ray cluster (default: start Ray locally)")
+    run.add_argument("--nproc", type=positive_int, metavar="N",
+                     help="train each cell data-parallel over N CPU processes (default: one process)")
+    run.add_argument("--devices", type=name_list, metavar="cuda:0,cuda:1",
+                     help="train each cell data-parallel over these GPUs (default: one device)")
+    run.add_argument("--timeout", type=positive_float, metavar="SECONDS",
+                     help="seconds per cell before its worker is killed (status timeout; default: none)")
     run.add_argument("--stall-timeout", type=seconds_or_off, metavar="SECONDS",
                      help=f"kill a cell's worker that reports no progress (a step, an epoch, a phase) for SECONDS "
                           f"(status stalled; default {d.stall_timeout:g}, enough for a first step that compiles and "
@@ -73,22 +92,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--oom-retry", action="store_true", help="on out-of-memory, halve the batch and run the cell again")
     run.add_argument("--require-quiet", type=positive_float, metavar="SECONDS",
                      help="before each cell, wait up to SECONDS for other processes to use at most 10%% of the CPU; "
-                          "then run it, its note saying so if the machine never got quiet")
-    run.add_argument("--resume", metavar="RUN_DIR", help="complete an earlier run: only its missing or failed cells")
+                          "then run it, its note saying so if the machine never got quiet (default: no wait)")
+    run.add_argument("--resume", metavar="RUN_DIR",
+                     help="complete an earlier run in its own folder, with its own settings: only its missing or failed "
+                          "cells (default: a new run)")
     add_interpreter_options(run)
-
-
-def seconds_or_off(text: str) -> float:
-    """Seconds, or ``off`` (0: no limit)."""
-    if text.strip().lower() == "off":
-        return 0.0
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds or off, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected seconds (0 or more) or off, got {text}")
-    return value
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:

@@ -2,7 +2,8 @@
 
 Looks in ``data_dir`` (or $CONVBENCH_DATA, else ~/.cache/convbench) for ``cifar-10-python.tar.gz``
 or the extracted ``cifar-10-batches-py/``. Without either, and without an explicit ``data_dir``,
-it downloads the archive into the cache and checks its MD5 first. Every failure names the file.
+it downloads the archive (163 MB) into the cache, saying how far it got on stderr, and checks its MD5 before
+keeping it. Every failure names the file.
 """
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import hashlib
 import io
 import os
 import pickle
+import sys
 import tarfile
+import time
 import urllib.request
 from pathlib import Path
-from typing import Callable
+from typing import IO, Callable
 
 import numpy as np
 
@@ -34,6 +37,9 @@ OFFICIAL_MD5 = {
 }
 TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST = ("test_batch",)
+CHUNK = 1 << 20      # bytes read at a time
+EVERY_S = 0.5        # a terminal's progress line is redrawn at most this often
+EVERY_PERCENT = 10   # elsewhere (a log, a pipe) a plain line per this many percent
 
 
 def md5(data: bytes) -> str:
@@ -41,7 +47,7 @@ def md5(data: bytes) -> str:
 
 
 def load_cifar10(data_dir: str | Path | None = None, *, checksums: dict[str, str] | None = OFFICIAL_MD5,
-                 url: str = URL) -> Dataset:
+                 url: str | None = None) -> Dataset:
     """``checksums=None`` skips verification (for a home-made or partial copy); the Dataset's info
     says whether it was verified."""
     root = Path(data_dir) if data_dir else cache_dir()
@@ -56,26 +62,74 @@ def load_cifar10(data_dir: str | Path | None = None, *, checksums: dict[str, str
         raise ConvbenchError(f"CIFAR-10 not found in {str(root)!r}: expected {ARCHIVE} or {FOLDER}/ "
                              f"(the python version from {URL})")
     else:
-        download(url, archive, checksums)
+        download(url or URL, archive, checksums)
         read, source = _archive_reader(archive, checksums), str(archive)
     x_tr, y_tr = _stack([_parse(read(n), n, source) for n in TRAIN])
     x_te, y_te = _stack([_parse(read(n), n, source) for n in TEST])
     return Dataset("cifar10", x_tr, y_tr, x_te, y_te, 10, {"source": source, "verified": checksums is not None})
 
 
-def download(url: str, target: Path, checksums: dict[str, str] | None) -> None:
+def download(url: str, target: Path, checksums: dict[str, str] | None, out: IO[str] | None = None) -> None:
+    """``url`` into ``target`` (through ``target.part``, kept only when whole and its MD5 matches), its progress on
+    ``out`` (default stderr)."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".part")
+    digest = hashlib.md5()
     try:
-        with urllib.request.urlopen(url, timeout=60) as response:
-            data = response.read()
+        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as fh:
+            size = int(response.headers.get("Content-Length") or 0) or None
+            progress = Progress(out or sys.stderr, url, target, size)
+            while chunk := response.read(CHUNK):
+                fh.write(chunk)
+                digest.update(chunk)
+                progress.update(len(chunk))
+            progress.done()
     except OSError as exc:
+        tmp.unlink(missing_ok=True)
         raise ConvbenchError(f"cannot download CIFAR-10 from {url} ({exc}); put {ARCHIVE} in a folder "
                              "and pass --data-dir") from None
-    if checksums and md5(data) != checksums[ARCHIVE]:
-        raise ConvbenchError(f"downloaded {ARCHIVE} from {url} has MD5 {md5(data)}, expected {checksums[ARCHIVE]}")
-    tmp = target.with_name(target.name + ".part")
-    tmp.write_bytes(data)
+    if checksums and digest.hexdigest() != checksums[ARCHIVE]:
+        tmp.unlink(missing_ok=True)
+        raise ConvbenchError(f"downloaded {ARCHIVE} from {url} has MD5 {digest.hexdigest()}, expected {checksums[ARCHIVE]}")
     os.replace(tmp, target)
+
+
+class Progress:
+    """A download's progress: on a terminal one line redrawn at most every ``EVERY_S``; elsewhere (a log file, a
+    pipe) a plain line each ``EVERY_PERCENT`` percent (each ``CHUNK`` x 16 when the size is unknown)."""
+
+    def __init__(self, out: IO[str], url: str, target: Path, size: int | None) -> None:
+        self.out, self.size, self.got, self.shown = out, size, 0, 0.0
+        self.tty = out.isatty()
+        self.last = time.monotonic()
+        total = f" ({size / 1e6:.0f} MB)" if size else ""
+        self.say(f"downloading CIFAR-10{total} from {url} to {target}")
+
+    def say(self, text: str, final: bool = True) -> None:
+        """A line; on a terminal it replaces the progress line, and one not ``final`` is redrawn by the next."""
+        self.out.write(("\r\033[K" if self.tty else "") + text + ("\n" if final or not self.tty else ""))
+        self.out.flush()
+
+    def line(self) -> str:
+        done = f"{self.got / 1e6:.1f}"
+        return f"  {100 * self.got / self.size:3.0f}%  {done} / {self.size / 1e6:.1f} MB" if self.size else f"  {done} MB"
+
+    def update(self, n: int) -> None:
+        self.got += n
+        now = time.monotonic()
+        if self.tty:
+            if now - self.last >= EVERY_S:
+                self.last = now
+                self.say(self.line(), final=False)
+            return
+        mark = 100 * self.got / self.size if self.size else self.got / (16 * CHUNK)
+        step = EVERY_PERCENT if self.size else 1
+        if mark - self.shown >= step and (not self.size or self.got < self.size):
+            self.shown = mark - mark % step
+            self.say(self.line())
+
+    def done(self) -> None:
+        self.say(self.line() + " done")
 
 
 def _verify(name: str, data: bytes, where: str, checksums: dict[str, str] | None) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,12 @@ from harness.devices import CPU, Device, parse_device, parse_gpu_list
 from harness.errors import ConvbenchError
 from harness.orchestrator import interpreters
 from harness.orchestrator.checks import check_batch_fits, check_batches, check_data, check_resume_checkpoint
+from harness.orchestrator.defaults import MODE_OPTIONS, check_plain_sgd, frameworks_to_run, warn_ignored
 from harness.orchestrator.probes import Probe
 from harness.orchestrator.recipes import KEYS, check_recipe, load_recipe_file
 from harness.plugin_manager import Registries
 from harness.registry import unknown_name
+from harness.results import libraries
 from harness.results.records import cell_id, failure_row
 from harness.results.rundir import FORMAT, new_run_dir, write_json
 from harness.results.runs import read_json
@@ -59,11 +61,14 @@ class Plan:
     seeds: list[int]
     settings: RunSettings
     explicit: bool = False   # --frameworks named them: an unusable --python interpreter is then a user error
+    left_out: dict[str, str] = field(default_factory=dict)   # without --frameworks: those not installed, and why
+    new: bool = False              # made now (not --resume): says what it left out; a refusal removes its folder
+    default_device: bool = False   # new, without --device, --devices or --nproc: on cpu because cpu is the default
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "harness_version": __version__, "run_id": self.run_id, "run_dir": str(self.run_dir),
                 "argv": self.argv, "frameworks": self.frameworks, "models": self.models, "seeds": self.seeds,
-                "settings": self.settings.to_dict(), "explicit": self.explicit}
+                "settings": self.settings.to_dict(), "explicit": self.explicit, "left_out": self.left_out}
 
     def save(self) -> None:
         write_json(self.run_dir / PLAN, self.to_dict())
@@ -83,7 +88,7 @@ class Plan:
         try:
             return cls(data["run_id"], run_dir, list(data["argv"]), list(data["frameworks"]), list(data["models"]),
                        [int(s) for s in data["seeds"]], RunSettings.from_dict(data["settings"]),
-                       bool(data.get("explicit", False)))
+                       bool(data.get("explicit", False)), dict(data.get("left_out") or {}))
         except ConvbenchError as exc:
             if "format" in data:
                 raise
@@ -111,26 +116,30 @@ def check_written_here(run_dir: Path, data: dict[str, Any]) -> None:
 
 
 def new_plan(args: argparse.Namespace, argv: list[str], regs: Registries) -> Plan:
-    """Validates everything a run needs before any cell starts; creates the run directory and plan.json."""
+    """Validates everything a run needs before any cell starts; creates the run directory and plan.json. What it
+    does without ``--frameworks`` or ``--device``, and with options its mode does not read: ``defaults``."""
+    libraries.require("convbench run")   # results.csv is written with pandas
     settings = resolve_settings(args, regs)
-    frameworks = [regs.frameworks.get(n).name for n in (args.frameworks or regs.frameworks.names())]
+    frameworks, left_out = frameworks_to_run(args.frameworks, regs.frameworks, settings.interpreter)
     models = [regs.models.get(n) for n in (args.models or DEFAULT_MODELS)]
     train_size = check_data(settings, models)
     check_batches(settings, models)
     check_batch_fits(settings, models, train_size)
     if settings.resume_from:
         check_resume_checkpoint(settings.resume_from, models, settings.epochs)
-    run_id, run_dir = new_run_dir(args.output)
+    run_id, run_dir = new_run_dir(args.output or "results")
     seeds = list(range(settings.seed, settings.seed + (args.seeds or 1)))
-    plan = Plan(run_id, run_dir, argv, frameworks, [m.name for m in models], seeds, settings, bool(args.frameworks))
+    plan = Plan(run_id, run_dir, argv, frameworks, [m.name for m in models], seeds, settings, bool(args.frameworks),
+                left_out, new=True, default_device=not (args.device or args.devices or args.nproc))
     plan.save()
     return plan
 
 
 def resume_plan(args: argparse.Namespace, regs: Registries) -> Plan:
-    given = [f"--{o.replace('_', '-')}" for o in MATRIX_OPTIONS if option_given(args, o)]
+    libraries.require("convbench run")
+    given = [f"--{o.replace('_', '-')}" for o in (*MATRIX_OPTIONS, "output") if option_given(args, o)]
     if given:
-        raise ConvbenchError(f"--resume reuses the run's own settings; drop {', '.join(given)}")
+        raise ConvbenchError(f"--resume continues the run in its own folder with its own settings; drop {', '.join(given)}")
     plan = Plan.load(Path(args.resume))
     for name in plan.frameworks:
         regs.frameworks.get(name)
@@ -162,15 +171,17 @@ def resolve_settings(args: argparse.Namespace, regs: Registries) -> RunSettings:
     is never modified); then checked and derived (milestones, momentum of plain SGD, devices)."""
     given = {k: getattr(args, k) for k in DIRECT if getattr(args, k) is not None}
     mode = given.get("mode", RunSettings.mode)
+    warn_ignored(mode, [o for options in MODE_OPTIONS.values() for o in options if option_given(args, o)])
     dataset = args.dataset or DEFAULT_DATASET[mode]
     if dataset not in DATASETS:
         raise ConvbenchError(unknown_name("dataset", dataset, DATASETS))
     flags = {k: True for k in ("augment", "no_checksum", "oom_retry") if getattr(args, k)}
-    values = {"epochs": DEFAULT_EPOCHS[dataset], **(load_recipe_file(args.recipe) if args.recipe else {}), **given,
-              **flags}
+    from_file = load_recipe_file(args.recipe) if args.recipe else {}
+    values = {"epochs": DEFAULT_EPOCHS[dataset], **from_file, **given, **flags}
     recipe = {k: values.get(k, getattr(RunSettings, k)) for k in KEYS}
     check_recipe(recipe)
     if recipe["optimizer"] == "sgd":
+        check_plain_sgd(recipe["momentum"], given, from_file)
         values["momentum"] = 0.0
     values["milestones"] = parse_schedule(recipe["schedule"], recipe["epochs"])
     if mode == "speed":

@@ -8,13 +8,15 @@ resumable folder.
 """
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from harness.atomic import WriteFailed, refused_write
 from harness.errors import ConvbenchError
 from harness.hardware import nvml, telemetry
+from harness.orchestrator.defaults import device_note, left_out_line
 from harness.orchestrator.executors import Executor, make_executor
 from harness.orchestrator.plan import Plan, prepare_cell
 from harness.orchestrator.probes import Probe, describe
@@ -53,13 +55,8 @@ def run_cells(plan: Plan, regs: Registries, meta: dict[str, Any]) -> int:
     run_dir, settings = plan.run_dir, plan.settings
     for line in journal.read(run_dir)[1]:
         print(f"warning: {line.describe(run_dir)}", flush=True)
-    what = (f"{settings.epochs} epoch(s)" if settings.mode == "train"
-            else f"speed: {settings.warmup} burn-in + {settings.steps} timed steps")
     executor: Executor | None = None
     try:  # the announcement is inside: a signal handled as print returns must still leave a resumable run
-        print(f"run {plan.run_id}: {len(plan.frameworks)} framework(s) x {len(plan.models)} model(s) on "
-              f"{settings.device}, {settings.dataset}, {what}, batch {settings.batch_size or 'per model'}"
-              f" -> {run_dir}", flush=True)
         executor = make_executor(settings.executor, settings.ray_address, run_dir)
         probes = probe_all(plan, meta, regs, executor)
     except KeyboardInterrupt:
@@ -125,17 +122,20 @@ def finish(plan: Plan, meta: dict[str, Any], interrupted: bool) -> int:
 
 
 def probe_all(plan: Plan, meta: dict[str, Any], regs: Registries, executor: Executor) -> dict[str, Probe]:
-    """Each framework's probe (in a worker where the cells will run), the GPUs' facts, the CPU GEMM peak for
-    speed runs, and the device check."""
+    """Each framework's probe (in a worker where the cells will run), the device check, the run's first line, the
+    GPUs' facts and the CPU GEMM peak for speed runs."""
     settings, log = plan.settings, plan.run_dir / "probe.log"
     probes = {}
     for name in plan.frameworks:
         probes[name] = executor.probe(regs.frameworks.get(name), settings.threads, log, settings.device.is_gpu,
                                       settings.interpreter(name))
         if probes[name].bad_interpreter and plan.explicit:   # asked for by name: a user error, not a row
-            write_json(plan.run_dir / META, meta)
-            raise ConvbenchError(probes[name].reason)
-        print(describe(probes[name]))
+            refuse(plan, meta, probes[name].reason)
+    try:
+        check_devices(settings, probes)
+    except ConvbenchError as exc:
+        refuse(plan, meta, str(exc))
+    announce(plan, probes)
     meta["frameworks"] = {name: vars(p) for name, p in probes.items()}
     meta["worker_env"] = {name: recorded_env(worker_env(regs.frameworks.get(name), settings.threads))
                           for name in plan.frameworks}
@@ -149,12 +149,32 @@ def probe_all(plan: Plan, meta: dict[str, Any], regs: Registries, executor: Exec
         if peak is not None:
             print(f"  cpu fp32 GEMM peak: {peak:.1f} GFLOP/s ({settings.threads} threads)")
         meta["cpu_peak_gflops"] = peak
-    try:
-        check_devices(settings, probes)
-    except ConvbenchError:
-        write_json(plan.run_dir / META, meta)
-        raise
     return probes
+
+
+def announce(plan: Plan, probes: dict[str, Probe]) -> None:
+    """The run's first line (on cpu by default: the GPUs its frameworks see, and how to use them), the frameworks left
+    out, each probed one."""
+    settings = plan.settings
+    what = (f"{settings.epochs} epoch(s)" if settings.mode == "train"
+            else f"speed: {settings.warmup} burn-in + {settings.steps} timed steps")
+    note = device_note(probes) if plan.default_device else ""
+    print(f"run {plan.run_id}: {len(plan.frameworks)} framework(s) x {len(plan.models)} model(s) on {settings.device}"
+          f"{note}, {settings.dataset}, {what}, batch {settings.batch_size or 'per model'} -> {plan.run_dir}", flush=True)
+    if plan.new and plan.left_out:
+        print(left_out_line(plan.left_out))
+    for probe in probes.values():
+        print(describe(probe), flush=True)
+
+
+def refuse(plan: Plan, meta: dict[str, Any], message: str) -> NoReturn:
+    """A user error found by the probes, before any cell: a new run's folder goes (nothing in it was measured, and a
+    run folder that cannot be resumed only misleads); a resumed run keeps its own, its meta.json updated."""
+    if plan.new:
+        shutil.rmtree(plan.run_dir, ignore_errors=True)
+    else:
+        write_json(plan.run_dir / META, meta)
+    raise ConvbenchError(message)
 
 
 def telemetry_meta(settings: RunSettings) -> dict[str, Any]:

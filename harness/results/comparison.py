@@ -5,6 +5,7 @@ import functools
 from pathlib import Path
 from typing import Any, Sequence
 
+from harness.results import libraries
 from harness.results.cells import MATCH_KEYS, SECONDARY, cell_key, column_values, key_dict, metric, step_samples
 from harness.results.runs import Run, load_run
 from harness.results.significance import (
@@ -60,6 +61,7 @@ def compare_runs(a: str | Path, b: str | Path, threshold: float | str = DEFAULT_
     """Cell-by-cell B/A comparison of two runs; returns (text, exit code). The exit code is 1 only with
     ``fail_on`` and a matched cell significantly slower than that many percent, or ok in A but failed in B
     (or a training target reached in A only), or no cell compared at all (a gate that compared nothing fails)."""
+    libraries.require("convbench compare")
     threshold, alpha, fail = levels(threshold, alpha, fail_on)
     ra, rb = load_run(a), load_run(b)
     ga, gb = group(ra.rows, cell_key), group(rb.rows, cell_key)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
-from typing import Any, Mapping, Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from harness.atomic import write_atomic
 from harness.results.records import COLUMN_TYPES, COLUMNS
 
+if TYPE_CHECKING:   # a report library (libraries.py), imported where used: convbench starts without it
+    import pandas as pd
+
 
 def frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    import pandas as pd
     extra = [c for r in rows for c in r if c not in COLUMNS]
     columns = list(COLUMNS) + list(dict.fromkeys(extra))
     return pd.DataFrame(list(rows), columns=columns)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from harness.atomic import write_atomic
+from harness.results import libraries
 from harness.results.history_frame import history_frame
 from harness.results.history_html import render_html
 from harness.results.history_model import collect, find_runs
@@ -26,6 +27,7 @@ def write_history(root: str | Path, out_dir: str | Path | None = None, models: S
                   alpha: float | str = DEFAULT_ALPHA) -> tuple[str, list[Path]]:
     """Reads every run under ``root``; writes history.csv and history.html into ``out_dir`` (default ``root``).
     Returns (the text summary, the files written)."""
+    libraries.require("convbench history")
     threshold_pct, alpha, _ = levels(threshold, alpha)
     path = Path(root)
     runs, skipped = find_runs(path)

@@ -1,14 +1,18 @@
 """history.csv of ``convbench history``: one row per run and cell as a pandas DataFrame."""
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from harness.results.cells import key_dict
 from harness.results.history_model import Cells, labels
 
+if TYPE_CHECKING:   # a report library (libraries.py), imported where used: convbench starts without it
+    import pandas as pd
+
 
 def history_frame(cells: Cells) -> pd.DataFrame:
     """One row per run and cell, oldest first: settings, headline value, and the change against the previous run."""
+    import pandas as pd
     names = labels(list(cells))
     records = []
     for key, points in cells.items():

@@ -3,9 +3,7 @@ found, the trends of every cell over time, the runs, the whole history table and
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Sequence
 
 from harness.results.cells import key_dict
 from harness.results.colours import colour
@@ -14,6 +12,9 @@ from harness.results.htmlkit import esc, figure_div, meta_section, page, subplot
 from harness.results.runs import Run
 from harness.results.significance import FASTER, SLOWER
 from harness.results.table import fmt, ok_rows
+
+if TYPE_CHECKING:   # a report library (libraries.py), imported where used: convbench starts without it
+    import pandas as pd
 
 SYMBOLS = {SLOWER: ("triangle-up", "#d62728"), FASTER: ("triangle-down", "#2ca02c")}
 UNITS = {"median step ms": "median step time (ms)", "train time s": "training time (s)",

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING, Sequence
 
 from harness.results.history_model import Cells, Point, changes
 from harness.results.runs import Run
 from harness.results.table import text_table
+
+if TYPE_CHECKING:   # a report library (libraries.py), imported where used: convbench starts without it
+    import pandas as pd
 
 
 def change_line(label: str, p: Point) -> str:

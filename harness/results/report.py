@@ -2,25 +2,28 @@
 from __future__ import annotations
 
 import statistics
+from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Any, Sequence
 
 from harness.atomic import write_atomic
-from harness.results import plots
+from harness.results import libraries, plots
 from harness.results.csvio import read_csv
 from harness.results.outdir import output_dir
 from harness.results.runs import Run, load_run
 from harness.results.speed_summary import speed_stats
 from harness.results.table import busy, column, duration, group, markdown_table, ok_rows, train_text
 
-REFERENCE_CSV = Path(__file__).resolve().parents[2] / "results" / "reference" / "articles.csv"
+# the articles' published figures (docs/articles.md), package data: read the same from a checkout and a wheel
+REFERENCE_CSV = files("harness.results") / "reference" / "articles.csv"
 REFERENCE_TYPES = {"accuracy": float, "time_s": float}   # the other columns of articles.csv are text
 
 
 def _reference_section(run: Run, train: list[dict[str, Any]]) -> str:
     if not REFERENCE_CSV.is_file():
-        return f"(the articles' figures are missing: {REFERENCE_CSV} not found)"
-    ref = [r for r in read_csv(REFERENCE_CSV, REFERENCE_TYPES)[0] if r["dataset"] == "cifar10"]
+        return f"(the articles' figures are missing: {REFERENCE_CSV} not found; reinstall convbench)"
+    with as_file(REFERENCE_CSV) as path:
+        ref = [r for r in read_csv(path, REFERENCE_TYPES)[0] if r["dataset"] == "cifar10"]
     ours = group(train, lambda r: (r["model"], r["framework"]))
     body = []
     for r in ref:
@@ -101,6 +104,7 @@ def render_markdown(run: Run, images: dict[str, str]) -> str:
 
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     """Writes report.md and its PNG plots into ``out_dir`` (default: the run directory); returns report.md."""
+    libraries.require("convbench report")
     run = load_run(run_dir)
     out = output_dir(out_dir, run.path)
     images: dict[str, str] = {}

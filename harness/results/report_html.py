@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from harness.atomic import write_atomic
+from harness.results import libraries
 from harness.results.htmlkit import esc, meta_section, page, table_html
 from harness.results.outdir import output_dir
 from harness.results.report_figures import accuracy_figure, batch_figure, images_figure, step_time_figure, train_bars_figure
@@ -149,6 +150,7 @@ def render_html(run: Run) -> str:
 
 def write_html(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     """Writes report.html into ``out_dir`` (default: the run directory); returns its path."""
+    libraries.require("convbench report")
     run = load_run(run_dir)
     path = output_dir(out_dir, run.path) / "report.html"
     return write_atomic(path, render_html(run))

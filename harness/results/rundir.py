@@ -1,5 +1,6 @@
 """Run directories: a fresh one per run (never reused), the lock that lets one convbench at a time work in it, and
-the meta.json beside the results (written when the run starts, completed when it ends, resumes appended).
+the meta.json beside the results (written when the run starts, completed when it ends, resumes appended). meta.json's
+``git_commit`` and ``git_dirty`` are those of the source checkout convbench runs from, None when it runs installed.
 
 ``FORMAT`` is the run folder's format (plan.json, meta.json and the journal's records), written into plan.json
 and meta.json with the convbench version; ``--resume`` refuses a folder of another format or version.
@@ -18,10 +19,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from harness import __version__
+from harness import PROJECT, __version__
 from harness.atomic import WriteFailed, write_atomic
 from harness.errors import ConvbenchError
 from harness.results.runs import read_json
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the tomli backport, a dependency there
+    import tomli as tomllib
 
 FORMAT = 1
 META = "meta.json"
@@ -85,13 +91,45 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def git_commit() -> str | None:
-    here = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parent.parent   # harness/
+
+
+def git(*args: str, cwd: Path = PACKAGE) -> str | None:
+    """``git ARGS``'s output in ``cwd``, or None when git is missing or fails."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def source_checkout(package: Path = PACKAGE) -> Path | None:
+    """The git work tree this convbench runs from, or None when it is not a source checkout: the package must sit
+    directly in the work tree's top level (``top/harness``) beside this project's ``pyproject.toml``. An installed
+    convbench inside someone else's repository (a virtual environment in a project folder) is no checkout of it."""
+    top = git("rev-parse", "--show-toplevel", cwd=package)
+    if not top or Path(top).resolve() != package.parent:
+        return None
+    try:
+        project = tomllib.loads((package.parent / "pyproject.toml").read_text()).get("project", {})
+    except (OSError, ValueError):
+        return None
+    return package.parent if project.get("name") == PROJECT else None
+
+
+def git_state(package: Path = PACKAGE) -> tuple[str | None, bool | None]:
+    """(the checkout's commit, whether its tracked files differ from it, as ``git describe --dirty`` counts), or
+    (None, None) when convbench is not running from a source checkout."""
+    top = source_checkout(package)
+    commit = git("rev-parse", "HEAD", cwd=top) if top else None
+    if top is None or not commit:
+        return None, None
+    changes = git("status", "--porcelain", "--untracked-files=no", cwd=top)
+    return commit, None if changes is None else bool(changes)
+
+
+def git_commit() -> str | None:
+    return git_state()[0]
 
 
 def base_meta(run_id: str, argv: list[str], settings: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +147,7 @@ def base_meta(run_id: str, argv: list[str], settings: dict[str, Any]) -> dict[st
         "processor": platform.processor(),
         "cpu_count": os.cpu_count(),
         "host": socket.gethostname(),
-        "git_commit": git_commit(),
+        **dict(zip(("git_commit", "git_dirty"), git_state())),
     }
 
 

@@ -21,21 +21,6 @@ def test_digits_is_real_fixed_and_cifar_shaped():
     assert np.array_equal(a.x_train[:, 0], a.x_train[:, 2])  # grey copied to RGB
 
 
-def test_digits_cache_holds_the_prepared_arrays_and_survives_a_bad_file(tmp_path, monkeypatch):
-    from harness.datasets import digits
-    monkeypatch.setenv("CONVBENCH_DATA", str(tmp_path))
-    fresh = digits.prepare()
-    first = digits.load_digits32()
-    [cached] = tmp_path.glob("digits32-v*-sklearn*-scipy*.npz")
-    second = digits.load_digits32()
-    for d in (first, second):
-        for got, want in zip((d.x_train, d.y_train, d.x_test, d.y_test), fresh):
-            assert got.dtype == want.dtype and np.array_equal(got, want)
-    cached.write_bytes(b"truncated")
-    assert np.array_equal(digits.load_digits32().x_test, fresh[2])  # rebuilt, not an error
-    assert np.load(cached)["x_test"].shape == (360, 3, 32, 32)
-
-
 def test_synthetic_takes_any_shape():
     d = load_dataset("synthetic", shape=(3, 224, 224), num_classes=1000, seed=1, synthetic_size=(4, 2))
     assert d.x_train.shape == (4, 3, 224, 224) and d.y_train.max() < 1000

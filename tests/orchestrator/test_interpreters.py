@@ -66,10 +66,9 @@ def make_env(where: Path, version: str | None = None) -> Path:
     top = {".venv", ".git", "results", "tests", "build", "benchmarks", "docs"}   # the checkout's own, not harness/results
     shutil.copytree(ROOT, source, ignore=lambda folder, names: [
         n for n in names if (Path(folder) == ROOT and n in top) or n == "__pycache__" or n.endswith(".egg-info")])
-    if version is not None:   # the same code under another version number
-        for name in ("pyproject.toml", "harness/__init__.py"):
-            path = source / name
-            path.write_text(path.read_text().replace(f'"{__version__}"', f'"{version}"', 1))
+    if version is not None:   # the same code under another version number (pyproject.toml: the one place)
+        path = source / "pyproject.toml"
+        path.write_text(path.read_text().replace(f'version = "{__version__}"', f'version = "{version}"', 1))
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps",
                     "--no-build-isolation", str(source)], check=True, capture_output=True, env={**os.environ,
                                                                                                "PIP_NO_INPUT": "1"})

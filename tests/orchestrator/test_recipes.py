@@ -26,7 +26,9 @@ def test_file_then_command_line(tmp_path):
                     'batch_size = 64\n')
     r = settings("--recipe", str(path), "--lr", "0.2")
     assert (r.epochs, r.lr, r.milestones, r.augment, r.weight_decay, r.batch_size) == (30, 0.2, (10, 20), True, 0.0, 64)
-    assert settings("--optimizer", "sgd", "--momentum", "0.5").momentum == 0.0
+    assert settings("--optimizer", "sgd", "--momentum", "0").momentum == 0.0
+    with pytest.raises(ConvbenchError, match="optimizer sgd is plain SGD .momentum 0., but --momentum 0.5 asks"):
+        settings("--optimizer", "sgd", "--momentum", "0.5")   # was zeroed without a word (issue 33)
     assert load_recipe_file(path)["epochs"] == 30
 
 

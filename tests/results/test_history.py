@@ -118,5 +118,5 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, case):
     assert len(lines) == 1 and lines[0].startswith("convbench: error: ") and "Traceback" not in proc.stderr
     expected = {"missing": "does not exist", "file": "is not a folder", "no_runs": "no convbench runs under",
                 "unknown_model": "unknown model 'vgg15'", "unknown_framework": "unknown framework 'caffe'",
-                "bad_threshold": "expected a percentage"}[case]
+                "bad_threshold": "argument --threshold: expected a number, got 'lots'"}[case]
     assert expected in lines[0]

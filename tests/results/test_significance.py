@@ -115,7 +115,8 @@ def test_parse_alpha(value):
 def test_bad_alpha(text):
     with pytest.raises(ValueError, match="alpha must be between 0 and 1"):
         parse_alpha(text)
-    with pytest.raises(argparse.ArgumentTypeError, match="expected a significance level between 0 and 1"):
+    # the command line's one number parser: 'expected a number' / 'expected a finite number' / the range
+    with pytest.raises(argparse.ArgumentTypeError, match="expected a (finite )?number|must be between 0 and 1"):
         alpha_arg(text)
 
 
