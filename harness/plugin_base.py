@@ -33,7 +33,8 @@ LAYOUTS = ("native", "nchw", "nhwc")
 class Execution:
     """Execution settings as a plugin will run them: ``compile`` and ``layout`` are the plugin's own names
     for what it does (``eager``, ``torch.compile``, ``tf.function``, ``nhwc`` ...), recorded in result rows.
-    ``tf32`` and ``autotune`` are what was asked for (tf32 off under NVIDIA_TF32_OVERRIDE=0); a plugin reports what is in effect in ``execution_info``
+    ``tf32`` and ``autotune`` are what was asked for (tf32 off under NVIDIA_TF32_OVERRIDE=0); a plugin reports what
+    is in effect in ``execution_info``
     (TF32 needs a GPU of compute capability 8.0 or newer, autotuning a GPU)."""
     precision: str
     compile: str

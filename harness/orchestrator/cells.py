@@ -21,10 +21,11 @@ from harness.worker.protocol import EXIT_EXCEPTION, parse_event
 
 def gpu_visibility(cell: Cell) -> tuple[Cell, dict[str, str]]:
     """A GPU cell's workers see only the cell's GPUs (CUDA_VISIBLE_DEVICES), so no framework creates a
-    context on another GPU of the host; inside, they are cuda:0, cuda:1, ... (``Cell.visible`` maps them)."""
+    context on another GPU of the host; inside, they are cuda:0, cuda:1, ... (``Cell.visible`` maps them).
+    A CPU cell's workers see none (an empty list): JAX would otherwise default to a GPU, TF place small ops on it."""
     gpus = tuple(d for d in (cell.devices if cell.world_size > 1 and cell.devices else (cell.device,)) if d.is_gpu)
     if not gpus:
-        return cell, {}
+        return cell, {"CUDA_VISIBLE_DEVICES": ""}
     ids = visible_ids(gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
     return cell.replace(visible=gpus), {"CUDA_VISIBLE_DEVICES": ",".join(ids)}
 
@@ -35,7 +36,8 @@ def run_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_line: Callable[
     cell, gpu_env = gpu_visibility(cell)
     gpu: dict[str, Any] = {}
     nvml, handles = None, []
-    if gpu_env:  # read before the worker starts: every process then on the GPU is another one
+    on_gpu = bool(gpu_env["CUDA_VISIBLE_DEVICES"])
+    if on_gpu:  # read before the worker starts: every process then on the GPU is another one
         nvml, why = nvml_facts.load()
         entries = gpu_env["CUDA_VISIBLE_DEVICES"].split(",")
         gpu = nvml_facts.cell_columns(nvml, entries, why)
@@ -54,8 +56,8 @@ def run_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_line: Callable[
     if (readings.host_busy_fraction or 0) > telemetry.BUSY_THRESHOLD:
         on_line(f"warning: other processes used {100 * readings.host_busy_fraction:.0f}% of this machine's CPU time "
                 "during the cell: its numbers were not taken on a quiet machine")
-    gpu["gpu_other_procs"] = max(gpu.get("gpu_other_procs") or 0, readings.gpu_others_seen) if gpu_env else None
-    return add_telemetry(fill(rows, gpu), readings, bool(gpu_env))
+    gpu["gpu_other_procs"] = max(gpu.get("gpu_other_procs") or 0, readings.gpu_others_seen) if on_gpu else None
+    return add_telemetry(fill(rows, gpu), readings, on_gpu)
 
 
 def telemetry_router(sampler: telemetry.Sampler, on_line: Callable[[str], None]) -> Callable[[str], None]:

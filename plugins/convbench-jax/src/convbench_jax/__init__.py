@@ -29,8 +29,10 @@ class JaxPlugin(FrameworkPlugin):
     async_on_cpu = True  # JAX dispatches asynchronously on the CPU too: synchronize answers for cpu
 
     def environment(self, execution: Execution) -> dict[str, str | None]:
-        """XLA's GPU autotuning is a flag read when the backend starts."""
-        return {"XLA_FLAGS": xla_flags(os.environ.get("XLA_FLAGS"), XLA_NO_AUTOTUNE, not execution.autotune)}
+        """XLA's GPU autotuning is a flag read when the backend starts; a CPU cell pins JAX to its CPU backend
+        (JAX_PLATFORMS, read at import: JAX would otherwise start, and default to, a GPU the host has)."""
+        env = {"XLA_FLAGS": xla_flags(os.environ.get("XLA_FLAGS"), XLA_NO_AUTOTUNE, not execution.autotune)}
+        return env if execution.device.is_gpu else {**env, "JAX_PLATFORMS": "cpu"}
 
     def build(self, model: ModelDef, execution: Execution, settings: BuildSettings) -> Any:
         from convbench_jax.device import configure_threads

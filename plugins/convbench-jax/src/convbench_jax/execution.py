@@ -53,7 +53,8 @@ class JaxExecution:
 
     def info(self, device: Any) -> dict[str, Any]:
         """Row values recording how the cell ran, read back from JAX: TF32 only on GPUs that have it (compute
-        capability 8.0+) and where NVIDIA_TF32_OVERRIDE=0 does not forbid it in cuBLAS and cuDNN; XLA autotunes cuDNN algorithms unless --xla_gpu_autotune_level=0."""
+        capability 8.0+) and where NVIDIA_TF32_OVERRIDE=0 does not forbid it in cuBLAS and cuDNN; XLA autotunes
+        cuDNN algorithms unless --xla_gpu_autotune_level=0."""
         flags = os.environ.get("XLA_FLAGS", "")
         matmul = str(jax.config.jax_default_matmul_precision or "default").lower()
         capability = float(getattr(device, "compute_capability", 0) or 0) if self.gpu else 0.0
