@@ -126,6 +126,10 @@ def run_process_group_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_l
         rank, res = killed[0]
         return [failure_row(cell, str(res.killed), f"rank {rank}: {watchdog_message(cell, res)}")]
     rows = rows_from_result(cell, results[0], cell_dir)
+    oom = [(r, res) for r, res in sorted(results.items()) if r and (res.payload or {}).get("status_hint") == "oom"]
+    if oom and not any(row["status"] == "oom" for row in rows):   # rank 0 died with the group: the OOM is the story
+        rank, res = oom[0]
+        return [failure_row(cell, "oom", f"rank {rank}: {res.payload['error']}")]  # type: ignore[index]
     failed = [(r, res) for r, res in sorted(results.items()) if r and res.code != 0]
     if failed and all(row["status"] == "ok" for row in rows):
         rank, res = failed[0]
