@@ -80,11 +80,17 @@ def add_telemetry(rows: list[Row], readings: telemetry.Readings, gpu: bool) -> l
     return rows
 
 
-def free_port() -> int:
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports free now (all bound at once, so none is handed out twice)."""
     import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def rank_cells(cell: Cell) -> list[Cell]:
@@ -101,10 +107,10 @@ def run_process_group_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_l
     """One cell trained by ``world_size`` worker processes together; rank 0 reports. Each rank's cell names its
     own device, so it synchronises and measures that device. If any rank fails, times out or stalls, the others
     are killed (a survivor would wait forever in a collective), and the row says which rank it was."""
-    world, port = cell.world_size, free_port()
+    world, ports = cell.world_size, free_ports(1 + cell.world_size)   # the master's, then one per rank (Paddle)
     workers = []
     for ranked in rank_cells(cell):
-        env = {**rank_env(spec, ranked.run.threads, ranked.rank, world, port), **gpu_env}
+        env = {**rank_env(spec, ranked.run.threads, ranked.rank, ports), **gpu_env}
         workers.append(Worker(ranked, env, cell_dir / f"worker.rank{ranked.rank}.log", cell.python,
                               job_file=cell_dir / f"cell.rank{ranked.rank}.json"))
     results: dict[int, WorkerResult] = {}
