@@ -76,7 +76,10 @@ def add_telemetry(rows: list[Row], readings: telemetry.Readings, gpu: bool) -> l
     cols = telemetry.columns(readings, gpu)
     for row in rows:
         fill([row], cols[""])
-        row.update(cols.get(str(row.get("phase")), {}))
+        phase = dict(cols.get(str(row.get("phase")), {}))
+        note = phase.pop("note", None)
+        row.update(phase)
+        add_note([row], note)
     return rows
 
 
