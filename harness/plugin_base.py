@@ -56,6 +56,11 @@ def xla_flags(flags: str | None, flag: str, present: bool) -> str:
 
 XLA_NO_AUTOTUNE = "--xla_gpu_autotune_level=0"
 
+# The cuDNN workspace autotuning may give a convolution algorithm, the same in every framework that has a limit
+# (docs/gpus.md): their own defaults differ (torch: whatever is free, TensorFlow 4 GB, Paddle 512 MB), so the
+# fastest algorithm one may pick is out of another's reach. XLA has no such limit (it takes what is free).
+CUDNN_WORKSPACE_MB = 4096
+
 
 def tf32_overridden() -> bool:
     """The user's NVIDIA_TF32_OVERRIDE=0: cuBLAS and cuDNN then never use TF32, whatever a framework's own switch says

@@ -69,7 +69,8 @@ GPU_MEMORY_VARS = ("XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_CLIENT_MEM_FRACTION", "
 def recorded_env(env: dict[str, str]) -> dict[str, str]:
     """The settings of a worker's environment that change numbers (threads, allocator, device order, XLA/TF flags)."""
     keys = (*THREAD_VARS, "TF_NUM_INTEROP_THREADS", *ALLOCATOR, "CUDA_DEVICE_ORDER", "CUDA_VISIBLE_DEVICES", "XLA_FLAGS",
-            "TF_CUDNN_USE_AUTOTUNE", "NVIDIA_TF32_OVERRIDE", *GPU_MEMORY_VARS)
+            "TF_CUDNN_USE_AUTOTUNE", "NVIDIA_TF32_OVERRIDE", *GPU_MEMORY_VARS, "CUDNN_CONV_WSCAP_DBG",
+            "TF_CUDNN_WORKSPACE_LIMIT_IN_MB", "FLAGS_conv_workspace_size_limit")
     return {k: env[k] for k in keys if k in env}
 
 

@@ -8,13 +8,14 @@ from typing import Any
 from harness.devices import Device
 from harness.frameworks import DeviceInfo, FrameworkSpec
 from harness.model.graph import ModelDef
-from harness.plugin_base import Execution, FrameworkPlugin
+from harness.plugin_base import CUDNN_WORKSPACE_MB, Execution, FrameworkPlugin
 from harness.settings import BuildSettings
 
 
 class PaddlePlugin(FrameworkPlugin):
+    # paddle.DataParallel, one worker per device (gloo on CPU); cuDNN's workspace limit in MB (Paddle's default 512)
     spec = FrameworkSpec("paddle", "paddle", ("paddlepaddle", "paddlepaddle-gpu"), ("cpu", "cuda"),
-                         data_parallel="processes")  # paddle.DataParallel, one worker per device (gloo on CPU)
+                         data_parallel="processes", env={"FLAGS_conv_workspace_size_limit": str(CUDNN_WORKSPACE_MB)})
     compile_modes = {"auto": "dygraph", "none": "dygraph", "default": "to_static"}
     layouts = {"native": "nchw", "nchw": "nchw"}  # paddle's native layout
     precisions = ("fp32", "bf16", "fp16")

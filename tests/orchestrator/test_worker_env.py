@@ -79,3 +79,19 @@ def test_a_data_parallel_group_gets_free_ports(monkeypatch, tmp_path):
     assert len(set(ports)) == 3 and busy not in ports
     assert all(env["PADDLE_TRAINER_ENDPOINTS"] == envs[0]["PADDLE_TRAINER_ENDPOINTS"] for env in envs)
     assert [env["PADDLE_CURRENT_ENDPOINT"].split(":")[1] for env in envs] == endpoints
+
+
+WORKSPACE = {"torch": "CUDNN_CONV_WSCAP_DBG", "tensorflow": "TF_CUDNN_WORKSPACE_LIMIT_IN_MB",
+             "paddle": "FLAGS_conv_workspace_size_limit"}
+
+
+def test_one_cudnn_workspace_limit_in_every_framework_that_has_one(monkeypatch):
+    """Autotuning chose among algorithms within different workspace limits: torch up to the free memory, TF 4 GB,
+    Paddle 512 MB. Each now gets the same limit, recorded; a user's own value is kept."""
+    for var in WORKSPACE.values():
+        monkeypatch.delenv(var, raising=False)
+    limits = {fw: recorded_env(worker_env(REGISTRIES.frameworks.get(fw), 2)).get(var)
+              for fw, var in WORKSPACE.items() if fw in REGISTRIES.frameworks.names()}
+    assert set(limits.values()) == {"4096"}, limits
+    monkeypatch.setenv("TF_CUDNN_WORKSPACE_LIMIT_IN_MB", "1024")
+    assert worker_env(REGISTRIES.frameworks.get("tensorflow"), 2)["TF_CUDNN_WORKSPACE_LIMIT_IN_MB"] == "1024"
