@@ -155,4 +155,5 @@ class JaxModel:
             self._step(batch, lr)
         else:
             raise unknown_phase(phase)
-        track(jax.tree.leaves(self._last)[0])
+        # train steps chain their parameters, forward_backward its key; forwards are independent (in order on a GPU)
+        track(jax.tree.leaves(self._last)[0], phase, ordered=phase != "forward" or self.device.platform != "cpu")
