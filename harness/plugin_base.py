@@ -33,7 +33,8 @@ LAYOUTS = ("native", "nchw", "nhwc")
 class Execution:
     """Execution settings as a plugin will run them: ``compile`` and ``layout`` are the plugin's own names
     for what it does (``eager``, ``torch.compile``, ``tf.function``, ``nhwc`` ...), recorded in result rows.
-    ``tf32`` and ``autotune`` are what was asked for; a plugin reports what is in effect in ``execution_info``
+    ``tf32`` and ``autotune`` are what was asked for (tf32 off under NVIDIA_TF32_OVERRIDE=0); a plugin reports what
+    is in effect in ``execution_info``
     (TF32 needs a GPU of compute capability 8.0 or newer, autotuning a GPU)."""
     precision: str
     compile: str
@@ -54,6 +55,17 @@ def xla_flags(flags: str | None, flag: str, present: bool) -> str:
 
 
 XLA_NO_AUTOTUNE = "--xla_gpu_autotune_level=0"
+
+# The cuDNN workspace autotuning may give a convolution algorithm, the same in every framework that has a limit
+# (docs/gpus.md): their own defaults differ (torch: whatever is free, TensorFlow 4 GB, Paddle 512 MB), so the
+# fastest algorithm one may pick is out of another's reach. XLA has no such limit (it takes what is free).
+CUDNN_WORKSPACE_MB = 4096
+
+
+def tf32_overridden() -> bool:
+    """The user's NVIDIA_TF32_OVERRIDE=0: cuBLAS and cuDNN then never use TF32, whatever a framework's own switch says
+    (NVIDIA reads it when the libraries load). Every plugin then runs, and records, --tf32 off."""
+    return os.environ.get("NVIDIA_TF32_OVERRIDE") == "0"
 
 
 def unknown_phase(phase: str) -> ValueError:
@@ -127,8 +139,10 @@ class FrameworkPlugin:
         if precision in self.gpu_only_precisions and not device.is_gpu:
             on_cpu = [p for p in self.precisions if p not in self.gpu_only_precisions]
             raise ConvbenchError(f"{self.name} {precision} needs a GPU; use --precision {' or '.join(on_cpu)} on cpu")
+        # NVIDIA_TF32_OVERRIDE=0 turns the framework's own switch off too: kernels outside cuBLAS and cuDNN (Triton's,
+        # XLA's) do not read the variable, so only then do all of a cell's matmuls and convolutions run strict fp32
         return Execution(precision, self.compile_modes[compile_mode], self.layouts[layout], device,
-                         tf32=settings.tf32, autotune=settings.autotune)
+                         tf32=settings.tf32 and not tf32_overridden(), autotune=settings.autotune)
 
     def environment(self, execution: Execution) -> dict[str, str | None]:
         """Environment variables the framework reads when it is imported or first initialises a device (e.g.

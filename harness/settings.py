@@ -21,7 +21,7 @@ from harness.jsonvalues import from_json_value, to_json_value
 DEFAULT_MODELS = ("simple_cnn", "lenet5")
 DEFAULT_EPOCHS = {"digits": 10, "cifar10": 200, "synthetic": 1}
 DEFAULT_DATASET = {"train": "digits", "speed": "synthetic"}
-RECIPE_BATCH = 128          # the articles' batch (REFERENCE s.3)
+RECIPE_BATCH = 128          # the articles' batch (docs/articles.md, 'The recipe')
 SPEED_BATCH_IMAGENET = 32   # speed mode, 224x224 models (the timing article's batch)
 EVAL_BATCH = 256            # convbench eval
 OPTIMIZERS = ("momentum", "sgd")
@@ -67,7 +67,7 @@ class RunSettings:
     dataset: str = "digits"
     data_dir: str | None = None
     no_checksum: bool = False
-    # training recipe (REFERENCE s.3); epochs None in speed mode
+    # training recipe (docs/articles.md, 'The recipe'); epochs None in speed mode
     epochs: int | None = 10
     batch_size: int | None = None
     lr: float = 0.1

@@ -11,6 +11,7 @@ import pickle
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -157,3 +158,15 @@ def make_run(root: Path, *, run_id: str = "synthetic", mode: str = "train", data
     return run_dir
 
 
+
+
+# How long a test waits for a subprocess's progress: far beyond what a quiet machine needs (seconds), so a busy
+# shared machine (other engineers' jobs, a niced tox run) slows the test down instead of failing it
+PATIENCE_S = 300
+
+
+def wait_for(predicate, seconds: float = PATIENCE_S) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.1)

@@ -49,7 +49,8 @@ PARTS = (
     _part("L40S", "L40S", 91.6, 183.0, 362.1, 362.1),
     _part("L40", "L40", 90.5, 90.5, 181.0, 181.0),
     _part("L4", "L4", 30.3, 60.0, 121.0, 121.0),
-    _part("V100", "V100", 15.7, None, 15.7, 125.0),             # SXM2; no TF32, no bf16 tensor cores
+    _part("V100 PCIe", "V100 PCIE", 14.0, None, 14.0, 112.0),   # no TF32, no bf16 tensor cores (bf16 at fp32 rate)
+    _part("V100 SXM2", "V100", 15.7, None, 15.7, 125.0, without="PCIE"),
     _part("T4", "T4", 8.1, None, 8.1, 65.0),
     _part("RTX 4090", "RTX 4090", 82.6, 82.6, 165.2, 165.2),
 )

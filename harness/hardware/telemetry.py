@@ -102,6 +102,7 @@ class Region:
     start_s: float = 0.0
     energy_start_j: float | None = None
     cpu_start_s: float = 0.0
+    sm_clocks: list[float] = field(default_factory=list)   # GPU SM clock readings (MHz), at the boundaries too
 
     def cpu_util(self, cores: int) -> float | None:
         """The worker tree's mean share of the machine's cores over the region (0..1). The kernel counts CPU time
@@ -219,11 +220,23 @@ class Sampler:
                     self._open.util.append(float(self.nvml.nvmlDeviceGetUtilizationRates(h).gpu) / 100)
                 except Exception:
                     pass
+        self._read_clocks()
         r = self.readings
         if listed:
             self._ours_listed = True
             r.gpu_mem_peak_mb = max(r.gpu_mem_peak_mb or 0.0, used / 2**20)
         r.gpu_others_seen = max(r.gpu_others_seen, len(others))
+
+    def _read_clocks(self) -> None:
+        """The SM clocks now, into the open region: throttling (power, heat) during a cell shows as a minimum
+        below the maximum clock that meta.json records."""
+        if self._open is None or self.nvml is None:
+            return
+        for h in self.handles:
+            try:
+                self._open.sm_clocks.append(float(self.nvml.nvmlDeviceGetClockInfo(h, self.nvml.NVML_CLOCK_SM)))
+            except Exception:
+                pass
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -239,7 +252,9 @@ class Sampler:
                 region.start_s, region.energy_start_j = now, self.energy.read()
                 region.cpu_start_s = self._tree_cpu()   # read at the boundary, not at the last sample
                 self._open = region
+                self._read_clocks()
             elif self._open is not None and self._open.name == name:
+                self._read_clocks()
                 region, self._open = self._open, None
                 region.seconds += now - region.start_s
                 region.cpu_s += max(0.0, self._tree_cpu() - region.cpu_start_s)
@@ -279,6 +294,11 @@ def wait_for_quiet(limit_s: float, threshold: float = BUSY_THRESHOLD, psutil: An
             return busy <= threshold, busy, waited
 
 
+# Energy only over regions at least this long: NVML's counter follows the power sensor, which updates every
+# 20-100 ms (and averages over up to 1 s on recent parts), so a 30-50 ms pipelined window reads 0 or 1-2 updates.
+MIN_ENERGY_WINDOW_S = 1.0
+
+
 def columns(readings: Readings, gpu: bool) -> dict[str, dict[str, Any]]:
     """Row values: under "" for every row (busy fraction, memory peaks), under a region's name (a speed phase,
     or "train") its energy, joules per image and utilisation."""
@@ -286,9 +306,16 @@ def columns(readings: Readings, gpu: bool) -> dict[str, dict[str, Any]]:
                                            "rss_peak_mb": readings.rss_peak_mb,
                                            "gpu_mem_peak_mb": readings.gpu_mem_peak_mb if gpu else None}}
     for name, region in readings.regions.items():
-        energy = region.energy_j
+        energy, note = region.energy_j, None
+        if energy is not None and region.seconds < MIN_ENERGY_WINDOW_S:
+            energy, note = None, (f"energy not recorded for {name}: its window lasted {1000 * region.seconds:.0f} ms, "
+                                  f"below the {MIN_ENERGY_WINDOW_S:g} s an energy counter resolves")
         out[name] = {"energy_j": energy,
                      "joules_per_image": energy / region.images if energy is not None and region.images else None,
-                     **({"gpu_util": sum(region.util) / len(region.util) if region.util else None} if gpu
-                        else {"cpu_util": region.cpu_util(readings.cores)})}
+                     **({"gpu_util": sum(region.util) / len(region.util) if region.util else None,
+                         "gpu_sm_clock_min_mhz": min(region.sm_clocks) if region.sm_clocks else None,
+                         "gpu_sm_clock_mean_mhz": sum(region.sm_clocks) / len(region.sm_clocks)
+                         if region.sm_clocks else None} if gpu
+                        else {"cpu_util": region.cpu_util(readings.cores)}),
+                     **({"note": note} if note else {})}
     return out

@@ -1,4 +1,4 @@
-"""The built-in networks, each defined once in the framework-neutral graph (see REFERENCE.md s.2).
+"""The built-in networks, each defined once in the framework-neutral graph (docs/articles.md, 'The networks').
 
 Registered as the built-in plugin "models" (``harness.plugin_manager.BUILTIN``); a third-party model plugin
 implements the same hook and registers through the ``convbench`` entry-point group.
@@ -55,7 +55,7 @@ def simple_cnn() -> ModelDef:
                conv_relu("conv2", 50, 5), MaxPool("pool2", 2, 2, ceil_mode=True),
                Flatten("flatten"), Linear("fc1", 512), ReLU("relu"), Linear("fc2", 10))
     return ModelDef("simple_cnn", CIFAR, 10, body,
-                    "2 conv + 2 fc (REFERENCE 2.1); ReLU on fc 512, not the original's softmax slip")
+                    "2 conv + 2 fc (docs/articles.md); ReLU on fc 512, not the original's softmax slip")
 
 
 def lenet5() -> ModelDef:
@@ -64,7 +64,7 @@ def lenet5() -> ModelDef:
                conv_relu("conv2", 16, 5), MaxPool("pool2", 2, 2, ceil_mode=True),
                Flatten("flatten"), Linear("fc1", 120), ReLU("relu1"), Linear("fc2", 84), ReLU("relu2"),
                Linear("fc3", 10))
-    return ModelDef("lenet5", CIFAR, 10, body, "classic LeNet-5 for 3x32x32, ReLU, max pooling (REFERENCE 2.2)")
+    return ModelDef("lenet5", CIFAR, 10, body, "classic LeNet-5 for 3x32x32, ReLU, max pooling (docs/articles.md)")
 
 
 def _alexnet(name: str, shape: tuple[int, int, int], classes: int, lrn: bool,
@@ -89,7 +89,7 @@ def alexnet(lrn: bool = False) -> ModelDef:
 
 def alexnet_imagenet() -> ModelDef:
     return _alexnet("alexnet_imagenet", IMAGENET, 1000, True, (11, 4, 1),
-                    "REFERENCE 2.3 as written: conv1 11x11/4 pad 1, LRN, ceil-mode pools (6x6x256 into fc6)")
+                    "the articles' AlexNet as written: conv1 11x11/4 pad 1, LRN, ceil-mode pools (6x6x256 into fc6)")
 
 
 VGG_CIFAR_BLOCKS = ((64, (0.3, 0.0)), (128, (0.4, 0.0)), (256, (0.4, 0.4, 0.0)),
@@ -109,7 +109,7 @@ def vgg16() -> ModelDef:
     head = seq("head", Flatten("flatten"), Dropout("drop1", 0.5), Linear("fc1", 512), BatchNorm("bn1"),
                ReLU("relu1"), Dropout("drop2", 0.5), Linear("fc2", 512), Linear("fc3", 10))
     return ModelDef("vgg16", CIFAR, 10, seq("net", *blocks, head),
-                    "VGG-16 with batch norm and dropout for CIFAR (REFERENCE 2.4, the Paddle book's vgg_bn_drop)")
+                    "VGG-16 with batch norm and dropout for CIFAR (the articles' Paddle VGG, the Paddle book's vgg_bn_drop)")
 
 
 def _vgg_imagenet(name: str, convs_per_block: tuple[int, ...]) -> ModelDef:
@@ -121,7 +121,7 @@ def _vgg_imagenet(name: str, convs_per_block: tuple[int, ...]) -> ModelDef:
                Linear("fc8", 1000))
     depth = sum(convs_per_block) + 3
     return ModelDef(name, IMAGENET, 1000, seq("net", *blocks, head),
-                    f"VGG-{depth} (configuration {'D' if depth == 16 else 'E'}), REFERENCE 2.5")
+                    f"VGG-{depth} (configuration {'D' if depth == 16 else 'E'}), as in the timing article")
 
 
 def vgg16_imagenet() -> ModelDef:
@@ -180,7 +180,7 @@ def googlenet_imagenet() -> ModelDef:
     stem = seq("stem", conv_relu("conv1", 64, 7, 2, 3), MaxPool("pool1", 3, 2, ceil_mode=True),
                conv_relu("conv2", 64, 1), conv_relu("conv3", 192, 3, 1, 1), MaxPool("pool2", 3, 2, ceil_mode=True))
     return _googlenet("googlenet_imagenet", IMAGENET, 1000, stem,
-                      "GoogLeNet v1 (REFERENCE 2.6) with two auxiliary heads, no LRN")
+                      "GoogLeNet v1 (the articles' Inception v1) with two auxiliary heads, no LRN")
 
 
 def resnet_cifar(depth: int) -> ModelDef:

@@ -22,10 +22,11 @@ from harness.worker.protocol import EXIT_EXCEPTION, parse_event
 
 def gpu_visibility(cell: Cell) -> tuple[Cell, dict[str, str]]:
     """A GPU cell's workers see only the cell's GPUs (CUDA_VISIBLE_DEVICES), so no framework creates a
-    context on another GPU of the host; inside, they are cuda:0, cuda:1, ... (``Cell.visible`` maps them)."""
+    context on another GPU of the host; inside, they are cuda:0, cuda:1, ... (``Cell.visible`` maps them).
+    A CPU cell's workers see none (an empty list): JAX would otherwise default to a GPU, TF place small ops on it."""
     gpus = tuple(d for d in (cell.devices if cell.world_size > 1 and cell.devices else (cell.device,)) if d.is_gpu)
     if not gpus:
-        return cell, {}
+        return cell, {"CUDA_VISIBLE_DEVICES": ""}
     ids = visible_ids(gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
     return cell.replace(visible=gpus), {"CUDA_VISIBLE_DEVICES": ",".join(ids)}
 
@@ -36,7 +37,8 @@ def run_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_line: Callable[
     cell, gpu_env = gpu_visibility(cell)
     gpu: dict[str, Any] = {}
     nvml, handles = None, []
-    if gpu_env:  # read before the worker starts: every process then on the GPU is another one
+    on_gpu = bool(gpu_env["CUDA_VISIBLE_DEVICES"])
+    if on_gpu:  # read before the worker starts: every process then on the GPU is another one
         nvml, why = nvml_facts.load()
         entries = gpu_env["CUDA_VISIBLE_DEVICES"].split(",")
         gpu = nvml_facts.cell_columns(nvml, entries, why)
@@ -55,8 +57,8 @@ def run_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_line: Callable[
     if (readings.host_busy_fraction or 0) > telemetry.BUSY_THRESHOLD:
         on_line(f"warning: other processes used {100 * readings.host_busy_fraction:.0f}% of this machine's CPU time "
                 "during the cell: its numbers were not taken on a quiet machine")
-    gpu["gpu_other_procs"] = max(gpu.get("gpu_other_procs") or 0, readings.gpu_others_seen) if gpu_env else None
-    return add_telemetry(fill(rows, gpu), readings, bool(gpu_env))
+    gpu["gpu_other_procs"] = max(gpu.get("gpu_other_procs") or 0, readings.gpu_others_seen) if on_gpu else None
+    return add_telemetry(fill(rows, gpu), readings, on_gpu)
 
 
 def telemetry_router(sampler: telemetry.Sampler, on_line: Callable[[str], None]) -> Callable[[str], None]:
@@ -76,15 +78,24 @@ def add_telemetry(rows: list[Row], readings: telemetry.Readings, gpu: bool) -> l
     cols = telemetry.columns(readings, gpu)
     for row in rows:
         fill([row], cols[""])
-        row.update(cols.get(str(row.get("phase")), {}))
+        phase = dict(cols.get(str(row.get("phase")), {}))
+        note = phase.pop("note", None)
+        row.update(phase)
+        add_note([row], note)
     return add_note(rows, readings.gpu_note) if gpu and readings.gpu_note else rows
 
 
-def free_port() -> int:
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports free now (all bound at once, so none is handed out twice)."""
     import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def rank_cells(cell: Cell) -> list[Cell]:
@@ -101,10 +112,10 @@ def run_process_group_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_l
     """One cell trained by ``world_size`` worker processes together; rank 0 reports. Each rank's cell names its
     own device, so it synchronises and measures that device. If any rank fails, times out or stalls, the others
     are killed (a survivor would wait forever in a collective), and the row says which rank it was."""
-    world, port = cell.world_size, free_port()
+    world, ports = cell.world_size, free_ports(1 + cell.world_size)   # the master's, then one per rank (Paddle)
     workers = []
     for ranked in rank_cells(cell):
-        env = {**rank_env(spec, ranked.run.threads, ranked.rank, world, port), **gpu_env}
+        env = {**rank_env(spec, ranked.run.threads, ranked.rank, ports), **gpu_env}
         workers.append(Worker(ranked, env, cell_dir / f"worker.rank{ranked.rank}.log", cell.python,
                               job_file=cell_dir / f"cell.rank{ranked.rank}.json"))
     results: dict[int, WorkerResult] = {}
@@ -125,6 +136,10 @@ def run_process_group_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_l
         rank, res = killed[0]
         return [failure_row(cell, str(res.killed), f"rank {rank}: {watchdog_message(cell, res)}")]
     rows = rows_from_result(cell, results[0], cell_dir)
+    oom = [(r, res) for r, res in sorted(results.items()) if r and (res.payload or {}).get("status_hint") == "oom"]
+    if oom and not any(row["status"] == "oom" for row in rows):   # rank 0 died with the group: the OOM is the story
+        rank, res = oom[0]
+        return [failure_row(cell, "oom", f"rank {rank}: {res.payload['error']}")]  # type: ignore[index]
     failed = [(r, res) for r, res in sorted(results.items()) if r and res.code != 0 and r not in survivors]
     if failed and all(row["status"] == "ok" for row in rows):
         rank, res = failed[0]

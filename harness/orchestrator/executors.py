@@ -13,6 +13,7 @@ from typing import Any, Iterator, Protocol
 
 from harness.errors import ConvbenchError
 from harness.frameworks import FrameworkSpec
+from harness.hardware import nvml
 from harness.orchestrator.probes import Probe, measure_cpu_peak, probe_framework
 from harness.orchestrator.retries import run_with_retries
 from harness.orchestrator.workers import kill_current_worker
@@ -26,6 +27,7 @@ FORWARDED_ENV = ("CONVBENCH_PLUGINS", "CONVBENCH_DISABLE_PLUGINS", "CONVBENCH_DA
 class Executor(Protocol):
     def probe(self, spec: FrameworkSpec, threads: int, log: Path, gpu: bool, python: str | None) -> Probe: ...
     def cpu_peak(self, threads: int, log: Path) -> float | None: ...
+    def gpu_facts(self, gpu: bool) -> dict[str, Any]: ...
     def submit(self, cell: Cell, spec: FrameworkSpec) -> None: ...
     def results(self) -> Iterator[tuple[str, list[dict[str, Any]]]]: ...
     def cancel(self) -> None: ...
@@ -43,6 +45,10 @@ class LocalExecutor:
 
     def cpu_peak(self, threads: int, log: Path) -> float | None:
         return measure_cpu_peak(threads, log)
+
+    def gpu_facts(self, gpu: bool) -> dict[str, Any]:
+        """meta.json's ``gpus``: NVML's facts of this machine, where the cells run."""
+        return nvml.machine()
 
     def submit(self, cell: Cell, spec: FrameworkSpec) -> None:
         self.queue.append((cell, spec))
@@ -74,6 +80,11 @@ def probe_remotely(spec: FrameworkSpec, threads: int, python: str | None) -> Pro
     node has the same environment paths)."""
     with tempfile.TemporaryDirectory(prefix="convbench-ray-probe-") as tmp:
         return probe_framework(spec, threads, Path(tmp) / "probe.log", python)
+
+
+def gpu_facts_remotely() -> dict[str, Any]:
+    """Inside a Ray task holding a GPU: NVML's facts of a node the GPU cells run on, and which node it was."""
+    return {**nvml.machine(), "node": os.uname().nodename}
 
 
 def cpu_peak_remotely(threads: int) -> float | None:
@@ -111,6 +122,14 @@ class RayExecutor:
     def cpu_peak(self, threads: int, log: Path) -> float | None:
         cpus = min(threads, largest_node_cpus(self.ray))
         return self.ray.get(self.ray.remote(cpu_peak_remotely).options(num_cpus=cpus, max_retries=0).remote(cpus))
+
+    def gpu_facts(self, gpu: bool) -> dict[str, Any]:
+        """A GPU run's facts from a task on a GPU node (the driver may have none; a cluster of one kind of GPU
+        node is assumed, and ``node`` says which one answered); a CPU run's are the driver's."""
+        if not gpu:
+            return nvml.machine()
+        task = self.ray.remote(gpu_facts_remotely).options(num_gpus=1, num_cpus=1, max_retries=0)
+        return self.ray.get(task.remote())
 
     def submit(self, cell: Cell, spec: FrameworkSpec) -> None:
         """A GPU cell reserves one GPU and a GPU node's share of CPUs per GPU; a CPU cell at most the CPUs of the

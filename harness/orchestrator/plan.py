@@ -120,13 +120,14 @@ def new_plan(args: argparse.Namespace, argv: list[str], regs: Registries) -> Pla
     does without ``--frameworks`` or ``--device``, and with options its mode does not read: ``defaults``."""
     libraries.require("convbench run")   # results.csv is written with pandas
     settings = resolve_settings(args, regs)
-    frameworks, left_out = frameworks_to_run(args.frameworks, regs.frameworks, settings.interpreter)
     models = [regs.models.get(n) for n in (args.models or DEFAULT_MODELS)]
     train_size = check_data(settings, models)
     check_batches(settings, models)
     check_batch_fits(settings, models, train_size)
     if settings.resume_from:
         check_resume_checkpoint(settings.resume_from, models, settings.epochs)
+    # after the checks of what was typed, so a machine without a framework still hears about a typo first
+    frameworks, left_out = frameworks_to_run(args.frameworks, regs.frameworks, settings.interpreter)
     run_id, run_dir = new_run_dir(args.output or "results")
     seeds = list(range(settings.seed, settings.seed + (args.seeds or 1)))
     plan = Plan(run_id, run_dir, argv, frameworks, [m.name for m in models], seeds, settings, bool(args.frameworks),

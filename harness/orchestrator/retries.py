@@ -33,13 +33,22 @@ def run_with_retries(cell: Cell, spec: FrameworkSpec, cell_dir: Path, say: Calla
             add_note(rows, why)
         for row in rows:
             say(f"[{cell.name}] {row['phase'] or ''} {row['status']}" + (f": {row['error']}" if row["error"] else ""))
-        if not any(r["status"] == "oom" for r in rows) or not cell.run.oom_retry or cell.batch_size == 1:
+        half = halved(cell)
+        if not any(r["status"] == "oom" for r in rows) or not cell.run.oom_retry or half is None:
             break
-        cell = cell.with_run(batch_size=cell.batch_size // 2)
+        cell = cell.with_run(batch_size=half)
         say(f"[{cell.name}] out of memory: retrying with batch {cell.batch_size}")
     if cell.batch_size != first_batch:
         add_note(rows, f"batch halved from {first_batch} to {cell.batch_size} after out-of-memory (--oom-retry)")
     return add_note(rows, waited)
+
+
+def halved(cell: Cell) -> int | None:
+    """The next --oom-retry batch: half, rounded down to a multiple of the world size so that every rank of a
+    data-parallel cell gets the same share of it (the recorded batch is the one trained); None below that."""
+    world = max(1, cell.world_size)
+    half = cell.batch_size // 2 // world * world
+    return half if half >= world else None
 
 
 def continuation(cell: Cell) -> tuple[Cell, str | None]:

@@ -139,7 +139,7 @@ def probe_all(plan: Plan, meta: dict[str, Any], regs: Registries, executor: Exec
     meta["frameworks"] = {name: vars(p) for name, p in probes.items()}
     meta["worker_env"] = {name: recorded_env(worker_env(regs.frameworks.get(name), settings.threads))
                           for name in plan.frameworks}
-    meta["gpus"] = nvml.machine()
+    meta["gpus"] = executor.gpu_facts(settings.device.is_gpu)   # under Ray: a GPU node's, not the driver's
     meta["telemetry"] = telemetry_meta(settings)
     if settings.mode == "speed" and not settings.device.is_gpu and settings.cpu_peak_gflops is None:
         peak = executor.cpu_peak(settings.threads, log)

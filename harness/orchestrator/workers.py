@@ -58,10 +58,19 @@ class WorkerResult:
         return f"{how}: {tail}" if tail else how
 
 
+# GPU memory, the frameworks' own allocators: the same rule for every framework (allocate on demand, up to nearly all
+# of the GPU; docs/gpus.md), a user's own setting kept; meta.json's worker_env records them
+GPU_MEMORY_VARS = ("XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_CLIENT_MEM_FRACTION", "XLA_PYTHON_CLIENT_MEM_FRACTION",
+                   "XLA_PYTHON_CLIENT_ALLOCATOR", "TF_FORCE_GPU_ALLOW_GROWTH", "TF_GPU_ALLOCATOR", "PYTORCH_CUDA_ALLOC_CONF",
+                   "PYTORCH_ALLOC_CONF", "FLAGS_allocator_strategy", "FLAGS_fraction_of_gpu_memory_to_use",
+                   "FLAGS_gpu_memory_limit_mb")
+
+
 def recorded_env(env: dict[str, str]) -> dict[str, str]:
     """The settings of a worker's environment that change numbers (threads, allocator, device order, XLA/TF flags)."""
     keys = (*THREAD_VARS, "TF_NUM_INTEROP_THREADS", *ALLOCATOR, "CUDA_DEVICE_ORDER", "CUDA_VISIBLE_DEVICES", "XLA_FLAGS",
-            "TF_CUDNN_USE_AUTOTUNE", "NVIDIA_TF32_OVERRIDE", "XLA_PYTHON_CLIENT_PREALLOCATE")
+            "TF_CUDNN_USE_AUTOTUNE", "NVIDIA_TF32_OVERRIDE", *GPU_MEMORY_VARS, "CUDNN_CONV_WSCAP_DBG",
+            "TF_CUDNN_WORKSPACE_LIMIT_IN_MB", "FLAGS_conv_workspace_size_limit")
     return {k: env[k] for k in keys if k in env}
 
 
@@ -76,15 +85,18 @@ def worker_env(spec: FrameworkSpec | None, threads: int) -> dict[str, str]:
     env["TF_CPP_MIN_LOG_LEVEL"] = env.get("TF_CPP_MIN_LOG_LEVEL", "2")
     env["PYTHONUNBUFFERED"] = "1"
     env["CONVBENCH_PARENT_PID"] = str(os.getpid())
-    if spec is not None:
-        env.update(spec.env)
+    if spec is not None:   # the framework's defaults, a user's own value kept
+        for var, value in spec.env.items():
+            env.setdefault(var, value)
     return env
 
 
-def rank_env(spec: FrameworkSpec, threads: int, rank: int, world: int, port: int) -> dict[str, str]:
-    """What torchrun and paddle.distributed.launch would set for one process of a local job."""
+def rank_env(spec: FrameworkSpec, threads: int, rank: int, ports: list[int]) -> dict[str, str]:
+    """What torchrun and paddle.distributed.launch would set for one process of a local job: ``ports`` are the
+    master's and then one per rank (Paddle's endpoints), each found free (cells.free_ports)."""
     env = worker_env(spec, threads)
-    endpoints = [f"127.0.0.1:{port + 1 + r}" for r in range(world)]
+    port, world = ports[0], len(ports) - 1
+    endpoints = [f"127.0.0.1:{p}" for p in ports[1:]]
     env.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world),
                MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), PADDLE_TRAINER_ID=str(rank),
                PADDLE_TRAINERS_NUM=str(world), PADDLE_TRAINER_ENDPOINTS=",".join(endpoints),

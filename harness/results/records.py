@@ -36,6 +36,8 @@ COLUMNS = (
     # telemetry (harness/hardware/telemetry.py): was the machine quiet, one memory meter for every framework,
     # utilisation and energy of the timed work
     "host_busy_fraction", "rss_peak_mb", "gpu_mem_peak_mb", "cpu_util", "gpu_util", "energy_j", "joules_per_image",
+    # the GPU's SM clock during the timed work (throttling shows as a minimum below gpu_sm_clock_mhz, the maximum)
+    "gpu_sm_clock_min_mhz", "gpu_sm_clock_mean_mhz",
     "note",
 )
 STATUSES = ("ok", "error", "crashed", "timeout", "stalled", "diverged", "oom", "unavailable")
@@ -53,7 +55,8 @@ COLUMN_TYPES: dict[str, type] = {
                      "first_step_s", "pipelined_ms", "pipelined_images_per_sec", "achieved_gflops", "peak_gflops",
                      "peak_fraction", "peak_mem_mb", "target", "time_to_target_s", "scaling_efficiency",
                      "gpu_memory_mb", "gpu_sm_clock_mhz", "gpu_power_limit_w", "host_busy_fraction", "rss_peak_mb",
-                     "gpu_mem_peak_mb", "cpu_util", "gpu_util", "energy_j", "joules_per_image"), float),
+                     "gpu_mem_peak_mb", "cpu_util", "gpu_util", "energy_j", "joules_per_image",
+                     "gpu_sm_clock_min_mhz", "gpu_sm_clock_mean_mhz"), float),
 }
 
 

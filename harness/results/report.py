@@ -31,7 +31,7 @@ def _reference_section(run: Run, train: list[dict[str, Any]]) -> str:
                                         duration(r["time_s"]) if r["time_s"] is not None else "") if x)
         mine = train_text(ours[(r["model"], r["framework"])]) if (r["model"], r["framework"]) in ours else "not run"
         body.append([r["network"], r["model"], r["framework"], r["setup"], theirs or "-", mine, r["note"]])
-    return ("Published CIFAR-10 figures from the articles (REFERENCE.md s.1), beside ours. Their VGG times are "
+    return ("Published CIFAR-10 figures from the articles (docs/articles.md), beside ours. Their VGG times are "
             "for 200 passes on 8 Tesla K80s and their networks differed between frameworks; ours ran "
             f"{(run.meta.get('settings') or {}).get('epochs', '?')} epoch(s) on {_devices(train)}.\n\n"
             + markdown_table(["network (articles)", "our model", "framework", "their setup", "theirs",

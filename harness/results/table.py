@@ -127,7 +127,17 @@ def comparison_table(rows: Sequence[Row]) -> str:
     models = list(dict.fromkeys(label(r) for r in rows))
     columns = list(dict.fromkeys(column(r, rows) for r in rows))
     render = speed_text if speed else train_text
-    body = [[m, *(render(cells[(m, c)]) if (m, c) in cells else "-" for c in columns)] for m in models]
+
+    def batches(m: str) -> dict[str, Any]:
+        """Each column's batch on line ``m`` when they differ (--oom-retry halved one): a cell then shows its own."""
+        found = {c: cells[(m, c)][0].get("batch_size") for c in columns if (m, c) in cells}
+        return found if len(set(found.values())) > 1 else {}
+
+    def text(m: str, c: str, shown: dict[str, Any]) -> str:
+        if (m, c) not in cells:
+            return "-"
+        return render(cells[(m, c)]) + (f" [batch {fmt(shown[c])}]" if c in shown else "")
+    body = [[m, *(text(m, c, shown) for c in columns)] for m in models for shown in [batches(m)]]
     note = ("cells: median step time (images/s = batch / median)" if speed
             else "cells: test accuracy / training time (evaluation excluded); mean ± std over seeds")
     return text_table(["model", *columns], body) + "\n" + note

@@ -18,7 +18,7 @@ from harness.worker.pipeline import input_path, pipelined
 class Recipe:
     """SGD with momentum and L2 weight decay; lr multiplied by ``decay_factor`` at each milestone epoch.
 
-    Defaults are RunSettings' (the articles', REFERENCE s.3), with 200 epochs and batch 128 as on CIFAR-10;
+    Defaults are RunSettings' (the articles', docs/articles.md 'The recipe'), with 200 epochs and batch 128 as on CIFAR-10;
     ``milestones=None`` means RunSettings' schedule (one decay at half the epochs). ``target``: stop once test
     accuracy reaches it (time-to-target). A cell's recipe is ``Recipe.of(cell)``.
     """

@@ -2,18 +2,20 @@
 importing it here would load it into the orchestrator (and it sets OMP_NUM_THREADS=1 when unset)."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from harness.devices import Device
 from harness.frameworks import DeviceInfo, FrameworkSpec
 from harness.model.graph import ModelDef
-from harness.plugin_base import Execution, FrameworkPlugin
+from harness.plugin_base import CUDNN_WORKSPACE_MB, Execution, FrameworkPlugin
 from harness.settings import BuildSettings
 
 
 class PaddlePlugin(FrameworkPlugin):
+    # paddle.DataParallel, one worker per device (gloo on CPU); cuDNN's workspace limit in MB (Paddle's default 512)
     spec = FrameworkSpec("paddle", "paddle", ("paddlepaddle", "paddlepaddle-gpu"), ("cpu", "cuda"),
-                         data_parallel="processes")  # paddle.DataParallel, one worker per device (gloo on CPU)
+                         data_parallel="processes", env={"FLAGS_conv_workspace_size_limit": str(CUDNN_WORKSPACE_MB)})
     compile_modes = {"auto": "dygraph", "none": "dygraph", "default": "to_static"}
     layouts = {"native": "nchw", "nchw": "nchw"}  # paddle's native layout
     precisions = ("fp32", "bf16", "fp16")
@@ -21,8 +23,9 @@ class PaddlePlugin(FrameworkPlugin):
 
     def environment(self, execution: Execution) -> dict[str, str | None]:
         """Paddle has no TF32 switch of its own: cuBLAS and cuDNN honour NVIDIA_TF32_OVERRIDE=0 (read when they
-        load), which turns TF32 off; without it they use TF32 on GPUs that have it."""
-        return {"NVIDIA_TF32_OVERRIDE": None if execution.tf32 else "0"}
+        load), which turns TF32 off; without it they use TF32 on GPUs that have it. --tf32 off sets it; --tf32 on
+        leaves the environment as it is (a user's own NVIDIA_TF32_OVERRIDE=0 already made ``execution.tf32`` off)."""
+        return {"NVIDIA_TF32_OVERRIDE": os.environ.get("NVIDIA_TF32_OVERRIDE") if execution.tf32 else "0"}
 
     def build(self, model: ModelDef, execution: Execution, settings: BuildSettings) -> Any:
         from convbench_paddle.model import PaddleModel

@@ -1,14 +1,13 @@
 """Execution settings of a paddle cell as paddle runs them (AMP dtype, dygraph or to_static) and the recorded values."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import paddle
 
 from harness.errors import ConvbenchError
-from harness.plugin_base import Execution
+from harness.plugin_base import Execution, tf32_overridden
 
 AMP_DTYPES = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}
 
@@ -30,7 +29,7 @@ class PaddleExecution:
         where the GPU has it (compute capability 8.0+) and NVIDIA_TF32_OVERRIDE does not turn it off."""
         capability = paddle.device.cuda.get_device_capability(place)[0] if self.cuda else 0
         return {"precision": self.precision, "compile": self.compile, "layout": "nchw",
-                "tf32": self.cuda and os.environ.get("NVIDIA_TF32_OVERRIDE") != "0" and capability >= 8,
+                "tf32": self.cuda and not tf32_overridden() and capability >= 8,
                 "autotune": bool(_flag("FLAGS_cudnn_exhaustive_search")) if self.cuda else None,
                 "deterministic": bool(_flag("FLAGS_cudnn_deterministic")) if self.cuda else None}
 

@@ -7,14 +7,15 @@ from typing import Any
 from harness.devices import Device
 from harness.frameworks import DeviceInfo, FrameworkSpec
 from harness.model.graph import ModelDef
-from harness.plugin_base import XLA_NO_AUTOTUNE, Execution, FrameworkPlugin, xla_flags
+from harness.plugin_base import CUDNN_WORKSPACE_MB, XLA_NO_AUTOTUNE, Execution, FrameworkPlugin, xla_flags
 from harness.settings import BuildSettings
 
 
 class TensorFlowPlugin(FrameworkPlugin):
     # data parallel: one worker drives every device with tf.distribute.MirroredStrategy (parallel.py)
+    # cuDNN's workspace limit in MB (TF's default 4 GB: tensorflow/core/kernels/conv_ops_fused_impl.h)
     spec = FrameworkSpec("tensorflow", "tensorflow", ("tensorflow", "tensorflow-cpu"), ("cpu", "cuda"),
-                         data_parallel="devices")
+                         data_parallel="devices", env={"TF_CUDNN_WORKSPACE_LIMIT_IN_MB": str(CUDNN_WORKSPACE_MB)})
     # auto/default = TF's usual graph mode (tf.function); xla = tf.function(jit_compile=True); none = eager
     compile_modes = {"auto": "tf.function", "default": "tf.function", "xla": "xla", "none": "eager"}
     layouts = {"native": "nhwc", "nhwc": "nhwc"}  # TF's CPU convolutions are NHWC only: the plugin runs NHWC

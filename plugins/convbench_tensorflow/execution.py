@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import tensorflow as tf
 
-from harness.plugin_base import Execution
+from harness.plugin_base import Execution, tf32_overridden
 
 DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
 
@@ -47,9 +47,10 @@ class TFExecution:
 
     def info(self) -> dict[str, Any]:
         """Row values recording how the cell ran, read back from TF: TF32 only on GPUs that have it (compute
-        capability 8.0+); TF autotunes cuDNN algorithms unless TF_CUDNN_USE_AUTOTUNE=0."""
+        capability 8.0+) and where NVIDIA_TF32_OVERRIDE=0 does not forbid it in cuBLAS and cuDNN; TF autotunes
+        cuDNN algorithms unless TF_CUDNN_USE_AUTOTUNE=0."""
         return {"precision": self.precision, "compile": self.compile, "layout": "nhwc",
-                "tf32": bool(self.gpu and tf.config.experimental.tensor_float_32_execution_enabled()
+                "tf32": bool(self.gpu and tf.config.experimental.tensor_float_32_execution_enabled() and not tf32_overridden()
                              and compute_capability(self.execution.device.index or 0) >= 8),
                 "autotune": os.environ.get("TF_CUDNN_USE_AUTOTUNE", "1") != "0" if self.gpu else None,
                 "deterministic": os.environ.get("TF_DETERMINISTIC_OPS", "0").lower() in ("1", "true")}

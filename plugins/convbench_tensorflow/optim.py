@@ -19,14 +19,24 @@ class SGD:
         self.weight_decay = float(weight_decay)
         self.buffers = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
 
-    def apply(self, grads: list[tf.Tensor | None], lr: tf.Tensor) -> None:
-        """One update at learning rate ``lr`` (a float32 scalar tensor, so new values do not retrace)."""
+    def apply(self, grads: list[tf.Tensor | None], lr: tf.Tensor, finite: tf.Tensor | None = None) -> None:
+        """One update at learning rate ``lr`` (a float32 scalar tensor, so new values do not retrace).
+
+        ``finite`` (fp16 loss scaling): a scalar bool on the device; where it is False the same ops run with
+        gradient 0, momentum 1 and learning rate 0, so every variable and buffer keeps its value exactly
+        (v = 1*v + 0; w -= 0*v). The decision stays on the device, as JAX's and torch's fused SGD's: a tf.cond
+        would send the predicate to the host every step."""
         momentum = tf.constant(self.momentum, tf.float32)
+        if finite is not None:
+            lr = tf.where(finite, lr, tf.zeros_like(lr))
+            momentum = tf.where(finite, momentum, tf.ones_like(momentum))
         for var, buf, grad in zip(self.variables, self.buffers, grads):
             if grad is None:  # like torch: a parameter without a gradient is not touched
                 continue
             if self.weight_decay:
                 grad = grad + self.weight_decay * var
+            if finite is not None:
+                grad = tf.where(finite, grad, tf.zeros_like(grad))
             if self.momentum:
                 tf.raw_ops.ResourceApplyMomentum(var=var.handle, accum=buf.handle, lr=lr, grad=grad,
                                                  momentum=momentum, use_locking=False, use_nesterov=False)

@@ -112,15 +112,9 @@ class Steps:
 
     def _train_step(self, x: tf.Tensor, y: tf.Tensor, lr: tf.Tensor) -> tf.Tensor:
         loss, grads, finite = self._loss_and_grads(x, y, update_stats=True)
-        if self.scaler is None:
-            self.optimizer.apply(grads, lr)
-            return loss
-
-        def step() -> tf.Tensor:
-            self.optimizer.apply(grads, lr)
-            return tf.constant(True)
-        tf.cond(finite, step, lambda: tf.constant(False))  # skip the update on overflow
-        self.scaler.update(finite)
+        self.optimizer.apply(grads, lr, finite)   # fp16: an overflowing step changes nothing (decided on the device)
+        if self.scaler is not None:
+            self.scaler.update(finite)
         return loss
 
     def _evaluate(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

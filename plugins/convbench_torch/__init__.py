@@ -6,12 +6,14 @@ from typing import Any
 from harness.devices import Device
 from harness.frameworks import DeviceInfo, FrameworkSpec
 from harness.model.graph import ModelDef
-from harness.plugin_base import Execution, FrameworkPlugin
+from harness.plugin_base import CUDNN_WORKSPACE_MB, Execution, FrameworkPlugin
 from harness.settings import BuildSettings
 
 
 class TorchPlugin(FrameworkPlugin):
-    spec = FrameworkSpec("torch", "torch", ("torch",), ("cpu", "cuda"), data_parallel="processes")
+    # cuDNN's workspace cap, in MiB (ATen's cuDNN v8 convolutions read CUDNN_CONV_WSCAP_DBG; uncapped by default)
+    spec = FrameworkSpec("torch", "torch", ("torch",), ("cpu", "cuda"), data_parallel="processes",
+                         env={"CUDNN_CONV_WSCAP_DBG": str(CUDNN_WORKSPACE_MB)})
     compile_modes = {"auto": "eager", "none": "eager", "default": "torch.compile"}
     layouts = {"native": "nchw", "nchw": "nchw", "nhwc": "nhwc"}
     precisions = ("fp32", "bf16", "fp16")

@@ -41,9 +41,14 @@ class TorchModel:
         self.channels_last = self.execution.channels_last
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+        # fp16: the fused SGD takes GradScaler's found_inf on the device and skips an overflowing update there
+        # (torch/amp/grad_scaler.py: step() hands it to an optimizer with _step_supports_amp_scaling); any other
+        # SGD makes GradScaler.step read found_inf to the host every step (_maybe_opt_step's .item()), so a
+        # pipelined fp16 window would drain the queue every step, as no other framework's does
+        fp16 = self.execution.precision == "fp16"
         self.optimizer = torch.optim.SGD(self.net.parameters(), lr=0.0, momentum=settings.momentum,
-                                         weight_decay=settings.weight_decay)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.execution.precision == "fp16")
+                                         weight_decay=settings.weight_decay, fused=True if fp16 else None)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
         self.copy_stream: Any = None   # a side stream for host-to-device batch copies (GPU), made on first use
         self.run: torch.nn.Module = self.net
         if dp is not None and self.world > 1:

@@ -55,4 +55,4 @@ def test_device_gives_a_gpu_cell_as_a_run_makes_it(monkeypatch) -> None:
     assert default_prefetch(None, cell.local_device) and not default_prefetch(None, CPU)
     assert not default_prefetch(False, cell.local_device) and default_prefetch(True, CPU)
     cpu = bench_cell("torch", "lenet5", argparse.Namespace(device="cpu", threads=1, batch_size=8))
-    assert cpu.local_device == CPU and gpu_visibility(cpu)[1] == {}
+    assert cpu.local_device == CPU and gpu_visibility(cpu)[1] == {"CUDA_VISIBLE_DEVICES": ""}   # as a run's CPU cell

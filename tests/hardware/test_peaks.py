@@ -12,7 +12,8 @@ from harness.hardware.peaks import PARTS, gpu_part, gpu_peak_gflops
     ("NVIDIA H800 PCIe", "H800 PCIe"), ("NVIDIA H20", "H20"), ("NVIDIA B200", "B200"),
     ("NVIDIA A100-SXM4-80GB", "A100"), ("NVIDIA A100-PCIE-40GB", "A100"), ("NVIDIA A100 80GB PCIe", "A100"),
     ("NVIDIA A10", "A10"), ("NVIDIA A10G", "A10G"), ("NVIDIA A40", "A40"), ("NVIDIA L4", "L4"), ("NVIDIA L40", "L40"),
-    ("NVIDIA L40S", "L40S"), ("Tesla V100-SXM2-32GB", "V100"), ("Tesla T4", "T4"),
+    ("NVIDIA L40S", "L40S"), ("Tesla V100-SXM2-32GB", "V100 SXM2"), ("Tesla V100-SXM2-16GB", "V100 SXM2"),
+    ("Tesla V100-PCIE-16GB", "V100 PCIe"), ("Tesla V100-PCIE-32GB", "V100 PCIe"), ("Tesla T4", "T4"),
     ("NVIDIA GeForce RTX 4090", "RTX 4090"),
 ])
 def test_framework_names_find_their_part(name: str, part: str):
@@ -32,7 +33,10 @@ def test_precision_and_tf32_choose_the_column():
     assert gpu_peak_gflops("NVIDIA H100 PCIe", "fp32", True)[0] == pytest.approx(378_000)
     assert gpu_peak_gflops("NVIDIA H100 80GB HBM3", "fp32", True)[0] == pytest.approx(494_700)
     assert gpu_peak_gflops("NVIDIA H100 80GB HBM3", "bf16", True)[0] == pytest.approx(989_400)
-    assert gpu_peak_gflops("Tesla V100-SXM2-32GB", "fp32", True) == (15_700.0, "V100 fp32 peak")  # no TF32 there
+    assert gpu_peak_gflops("Tesla V100-SXM2-32GB", "fp32", True) == (15_700.0, "V100 SXM2 fp32 peak")  # no TF32 there
+    # the PCIe part's own figures (NVIDIA V100 datasheet: PCIe 14 TFLOPS fp32 / 112 tensor, SXM2 15.7 / 125)
+    assert gpu_peak_gflops("Tesla V100-PCIE-16GB", "fp32", True) == (14_000.0, "V100 PCIe fp32 peak")
+    assert gpu_peak_gflops("Tesla V100-PCIE-32GB", "fp16", False)[0] == pytest.approx(112_000)
 
 
 def test_the_table_is_consistent():

@@ -188,3 +188,55 @@ def test_with_the_host_pid_namespace_the_worker_memory_is_read_and_others_counte
                                                            for p in (*ours, os.getppid())]
     readings = sampled(nvml, ours)
     assert readings.gpu_mem_peak_mb == 1024.0 and readings.gpu_others_seen == 1 and not readings.gpu_note
+
+
+class FakeGpu:
+    """NVML as the sampler reads it for one GPU: an energy counter (mJ) and the SM clock, both set by the test."""
+    NVML_CLOCK_SM = 1
+
+    def __init__(self) -> None:
+        self.mj, self.sm = 1_000_000, 1980
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, h: object) -> int:
+        return self.mj
+
+    def nvmlDeviceGetClockInfo(self, h: object, kind: int) -> int:
+        assert kind == self.NVML_CLOCK_SM
+        return self.sm
+
+    def nvmlDeviceGetComputeRunningProcesses(self, h: object) -> list:
+        return []
+
+    def nvmlDeviceGetUtilizationRates(self, h: object) -> types.SimpleNamespace:
+        return types.SimpleNamespace(gpu=100)
+
+
+def gpu_region(gpu: FakeGpu, now: list[float], name: str, seconds: float, joules: float, clocks: list[int]):
+    sampler = telemetry.Sampler(interval=3600, nvml=gpu, gpu_handles=["h0"], clock=lambda: now[0])
+    sampler.mark(name, "start")
+    for mhz in clocks:          # the sampler's readings inside the region (a throttling GPU)
+        gpu.sm = mhz
+        sampler.sample()
+    now[0] += seconds
+    gpu.mj += int(1000 * joules)
+    sampler.mark(name, "end", images=640)
+    return telemetry.columns(sampler.stop(), gpu=True)[name]
+
+
+def test_energy_only_over_windows_the_counter_resolves():
+    """A 40 ms pipelined window is below what an energy counter resolves (NVML's updates every ~100 ms or
+    slower): its energy is left empty with a note; a 2 s region keeps its energy."""
+    gpu, now = FakeGpu(), [100.0]
+    short = gpu_region(gpu, now, "forward", 0.04, 12.0, [])
+    assert short["energy_j"] is None and short["joules_per_image"] is None
+    assert "energy not recorded" in short["note"] and "40 ms" in short["note"]
+    long = gpu_region(gpu, now, "train", 2.0, 600.0, [])
+    assert long["energy_j"] == pytest.approx(600.0) and "note" not in long
+
+
+def test_sm_clocks_during_a_region_show_throttling():
+    """Only the maximum clock was recorded, so a GPU throttling during a cell looked like a slow framework."""
+    gpu, now = FakeGpu(), [100.0]
+    cols = gpu_region(gpu, now, "train_step", 2.0, 600.0, [1755, 1410])   # read at start (1980) and end (1410) too
+    assert cols["gpu_sm_clock_min_mhz"] == 1410
+    assert cols["gpu_sm_clock_mean_mhz"] == pytest.approx((1980 + 1755 + 1410 + 1410) / 4)

@@ -27,10 +27,10 @@ KNOWN = REGISTRIES.frameworks.names()
 
 def test_entries_config_and_environment_with_their_precedence(tmp_path):
     config = tmp_path / "convbench.toml"
-    config.write_text('[python]\ntorch = "/from/config"\njax = "/from/config/jax"\n')
+    config.write_text('[python]\ntorch = "/from/config"\ntensorflow = "/from/config/tf"\n')
     environ = {"CONVBENCH_PYTHON_TORCH": "/from/env", "CONVBENCH_PYTHON_PADDLE": "/from/env/paddle"}
     got = resolve_pythons(["torch=/from/cli"], str(config), KNOWN, environ)
-    assert got == {"torch": "/from/cli", "jax": "/from/config/jax", "paddle": "/from/env/paddle"}
+    assert got == {"torch": "/from/cli", "tensorflow": "/from/config/tf", "paddle": "/from/env/paddle"}
     assert resolve_pythons(None, None, KNOWN, {"CONVBENCH_CONFIG": str(config)})["torch"] == "/from/config"
     assert resolve_pythons(["torch=rel/python"], None, KNOWN, {})["torch"] == str(Path("rel/python").absolute())
 
@@ -113,7 +113,12 @@ def test_interpreters_that_cannot_run_convbench(tmp_path):
                             (Path(sys._base_executable), "has no convbench installed")):
         proc = run_cli("run", "--frameworks", "torch", "--python", f"torch={python}", "--output", str(tmp_path / "o"))
         assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    # not asked for by name: the framework is unavailable, with the reason, and the others run
+
+
+@pytest.mark.e2e
+@needs("torch")
+def test_a_bad_interpreter_for_a_framework_not_asked_for_leaves_it_unavailable(tmp_path):
+    """Not asked for by name: the framework is unavailable, with the reason, and the others run."""
     proc = run_cli("run", "--models", "lenet5", "--epochs", "1", "--python", f"paddle={tmp_path / 'missing'}",
                    "--output", str(tmp_path / "o2"), env={"CONVBENCH_DISABLE_PLUGINS": "tensorflow,jax"})
     df = pd.read_csv(next((tmp_path / "o2").iterdir()) / "results.csv")

@@ -17,6 +17,7 @@ from harness.orchestrator.cells import gpu_visibility, rank_cells
 from harness.orchestrator.plan import Plan, new_plan, prepare_cell, resolve_settings
 from harness.orchestrator.probes import Probe
 from harness.orchestrator.run import check_devices
+from harness.settings import BuildSettings
 from harness.worker.protocol import read_job, write_job
 
 GPU0, GPU1 = Device("cuda", 0), Device("cuda", 1)
@@ -115,8 +116,8 @@ def test_a_gpu_cell_sees_only_its_own_gpus(monkeypatch):
     """Defect 6: TensorFlow and JAX created contexts on every GPU of the host for a cuda:1 cell."""
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     s = resolve_settings(args("--device", "cuda:1"), REGISTRIES)
-    plan = Plan("r", None, [], ["jax"], ["lenet5"], [0], s)  # type: ignore[arg-type]
-    cell, _ = prepare_cell("jax", "lenet5", 0, plan, gpu_probe("jax"), REGISTRIES)
+    plan = Plan("r", None, [], ["paddle"], ["lenet5"], [0], s)  # type: ignore[arg-type]
+    cell, _ = prepare_cell("paddle", "lenet5", 0, plan, gpu_probe("paddle"), REGISTRIES)
     seen, env = gpu_visibility(cell)
     assert env == {"CUDA_VISIBLE_DEVICES": "1"} and seen.device == GPU1 and seen.local_device == GPU0
     dp = resolve_settings(args("--devices", "cuda:1,cuda:0", "--batch-size", "64"), REGISTRIES)
@@ -130,7 +131,24 @@ def test_a_gpu_cell_sees_only_its_own_gpus(monkeypatch):
     assert gpu_visibility(cell)[1] == {"CUDA_VISIBLE_DEVICES": "GPU-bb"}
     cpu_cell, _ = prepare_cell("jax", "lenet5", 0, Plan("r", None, [], ["jax"], ["lenet5"], [0],  # type: ignore[arg-type]
                                resolve_settings(args(), REGISTRIES)), gpu_probe("jax"), REGISTRIES)
-    assert gpu_visibility(cpu_cell) == (cpu_cell, {})
+    assert gpu_visibility(cpu_cell) == (cpu_cell, {"CUDA_VISIBLE_DEVICES": ""})
+
+
+def test_a_cpu_cell_on_a_gpu_host_sees_no_gpu(monkeypatch):
+    """A CPU cell's worker on a GPU host: JAX would default to the GPU and TF place small ops on GPU:0, so its
+    worker sees none (CUDA_VISIBLE_DEVICES empty), whatever the user's own list, and JAX is pinned to its CPU."""
+    from harness.plugin_manager import get_plugin_manager
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    plan = Plan("r", None, [], ["jax"], ["lenet5"], [0], resolve_settings(args(), REGISTRIES))  # type: ignore[arg-type]
+    cpu_cell, _ = prepare_cell("jax", "lenet5", 0, plan, gpu_probe("jax"), REGISTRIES)
+    assert gpu_visibility(cpu_cell)[1] == {"CUDA_VISIBLE_DEVICES": ""}
+    jax = get_plugin_manager().get_plugin("jax")
+    if jax is None:
+        pytest.skip("the jax plugin is not installed")
+    monkeypatch.delenv("JAX_PLATFORMS", raising=False)
+    cpu = jax.execution(BuildSettings(), jax.device("cpu"))
+    assert jax.environment(cpu)["JAX_PLATFORMS"] == "cpu"
+    assert "JAX_PLATFORMS" not in jax.environment(jax.execution(BuildSettings(), jax.device("cuda:0")))
 
 
 def test_ray_takes_the_gpu_of_its_task():

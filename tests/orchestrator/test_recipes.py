@@ -123,11 +123,10 @@ def test_python_3_10_reads_recipes_with_tomli(monkeypatch, tmp_path):
     import sys
     import types
 
-    import tomllib
-
     import harness.orchestrator.recipes as recipes
+    parser = recipes.tomllib   # the standard library's on 3.11+, the real tomli on 3.10
     backport = types.ModuleType("tomli")
-    backport.loads, backport.TOMLDecodeError = tomllib.loads, tomllib.TOMLDecodeError
+    backport.loads, backport.TOMLDecodeError = parser.loads, parser.TOMLDecodeError
     monkeypatch.setitem(sys.modules, "tomli", backport)
     monkeypatch.setattr(sys, "version_info", (3, 10, 13, "final", 0))
     try:
@@ -141,4 +140,4 @@ def test_python_3_10_reads_recipes_with_tomli(monkeypatch, tmp_path):
     finally:
         monkeypatch.undo()
         importlib.reload(recipes)
-    assert recipes.tomllib is tomllib
+    assert recipes.tomllib is parser

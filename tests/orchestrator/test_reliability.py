@@ -6,12 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import FAULT_ENV, TESTS, run_cli
+from helpers import FAULT_ENV, PATIENCE_S, TESTS, run_cli, wait_for
 
 from harness.results import journal
 from harness.results.rundir import new_run_dir
@@ -66,13 +65,6 @@ def test_unavailable_framework_is_decided_before_the_cell(tmp_path):
     assert df["status"].tolist() == ["unavailable"] and not (max(tmp_path.iterdir()) / "cells").exists()
 
 
-def wait_for(predicate, seconds: float = 120) -> None:
-    deadline = time.time() + seconds
-    while not predicate():
-        if time.time() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.1)
-
 
 def start_run(tmp_path: Path, release: Path) -> subprocess.Popen:
     env = {**os.environ, **FAULT_ENV, "FAULTY_RELEASE": str(release)}
@@ -82,8 +74,10 @@ def start_run(tmp_path: Path, release: Path) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
-def slow_worker_pids() -> list[int]:
-    out = subprocess.run(["pgrep", "-f", "faulty-fault_slow_ok-cpu/cell.json"], capture_output=True, text=True)
+def slow_worker_pids(tmp_path: Path) -> list[int]:
+    """This test's slow worker only (its run folder in the pattern): others' runs of the same tests may be running."""
+    out = subprocess.run(["pgrep", "-f", f"{tmp_path}/out/.*/faulty-fault_slow_ok-cpu/cell.json"], capture_output=True,
+                         text=True)
     return [int(p) for p in out.stdout.split()]
 
 
@@ -93,10 +87,10 @@ def test_kill_9_mid_run_then_resume_loses_and_duplicates_nothing(tmp_path):
     proc = start_run(tmp_path, release)
     wait_for(lambda: (tmp_path / "out").exists() and any((tmp_path / "out").iterdir()))
     run_dir = next((tmp_path / "out").iterdir())
-    wait_for(lambda: len(journal.attempts(run_dir)) == 1 and slow_worker_pids())
+    wait_for(lambda: len(journal.attempts(run_dir)) == 1 and slow_worker_pids(tmp_path))
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    wait_for(lambda: not slow_worker_pids(), 30)  # the worker died with its orchestrator
+    wait_for(lambda: not slow_worker_pids(tmp_path), 30)  # the worker died with its orchestrator
     assert list(journal.latest(run_dir)) == ["faulty-fault_ok-cpu"]
     release.write_text("")
     resumed = run_cli("run", "--resume", str(run_dir), env={**FAULT_ENV, "FAULTY_RELEASE": str(release)})
@@ -113,15 +107,15 @@ def test_kill_9_mid_run_then_resume_loses_and_duplicates_nothing(tmp_path):
 @pytest.mark.e2e
 def test_ctrl_c_stops_the_worker_and_prints_the_resume_command(tmp_path):
     proc = start_run(tmp_path, tmp_path / "never")
-    wait_for(lambda: slow_worker_pids())
+    wait_for(lambda: slow_worker_pids(tmp_path))
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
+    out, _ = proc.communicate(timeout=PATIENCE_S)
     assert proc.returncode == 130
     assert "Resume with: convbench run --resume" in out
     run_dir = next((tmp_path / "out").iterdir())
     assert pd.read_csv(run_dir / "results.csv")["model"].tolist() == ["fault_ok"]
     assert json.loads((run_dir / "meta.json").read_text())["interrupted"] is True
-    wait_for(lambda: not slow_worker_pids(), 30)
+    wait_for(lambda: not slow_worker_pids(tmp_path), 30)
 
 
 @pytest.mark.e2e
@@ -130,12 +124,12 @@ def test_sigterm_at_any_moment_leaves_a_resumable_run(tmp_path):
     proc = start_run(tmp_path, tmp_path / "never")
     assert proc.stdout is not None and proc.stdout.readline().startswith("run ")
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=PATIENCE_S)
     assert proc.returncode == 130, err[-2000:]
     assert "Resume with: convbench run --resume" in out and "Traceback" not in err
     run_dir = next((tmp_path / "out").iterdir())
     assert json.loads((run_dir / "meta.json").read_text())["interrupted"] is True
-    wait_for(lambda: not slow_worker_pids(), 30)
+    wait_for(lambda: not slow_worker_pids(tmp_path), 30)
 
 
 @pytest.mark.e2e

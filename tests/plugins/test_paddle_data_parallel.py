@@ -64,10 +64,10 @@ def test_every_paddle_rank_evaluates_as_rank_0_so_all_stop_at_the_same_epoch(tmp
     with --target rank 0 could stop and exit while rank 1 trained on, waiting forever in its next all-reduce.
     Rank 0's evaluation is now every rank's (a broadcast): here rank 1's own evaluation differs (other labels), and
     it still answers rank 0's numbers, so the stop decision built on them is the same on every rank."""
-    from harness.orchestrator.cells import free_port
+    from harness.orchestrator.cells import free_ports
     from harness.orchestrator.workers import rank_env
-    spec, port = REGISTRIES.frameworks.get("paddle"), free_port()
-    procs = [subprocess.Popen([sys.executable, "-c", EVALUATE_ON_RANK, str(rank)], env=rank_env(spec, 1, rank, 2, port),
+    spec, ports = REGISTRIES.frameworks.get("paddle"), free_ports(3)
+    procs = [subprocess.Popen([sys.executable, "-c", EVALUATE_ON_RANK, str(rank)], env=rank_env(spec, 1, rank, ports),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in range(2)]
     outs = [p.communicate(timeout=240) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]

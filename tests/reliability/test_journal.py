@@ -7,12 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import FAULT_ENV, run_cli
+from helpers import FAULT_ENV, run_cli, wait_for
 
 from harness import __version__
 from harness.errors import ConvbenchError
@@ -163,12 +162,6 @@ def slow_worker(run_dir: Path) -> bool:
                          text=True)
     return bool(out.stdout.split())
 
-
-def wait_for(predicate, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.1)
 
 
 @pytest.mark.e2e

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import FAULT_ENV, run_cli
+from helpers import FAULT_ENV, PATIENCE_S, run_cli, wait_for
 
 from harness.commands.cli import main
 from harness.devices import CPU
@@ -144,7 +144,7 @@ def test_a_rank_still_running_after_rank_0_finished_is_killed_after_a_grace_peri
     thread = threading.Thread(target=lambda: outcome.append(run_cell(cell, spec, tmp_path / "cell", io.StringIO().write)),
                               daemon=True)
     thread.start()
-    thread.join(120)
+    thread.join(PATIENCE_S)
     pids = worker_pids(str(tmp_path / "cell"))
     for pid in pids:   # before the fix: rank 1, hanging; end it so the test leaves nothing behind
         with contextlib.suppress(ProcessLookupError):
@@ -154,13 +154,6 @@ def test_a_rank_still_running_after_rank_0_finished_is_killed_after_a_grace_peri
     assert [r["status"] for r in rows] == ["ok"], rows[0].get("error")
     assert "rank 1 was still running 1s after rank 0 finished: killed" in rows[0]["note"]
     assert not pids
-
-
-def wait_for(predicate, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.1)
 
 
 @pytest.mark.e2e
@@ -175,7 +168,7 @@ def test_sighup_leaves_a_resumable_run_and_the_cell_continues(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: list(out.glob("*/cells/faulty-fault_ok-cpu/checkpoint.npz")))   # epoch 1 done; step 30 hangs
     proc.send_signal(signal.SIGHUP)
-    stdout, stderr = proc.communicate(timeout=60)
+    stdout, stderr = proc.communicate(timeout=PATIENCE_S)
     assert proc.returncode == 130 and "Traceback" not in stderr, stderr[-2000:]
     run_dir = next(out.iterdir())
     assert f"Resume with: convbench run --resume {run_dir}" in stdout
@@ -203,13 +196,13 @@ def test_a_terminal_that_hangs_up_ends_the_run_as_interrupted(tmp_path):
                             env={**os.environ, **FAULT_ENV, "FAULTY_STALL_AT": "fault_ok:30"},
                             stdin=slave, stdout=slave, stderr=slave)
     os.close(slave)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + PATIENCE_S
     while not list(out.glob("*/cells/faulty-fault_ok-cpu/checkpoint.npz")):   # reading, so the terminal never fills
         assert time.monotonic() < deadline, "timed out waiting"
         if select.select([master], [], [], 0.1)[0]:
             os.read(master, 65536)
     os.close(master)
-    assert proc.wait(timeout=60) == 130
+    assert proc.wait(timeout=PATIENCE_S) == 130
     run_dir = next(out.iterdir())
     assert json.loads((run_dir / "meta.json").read_text())["interrupted"] is True
     wait_for(lambda: not worker_pids(str(run_dir)), 30)

@@ -94,3 +94,20 @@ def test_cpu_peak_memory_is_left_to_the_builtin_plugin():
     import convbench_jax
     assert convbench_jax.plugin.convbench_peak_memory_mb(framework="jax", device="cpu", reset=False) is None
     assert PM.hook.convbench_peak_memory_mb(framework="jax", device="cpu", reset=False) > 0
+
+
+def test_no_drain_inside_a_timed_window(monkeypatch):
+    """A pipelined window queues --steps (100) steps between two synchronisations; the pending list drained every
+    32 (three waits inside the window) where no other framework waits at all. Chained steps keep only their latest
+    output (it is ready only when all before it are), independent forwards all of theirs, far above a window."""
+    from convbench_jax import device
+    native = build()
+    prepared = native.prepare_batch(*batch())
+    real, drains = device.synchronize, []
+    real()
+    monkeypatch.setattr(device, "synchronize", lambda: drains.append(1) or real())
+    for phase in ("train_step", "forward_backward", "forward"):
+        for _ in range(100):
+            native.run_phase(phase, prepared, 1e-3)
+        assert not drains, phase
+        real()   # the window's end

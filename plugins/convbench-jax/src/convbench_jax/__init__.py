@@ -18,8 +18,14 @@ __version__ = "0.1.0"
 
 
 class JaxPlugin(FrameworkPlugin):
-    # No preallocation: JAX would otherwise map 75% of GPU memory at start (like TF without memory growth).
-    spec = FrameworkSpec("jax", "jax", ("jax",), ("cpu", "cuda"), env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"})
+    # GPU memory as the other frameworks use it (docs/gpus.md): no preallocation (JAX would otherwise map 75% of the
+    # GPU at start, like TF without memory growth), and up to 95% of it: XLA's allocator stops at memory_fraction,
+    # 0.75 by default, with or without preallocation (jaxlib/xla_client.py generate_pjrt_gpu_plugin_options passes
+    # it on), where torch's, TF's (memory growth) and Paddle's (auto_growth) allocators take what the GPU has.
+    # data parallel: one worker drives every device, a mesh with the train step under shard_map (parallel.py)
+    spec = FrameworkSpec("jax", "jax", ("jax",), ("cpu", "cuda"),
+                         env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "XLA_CLIENT_MEM_FRACTION": "0.95"},
+                         data_parallel="devices")
     # auto/default/xla all mean jax.jit (jit *is* XLA compilation); none runs op by op, no jit at all
     compile_modes = {"auto": "jax.jit", "default": "jax.jit", "xla": "jax.jit", "none": "eager"}
     # native = NHWC: XLA's CPU convolutions are NHWC (Eigen) and on GPU XLA picks cuDNN's layout itself
@@ -29,8 +35,13 @@ class JaxPlugin(FrameworkPlugin):
     async_on_cpu = True  # JAX dispatches asynchronously on the CPU too: synchronize answers for cpu
 
     def environment(self, execution: Execution) -> dict[str, str | None]:
-        """XLA's GPU autotuning is a flag read when the backend starts."""
-        return {"XLA_FLAGS": xla_flags(os.environ.get("XLA_FLAGS"), XLA_NO_AUTOTUNE, not execution.autotune)}
+        """XLA's GPU autotuning is a flag read when the backend starts; a CPU cell pins JAX to its CPU backend
+        (JAX_PLATFORMS, read at import: JAX would otherwise start, and default to, a GPU the host has)."""
+        env: dict[str, str | None] = {"XLA_FLAGS": xla_flags(os.environ.get("XLA_FLAGS"), XLA_NO_AUTOTUNE,
+                                                            not execution.autotune)}
+        if os.environ.get("XLA_PYTHON_CLIENT_MEM_FRACTION"):   # a user's own (deprecated) name: jaxlib refuses both
+            env["XLA_CLIENT_MEM_FRACTION"] = None
+        return env if execution.device.is_gpu else {**env, "JAX_PLATFORMS": "cpu"}
 
     def build(self, model: ModelDef, execution: Execution, settings: BuildSettings) -> Any:
         from convbench_jax.device import configure_threads

@@ -9,10 +9,14 @@ from typing import Any
 from harness.devices import Device, absent
 from harness.frameworks import DeviceInfo
 
-# Outputs of steps dispatched since the last synchronisation (small arrays: a loss or the logits).
-# Independent steps (forward, forward_backward) may run concurrently on the CPU, so we wait for all.
-_PENDING: list[Any] = []
-_MAX_PENDING = 32
+# Outputs of steps dispatched since the last synchronisation (small arrays: a loss or the logits), per stream of
+# steps (a phase). A stream whose steps are chained (each takes the previous one's outputs: a train step's
+# parameters, a forward_backward's key) or run in order (a GPU's one compute stream) keeps only its latest output:
+# it is ready only when all before it are. Independent forwards on the CPU may run concurrently, so all of theirs
+# are kept, up to _MAX_INDEPENDENT, far above any timed window's --steps: no wait falls inside a pipelined window,
+# as none does in the other frameworks.
+_PENDING: dict[str, list[Any]] = {}
+_MAX_INDEPENDENT = 4096
 
 
 def configure_threads(threads: int | None) -> None:
@@ -64,19 +68,24 @@ def jax_device(device: Device) -> Any:
     return gpus[device.index]
 
 
-def track(output: Any) -> None:
-    """Remembers a dispatched step's output for the next ``synchronize``; bounded, so warm-up can't pile up."""
-    if len(_PENDING) >= _MAX_PENDING:
+def track(output: Any, stream: str, ordered: bool) -> None:
+    """Remembers a dispatched step's output for the next ``synchronize``. ``ordered``: the stream's steps finish
+    in order (chained, or on a GPU), so its latest output stands for all; else all are kept (bounded)."""
+    kept = _PENDING.setdefault(stream, [])
+    if ordered:
+        kept.clear()
+    elif len(kept) >= _MAX_INDEPENDENT:
         synchronize()
-    _PENDING.append(output)
+    _PENDING.setdefault(stream, []).append(output)
 
 
 def synchronize() -> None:
     """Blocks until every tracked step has finished (JAX has no device-wide barrier for computations)."""
-    if _PENDING:
+    outputs = [o for kept in _PENDING.values() for o in kept]
+    if outputs:
         import jax
-        jax.block_until_ready(list(_PENDING))
-        _PENDING.clear()
+        jax.block_until_ready(outputs)
+    _PENDING.clear()
 
 
 def peak_memory_mb(device: Device, reset: bool) -> float | None:

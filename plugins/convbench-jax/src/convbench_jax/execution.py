@@ -9,7 +9,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from harness.plugin_base import Execution
+from harness.plugin_base import Execution, tf32_overridden
 
 DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16, "fp16": jnp.float16}
 
@@ -53,11 +53,12 @@ class JaxExecution:
 
     def info(self, device: Any) -> dict[str, Any]:
         """Row values recording how the cell ran, read back from JAX: TF32 only on GPUs that have it (compute
-        capability 8.0+); XLA autotunes cuDNN algorithms unless --xla_gpu_autotune_level=0."""
+        capability 8.0+) and where NVIDIA_TF32_OVERRIDE=0 does not forbid it in cuBLAS and cuDNN; XLA autotunes
+        cuDNN algorithms unless --xla_gpu_autotune_level=0."""
         flags = os.environ.get("XLA_FLAGS", "")
         matmul = str(jax.config.jax_default_matmul_precision or "default").lower()
         capability = float(getattr(device, "compute_capability", 0) or 0) if self.gpu else 0.0
         return {"precision": self.precision, "compile": self.compile, "layout": self.layout,
-                "tf32": self.gpu and matmul not in ("float32", "highest") and capability >= 8,
+                "tf32": self.gpu and matmul not in ("float32", "highest") and not tf32_overridden() and capability >= 8,
                 "autotune": "--xla_gpu_autotune_level=0" not in flags.split() if self.gpu else None,
                 "deterministic": "--xla_gpu_deterministic_ops=true" in flags}

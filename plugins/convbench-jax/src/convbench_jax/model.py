@@ -1,4 +1,9 @@
-"""JaxModel: the NativeModel (and TimedModel) of the jax plugin."""
+"""JaxModel: the NativeModel (and TimedModel) of the jax plugin.
+
+Data parallel (``BuildSettings.parallel`` of mode "devices", ``world_size`` N > 1; see ``parallel``): the state is
+replicated over a mesh of N devices, batches are sharded along it and the train step runs per replica under
+shard_map (each replica's own batch-norm statistics; loss, gradients and running statistics averaged).
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -11,6 +16,7 @@ from convbench_jax.device import jax_device, track
 from convbench_jax.execution import JaxExecution
 from convbench_jax.layers import Arrays, Layout
 from convbench_jax.optim import initial_scale
+from convbench_jax.parallel import AXIS, Replicas, replica_devices
 from convbench_jax.steps import make_steps
 from harness.model import graph as g
 from harness.model.shapes import model_summary
@@ -24,7 +30,11 @@ STATS = ("running_mean", "running_var")
 class JaxModel:
     def __init__(self, model: g.ModelDef, execution: Execution, settings: BuildSettings) -> None:
         self.model = model
-        self.device = jax_device(execution.device)
+        devices = replica_devices(execution.device, settings.parallel)  # CPU replicas: before the backend starts
+        self.replicas = Replicas(devices) if devices else None
+        self.device = devices[0] if devices else jax_device(execution.device)
+        # where the state lives: the device, or one copy on every replica
+        self.placement = self.replicas.replicated if self.replicas else self.device
         self.execution = JaxExecution(execution)
         self.execution.apply()
         self.layout = Layout(self.execution.layout)
@@ -32,23 +42,25 @@ class JaxModel:
         # which weights need a native order: conv kernels (OIHW <-> HWIO) and dense weights ((out,in) <-> (in,out))
         self._kind = {f"{layer.path}.weight": type(layer.node).__name__ for layer in summary.layers
                       if isinstance(layer.node, (g.Conv, g.Linear))}
-        zeros = {k: jnp.zeros(self._native_shape(k, s), jnp.float32, device=self.device)
+        zeros = {k: jnp.zeros(self._native_shape(k, s), jnp.float32, device=self.placement)
                  for k, s in summary.param_shapes.items()}  # placeholders until set_weights
         self.params = {k: v for k, v in zeros.items() if k.rsplit(".", 1)[1] not in STATS}
         self.stats = {k: v for k, v in zeros.items() if k.rsplit(".", 1)[1] in STATS}
         self.velocity = jax.tree.map(jnp.zeros_like, self.params)
-        self.key = jax.device_put(jax.random.key(settings.seed), self.device)
+        self.key = jax.device_put(jax.random.key(settings.seed), self.placement)
         fp16 = self.execution.precision == "fp16"
-        self.scale = jax.device_put(initial_scale(), self.device) if fp16 else None
+        self.scale = jax.device_put(initial_scale(), self.placement) if fp16 else None
         steps = make_steps(model, self.layout, self.execution.dtype, settings.momentum,
-                           settings.weight_decay, loss_scaling=fp16)
+                           settings.weight_decay, loss_scaling=fp16, axis=AXIS if self.replicas else None)
+        if self.replicas:
+            steps = self.replicas.steps(steps)
         wrap = self.execution.wrap
         self._logits, self._evaluate, self._grads = wrap(steps.logits), wrap(steps.evaluate), wrap(steps.grads)
         self._train = wrap(steps.train, donate=(0, 1, 2))  # params, stats, velocity are replaced every step
         self._last: Any = None  # the latest step's outputs, kept so nothing looks dead
 
     def execution_info(self) -> dict[str, Any]:
-        return self.execution.info(self.device)
+        return {"world_size": self.replicas.world if self.replicas else 1, **self.execution.info(self.device)}
 
     # weights ------------------------------------------------------------------------------------------
     def _native_shape(self, key: str, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -67,7 +79,7 @@ class JaxModel:
         return value.T if kind == "Linear" else value
 
     def _put(self, arrays: dict[str, np.ndarray]) -> Arrays:
-        return {k: jax.device_put(np.ascontiguousarray(v, np.float32), self.device) for k, v in arrays.items()}
+        return {k: jax.device_put(np.ascontiguousarray(v, np.float32), self.placement) for k, v in arrays.items()}
 
     def param_count(self) -> int:
         return sum(int(v.size) for v in self.params.values())
@@ -92,12 +104,22 @@ class JaxModel:
 
     # steps --------------------------------------------------------------------------------------------
     def prepare_batch(self, images: np.ndarray, labels: np.ndarray) -> tuple[jax.Array, jax.Array]:
-        """NCHW float32 images and int32 labels on the device (the layout change happens inside the step)."""
-        x = jax.device_put(np.ascontiguousarray(images, np.float32), self.device)
-        return x, jax.device_put(np.asarray(labels, np.int32), self.device)
+        """NCHW float32 images and int32 labels on the device, or split over the replicas (the layout change
+        happens inside the step)."""
+        x, y = np.ascontiguousarray(images, np.float32), np.asarray(labels, np.int32)
+        if self.replicas:
+            return self.replicas.shard(x), self.replicas.shard(y)
+        return jax.device_put(x, self.device), jax.device_put(y, self.device)
+
+    def _eval_batch(self, images: np.ndarray, labels: np.ndarray) -> tuple[jax.Array, jax.Array]:
+        """A forward or evaluation batch: any size (split over the replicas when it splits evenly)."""
+        if not self.replicas:
+            return self.prepare_batch(images, labels)
+        spread = self.replicas.spread
+        return spread(np.ascontiguousarray(images, np.float32)), spread(np.asarray(labels, np.int32))
 
     def forward(self, images: np.ndarray) -> np.ndarray:
-        x, _ = self.prepare_batch(images, np.zeros(len(images), np.int32))
+        x, _ = self._eval_batch(images, np.zeros(len(images), np.int32))
         return np.asarray(self._logits(self.params, self.stats, x), np.float32)
 
     def _step(self, batch: tuple[jax.Array, jax.Array], lr: float) -> jax.Array:
@@ -118,7 +140,7 @@ class JaxModel:
         return [float(v) for v in jax.device_get(losses)]
 
     def evaluate(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
-        x, y = self.prepare_batch(images, labels)
+        x, y = self._eval_batch(images, labels)
         loss, correct = self._evaluate(self.params, self.stats, x, y)
         return float(loss), int(correct)
 
@@ -133,4 +155,5 @@ class JaxModel:
             self._step(batch, lr)
         else:
             raise unknown_phase(phase)
-        track(jax.tree.leaves(self._last)[0])
+        # train steps chain their parameters, forward_backward its key; forwards are independent (in order on a GPU)
+        track(jax.tree.leaves(self._last)[0], phase, ordered=phase != "forward" or self.device.platform != "cpu")

@@ -1,5 +1,12 @@
 """The pure step functions a JaxModel jits: logits, evaluation, gradients and the SGD training step (the update
 and fp16's loss scaling are ``optim``'s). ``lr`` is an argument (traced, so a new value does not retrace).
+
+With ``axis`` (data parallel, see ``parallel``) ``grads`` and ``train`` are the body of one replica under
+shard_map: its own slice's batch statistics and a dropout key folded with its index; the loss differentiated is
+the mean over the axis of the replicas' losses (the global batch's), so its gradient with respect to the
+replicated parameters is the mean of the replicas' gradients, the same on every replica (shard_map's transpose of
+the implicit broadcast of a replicated value is a psum over the axis: differentiating each replica's own loss
+would give the *sum* of the gradients); the batch-norm running statistics are averaged over the axis too.
 """
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from convbench_jax.layers import Arrays, Layout, apply
 from convbench_jax.optim import sgd, skip_non_finite
@@ -31,7 +39,7 @@ class Steps:
 
 
 def make_steps(model: ModelDef, layout: Layout, dtype: Any, momentum: float, weight_decay: float,
-               loss_scaling: bool) -> Steps:
+               loss_scaling: bool, axis: str | None = None) -> Steps:
     def logits(params: Arrays, stats: Arrays, x: jax.Array) -> jax.Array:
         return apply(model, params, stats, x, False, None, layout, dtype)[0]
 
@@ -45,12 +53,16 @@ def make_steps(model: ModelDef, layout: Layout, dtype: Any, momentum: float, wei
         loss = cross_entropy(out, y).mean()
         for weight, aux_logits in aux:
             loss = loss + weight * cross_entropy(aux_logits, y).mean()
+        if axis is not None:   # the global batch's loss; each replica's running statistics averaged
+            loss, new_stats = lax.pmean((loss, new_stats), axis)
         return loss * factor, (loss, new_stats)
 
     def grads(params: Arrays, stats: Arrays, key: jax.Array, scale: Any, x: jax.Array,
               y: jax.Array) -> tuple[jax.Array, Arrays, Arrays, jax.Array]:
-        """(loss, unscaled gradients, updated statistics, next key)."""
+        """(loss, unscaled gradients, updated statistics, next key); with ``axis``, the same on every replica."""
         key, sub = jax.random.split(key)
+        if axis is not None:   # the replicas' dropout masks differ, as one device's over the global batch would
+            sub = jax.random.fold_in(sub, lax.axis_index(axis))
         factor = scale["scale"] if loss_scaling else jnp.float32(1.0)
         (_, (loss, new_stats)), g = jax.value_and_grad(loss_fn, has_aux=True)(params, stats, sub, x, y, factor)
         if loss_scaling:
