@@ -129,8 +129,8 @@ def test_a_gpu_cell_sees_only_its_own_gpus(monkeypatch):
     assert [r.local_device for r in ranks] == [GPU0, GPU1]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-aa,GPU-bb")   # the user's (or Ray's) own choice is respected
     assert gpu_visibility(cell)[1] == {"CUDA_VISIBLE_DEVICES": "GPU-bb"}
-    cpu_cell, _ = prepare_cell("jax", "lenet5", 0, Plan("r", None, [], ["jax"], ["lenet5"], [0],  # type: ignore[arg-type]
-                               resolve_settings(args(), REGISTRIES)), gpu_probe("jax"), REGISTRIES)
+    cpu_cell, _ = prepare_cell("paddle", "lenet5", 0, Plan("r", None, [], ["paddle"], ["lenet5"], [0],  # type: ignore[arg-type]
+                               resolve_settings(args(), REGISTRIES)), gpu_probe("paddle"), REGISTRIES)
     assert gpu_visibility(cpu_cell) == (cpu_cell, {"CUDA_VISIBLE_DEVICES": ""})
 
 
@@ -139,8 +139,8 @@ def test_a_cpu_cell_on_a_gpu_host_sees_no_gpu(monkeypatch):
     worker sees none (CUDA_VISIBLE_DEVICES empty), whatever the user's own list, and JAX is pinned to its CPU."""
     from harness.plugin_manager import get_plugin_manager
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
-    plan = Plan("r", None, [], ["jax"], ["lenet5"], [0], resolve_settings(args(), REGISTRIES))  # type: ignore[arg-type]
-    cpu_cell, _ = prepare_cell("jax", "lenet5", 0, plan, gpu_probe("jax"), REGISTRIES)
+    plan = Plan("r", None, [], ["tensorflow"], ["lenet5"], [0], resolve_settings(args(), REGISTRIES))  # type: ignore[arg-type]
+    cpu_cell, _ = prepare_cell("tensorflow", "lenet5", 0, plan, gpu_probe("tensorflow"), REGISTRIES)
     assert gpu_visibility(cpu_cell)[1] == {"CUDA_VISIBLE_DEVICES": ""}
     jax = get_plugin_manager().get_plugin("jax")
     if jax is None:
