@@ -170,3 +170,39 @@ def wait_for(predicate, seconds: float = PATIENCE_S) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out waiting"
         time.sleep(0.1)
+
+
+class ClusterRay:
+    """A fake ``ray`` module for a typical GPU cluster: what ``ray.nodes()`` and ``ray.cluster_resources()`` answer,
+    and the resources each task asks for (the executor's arithmetic, without a cluster)."""
+
+    def __init__(self, *nodes: dict[str, float], dead: tuple[dict[str, float], ...] = ()) -> None:
+        self._nodes = [{"NodeID": f"n{i}", "Alive": True, "Resources": dict(r, memory=1e11)} for i, r in enumerate(nodes)]
+        self._nodes += [{"NodeID": f"d{i}", "Alive": False, "Resources": dict(r)} for i, r in enumerate(dead)]
+        self.asked: list[dict] = []
+
+    def nodes(self) -> list[dict]:
+        return self._nodes
+
+    def cluster_resources(self) -> dict[str, float]:
+        total: dict[str, float] = {}
+        for node in self._nodes:
+            if node["Alive"]:
+                for key, value in node["Resources"].items():
+                    total[key] = total.get(key, 0) + value
+        return total
+
+    def get(self, ref):  # type: ignore[no-untyped-def]
+        return ref
+
+    def remote(self, fn):  # type: ignore[no-untyped-def]
+        ray = self
+
+        class Task:
+            def options(self, **options):  # type: ignore[no-untyped-def]
+                ray.asked.append(options)
+                return self
+
+            def remote(self, *args):  # type: ignore[no-untyped-def]
+                return ("ref", len(ray.asked))
+        return Task()

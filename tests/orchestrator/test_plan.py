@@ -8,7 +8,7 @@ import argparse
 import json
 
 import pytest
-from helpers import REGISTRIES
+from helpers import REGISTRIES, ClusterRay
 
 from harness.commands.cli import build_parser
 from harness.devices import Device
@@ -157,38 +157,12 @@ def test_ray_takes_the_gpu_of_its_task():
     assert resolve_settings(args("--executor", "ray", "--device", "cuda"), REGISTRIES).device == GPU0
 
 
-class RecordingRay:
-    """Records the resources a Ray task asks for (the executor's arithmetic, without a cluster)."""
-
-    def __init__(self, cpus: int, gpus: int) -> None:
-        self.resources, self.asked = {"CPU": cpus, "GPU": gpus}, []
-
-    def cluster_resources(self) -> dict[str, int]:
-        return self.resources
-
-    def nodes(self) -> list[dict]:
-        return [{"Alive": True, "Resources": self.resources}]   # a one-node cluster
-
-    def get(self, ref):  # type: ignore[no-untyped-def]
-        return ref
-
-    def remote(self, fn):  # type: ignore[no-untyped-def]
-        ray = self
-
-        class Task:
-            def options(self, **options):  # type: ignore[no-untyped-def]
-                ray.asked.append(options)
-                return self
-
-            def remote(self, *args):  # type: ignore[no-untyped-def]
-                return ("ref", len(ray.asked))
-        return Task()
 
 
 def test_ray_gpu_cells_reserve_and_use_their_share_of_cpus():
     """Defect 5: GPU tasks reserved one CPU but ran all the driver's cores' threads."""
     from harness.orchestrator.executors import RayExecutor
-    ray = RecordingRay(cpus=64, gpus=8)
+    ray = ClusterRay({"CPU": 64, "GPU": 8})   # one node
     executor = object.__new__(RayExecutor)
     executor.ray, executor.pending, executor.remote = ray, {}, ray.remote(None)
     s = resolve_settings(args("--device", "cuda", "--threads", "32"), REGISTRIES)
