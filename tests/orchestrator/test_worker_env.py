@@ -6,7 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from helpers import REGISTRIES, framework_installed
+from helpers import REGISTRIES, framework_installed, needs
 from test_dp_failures import dp_cell
 
 from harness.orchestrator import cells
@@ -38,6 +38,7 @@ def test_jax_may_use_nearly_all_gpu_memory_as_the_others_do(no_memory_settings, 
     assert recorded_env(env)["XLA_CLIENT_MEM_FRACTION"] == "0.95"
 
 
+@needs("jax")
 def test_a_users_own_memory_settings_are_kept_and_recorded(no_memory_settings, monkeypatch):
     monkeypatch.setenv("XLA_PYTHON_CLIENT_PREALLOCATE", "true")
     monkeypatch.setenv("XLA_CLIENT_MEM_FRACTION", "0.5")

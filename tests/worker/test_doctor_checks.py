@@ -8,6 +8,7 @@ import types
 
 import numpy as np
 import pytest
+from helpers import needs
 
 from harness.devices import CPU, Device
 from harness.frameworks import DeviceInfo
@@ -34,6 +35,7 @@ class JaxLikeDevice:
         return {"bytes_in_use": self.in_use, "peak_bytes_in_use": self.peak}
 
 
+@needs("jax")
 def test_a_peak_memory_counter_that_cannot_be_reset_is_not_applicable_not_a_failure(monkeypatch):
     """Defect 1: JAX's reset was a no-op answering 0.0, so "low < high after a reset" read FAIL on every healthy JAX
     GPU box (the earlier synchronisation check had already set the process maximum). Through the real JAX plugin and
@@ -199,6 +201,7 @@ def test_identity_does_not_apply_on_the_cpu_or_without_nvml():
     assert check.status == "n/a" and "no driver" in check.detail
 
 
+@needs("torch")
 def test_torch_reports_its_gpus_pci_bus_id_as_nvml_writes_it():
     from convbench_torch.device import pci_bus_id
     props = types.SimpleNamespace(pci_domain_id=0, pci_bus_id=0x3B, pci_device_id=0)
