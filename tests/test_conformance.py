@@ -129,8 +129,9 @@ def test_kit_fails_for_a_broken_plugin(tmp_path: Path):
     proc, outcomes = run_kit(tmp_path, "broken", "torch", ["lenet5"], env=env)
     assert proc.returncode == 1, proc.stdout[-3000:]
     failed = {name for name, outcome in outcomes.items() if outcome == "failed"}
-    assert {"test_logits_match_reference[lenet5]", "test_sgd_matches_torch_rule", "test_momentum_buffers",
-            "test_auxiliary_heads_are_skipped_at_evaluation"} <= failed, outcomes
+    expected = {"test_logits_match_reference[lenet5]", "test_sgd_matches_torch_rule", "test_momentum_buffers",
+                "test_auxiliary_heads_are_skipped_at_evaluation"}
+    assert expected <= failed, ({name: outcomes.get(name) for name in expected - failed}, proc.stdout[-3000:])
     for check in ("test_parameter_count[lenet5]", "test_weights_round_trip[lenet5]", "test_timing_phases[lenet5]"):
         assert outcomes[check] == "passed", (check, outcomes)
     assert "logits differ from torch" in proc.stdout
