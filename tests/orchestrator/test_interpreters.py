@@ -110,9 +110,10 @@ def test_interpreters_that_cannot_run_convbench(tmp_path):
     (tmp_path / "notes.txt").write_text("not a python")
     for python, message in ((tmp_path / "notes.txt", "is not an executable interpreter"),
                             (tmp_path / "missing", "does not exist"),
-                            (Path(sys._base_executable), "has no convbench installed")):
-        # from tmp_path: run from the checkout, a bare interpreter would import this checkout's harness from its working
-        # directory (and, where its site-packages hold numpy and pluggy, really run convbench)
+                            (Path(sys.base_prefix) / "bin" / "python3", "has no convbench installed")):
+        # the base installation's interpreter (sys.base_prefix: in a virtualenv, tox's, sys._base_executable is the
+        # environment's own, convbench and all), from tmp_path: run from the checkout, a bare interpreter would import
+        # this checkout's harness from its working directory
         proc = run_cli("run", "--frameworks", "torch", "--python", f"torch={python}", "--output", str(tmp_path / "o"),
                        cwd=tmp_path)
         assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
