@@ -30,6 +30,7 @@ OPTIMIZERS = ("momentum", "sgd")
 # cuDNN/XLA autotuning and compilation (minutes on a slow GPU, torch.compile on a small CPU several), one step of
 # it on a 2-core CPU (about a minute at batch 32). 30 minutes leaves room for a slower machine than that.
 DEFAULT_STALL_TIMEOUT = 1800.0
+FIXED_WARMUP = 10           # burn-in steps with --steps N and no --warmup (the protocol before adaptive sampling)
 
 
 def default_batch(input_shape: tuple[int, ...] | list[int], mode: str) -> int:
@@ -80,9 +81,14 @@ class RunSettings:
     augment: bool = False
     target: float | None = None
     resume_from: str | None = None
-    # speed mode
-    warmup: int = 10
-    steps: int = 100
+    # speed mode: steps None samples each series adaptively (harness/worker/sampling.py), a number is a fixed count
+    # after ``warmup`` burn-in steps (None: detected with adaptive sampling, FIXED_WARMUP with a fixed count)
+    warmup: int | None = None
+    steps: int | None = None
+    precision_target: float = 0.01     # adaptive: the median's 95 % interval within 1 % of it
+    max_time: float = 30.0             # adaptive: wall seconds per series (per-step timing, pipelined windows)
+    min_steps: int = 20                # adaptive: samples before the rule may stop a series
+    budget: float | None = None        # seconds for the whole run (--budget): each cell's max_time is planned from it
     cpu_peak_gflops: float | None = None
     # execution, as asked for (each row records what actually ran)
     device: Device = CPU
@@ -103,6 +109,16 @@ class RunSettings:
     world_size: int = 1                 # data parallel: processes or devices per cell
     devices: tuple[Device, ...] | None = None
     pythons: tuple[str, ...] = ()       # "framework=interpreter": whose workers run in another environment
+
+    @property
+    def adaptive(self) -> bool:
+        """Speed mode samples to a precision target (``--steps auto``) rather than a fixed count."""
+        return self.steps is None
+
+    @property
+    def fixed_warmup(self) -> int:
+        """Burn-in steps of a fixed count: the given ``warmup``, else FIXED_WARMUP."""
+        return FIXED_WARMUP if self.warmup is None else self.warmup
 
     def interpreter(self, framework: str) -> str | None:
         """The interpreter given for ``framework``'s workers (--python), or None: the orchestrator's own."""

@@ -22,7 +22,8 @@ VOLATILE = {
     "images_per_sec", "ms_mean", "ms_std", "ms_median", "ms_iqr", "ms_min", "ms_max", "ms_ci_low", "ms_ci_high",
     "first_step_s", "pipelined_ms", "pipelined_images_per_sec", "achieved_gflops", "peak_gflops", "peak_fraction",
     "peak_mem_mb", "host_busy_fraction", "rss_peak_mb", "gpu_mem_peak_mb", "cpu_util", "gpu_util", "energy_j",
-    "joules_per_image", "time_to_target_s", "wall_time_s",
+    "joules_per_image", "time_to_target_s", "wall_time_s", "ci_half_pct", "stable", "pipelined_ci_half_pct", "timing_s",
+    "window_time_s", "cell_wall_s",
 }
 # results of training: equal up to the last bits a different CPU's kernels may change
 TRAINED = {"test_accuracy": 0.02, "test_loss": 1e-2, "train_loss": 1e-2}
@@ -35,7 +36,8 @@ def small_run(root: Path, *args: str) -> dict:
     assert done.returncode == 0, done.stdout + done.stderr
     run_dir = next(out.iterdir())
     with open(run_dir / "results.csv", newline="") as fh:
-        rows = [{k: v for k, v in row.items() if k not in VOLATILE} for row in csv.DictReader(fh)]
+        rows = [{k: steady_notes(v) if k == "note" else v for k, v in row.items() if k not in VOLATILE}
+                for row in csv.DictReader(fh)]
     epochs = {}
     for cell in sorted((run_dir / "cells").iterdir()):
         if (cell / "epochs.json").exists():
@@ -43,6 +45,12 @@ def small_run(root: Path, *args: str) -> dict:
                                  for e in json.loads((cell / "epochs.json").read_text())]
     return {"columns": list(csv.DictReader(open(run_dir / "results.csv")).fieldnames or []), "rows": rows,
             "epochs": epochs}
+
+
+def steady_notes(note: str) -> str:
+    """A row's note without the parts that say how noisy this machine's timings were (a fixed count's 3 steps may
+    or may not be marked unstable)."""
+    return "; ".join(part for part in note.split("; ") if not part.startswith("unstable "))
 
 
 def runs(tmp: Path) -> dict:

@@ -110,3 +110,50 @@ def alpha_arg(text: str) -> float:
     return value
 
 
+
+
+def steps_arg(text: str) -> int | str:
+    """``auto`` (adaptive sampling) or a fixed number of timed steps (1 or more)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected auto or a whole number of steps (1 or more), got {text!r}") from None
+
+
+def fraction_pct_arg(text: str) -> float:
+    """'1%' or '1' -> 0.01: a percentage above 0 and below 100, as a fraction."""
+    value = percent_arg(text)
+    if not 0 < value < 100:
+        raise argparse.ArgumentTypeError(f"must be above 0 and below 100 (a percentage), got {text}")
+    return value / 100
+
+
+DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def duration_arg(text: str) -> float:
+    """Seconds from '90', '90s', '30m', '2h' or '1h30m' (above 0)."""
+    rest, total, bad = text.strip().lower(), 0.0, argparse.ArgumentTypeError(
+        f"expected a duration such as 30m, 2h, 1h30m or 90s, got {text!r}")
+    if not rest:
+        raise bad
+    try:
+        if rest[-1].isdigit() or rest[-1] == ".":
+            total = float(rest)
+        else:
+            number = ""
+            for ch in rest:
+                if ch in DURATION_UNITS:
+                    if not number:
+                        raise bad
+                    total += float(number) * DURATION_UNITS[ch]
+                    number = ""
+                else:
+                    number += ch
+    except ValueError:
+        raise bad from None
+    if not (math.isfinite(total) and total > 0):
+        raise bad
+    return total

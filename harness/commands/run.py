@@ -6,18 +6,21 @@ import argparse
 from harness.commands.args import (
     add_interpreter_options,
     device_arg,
+    duration_arg,
     finite_float,
+    fraction_pct_arg,
     name_list,
     non_negative_int,
     on_off,
     positive_float,
     positive_int,
     seconds_or_off,
+    steps_arg,
 )
 from harness.orchestrator.plan import new_plan, resume_plan
 from harness.orchestrator.run import execute
 from harness.plugin_manager import build_registries, get_plugin_manager
-from harness.settings import DEFAULT_MODELS, RECIPE_BATCH, RunSettings
+from harness.settings import DEFAULT_MODELS, FIXED_WARMUP, RECIPE_BATCH, RunSettings
 
 HELP = "train (and time) a matrix of framework x model x device"
 
@@ -62,8 +65,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--seed", type=non_negative_int, help=f"default {d.seed}")
     run.add_argument("--threads", type=positive_int, help="CPU threads per worker (default: all cores)")
     run.add_argument("--output", metavar="DIR", help="parent of the new run directory (default ./results)")
-    run.add_argument("--warmup", type=non_negative_int, help=f"speed mode: burn-in steps after the first (default {d.warmup})")
-    run.add_argument("--steps", type=positive_int, help=f"speed mode: timed steps (default {d.steps})")
+    run.add_argument("--steps", type=steps_arg, metavar="auto|N",
+                     help="speed mode: auto (default): each series samples until its median is known to "
+                          "--precision-target or --max-time is spent; N: a fixed N timed steps after --warmup burn-in "
+                          "steps, then one pipelined window of N steps (the protocol before auto)")
+    run.add_argument("--warmup", type=non_negative_int,
+                     help=f"speed mode: burn-in steps after the first (default: detected, each series dropping leading "
+                          f"steps while they get faster; {FIXED_WARMUP} with --steps N)")
+    run.add_argument("--precision-target", type=fraction_pct_arg, metavar="PCT",
+                     help=f"speed mode, --steps auto: the median's 95%% interval half-width to sample for, in %% of the "
+                          f"median (default {100 * d.precision_target:g}%%, a fraction of {d.precision_target:g}); a "
+                          "phase that misses it is marked unstable")
+    run.add_argument("--max-time", type=positive_float, metavar="SECONDS",
+                     help=f"speed mode, --steps auto: wall seconds per series (per-step timing; pipelined windows on a "
+                          f"GPU) before it stops unmet (default {d.max_time:g})")
+    run.add_argument("--min-steps", type=positive_int, metavar="N",
+                     help=f"speed mode, --steps auto: samples a series takes before it may stop (default {d.min_steps})")
+    run.add_argument("--budget", type=duration_arg, metavar="DURATION",
+                     help="speed mode, --steps auto: the whole run's wall time (30m, 2h, 1h30m, 90s): each cell's "
+                          "series share what is left, and time a quiet phase does not use goes to the noisier ones "
+                          "(default: none, --max-time per series)")
     run.add_argument("--compile", choices=("auto", "none", "default", "xla"),
                      help="auto (default): each framework's usual path (torch eager, TF tf.function, paddle dygraph, "
                           "jax.jit); none: eager everywhere; default: torch.compile, tf.function, paddle.jit.to_static; "

@@ -22,7 +22,8 @@ from harness.orchestrator.probes import Probe
 from harness.registry import Registry
 
 # options only one mode reads: given in the other mode they are ignored, and the run says so
-MODE_OPTIONS = {"train": ("epochs", "target", "lr", "schedule", "augment", "resume_from"), "speed": ("warmup", "steps")}
+MODE_OPTIONS = {"train": ("epochs", "target", "lr", "schedule", "augment", "resume_from"),
+                "speed": ("warmup", "steps", "precision_target", "max_time", "min_steps", "budget")}
 
 
 def frameworks_to_run(asked: list[str] | None, registry: Registry[FrameworkSpec],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from harness.errors import ConvbenchError
 from harness.frameworks import FrameworkSpec
@@ -39,6 +39,7 @@ class LocalExecutor:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
         self.queue: list[tuple[Cell, FrameworkSpec]] = []
+        self.prepare: Callable[[Cell], Cell] = lambda cell: cell   # as each cell starts (--budget plans it here)
 
     def probe(self, spec: FrameworkSpec, threads: int, log: Path, gpu: bool, python: str | None) -> Probe:
         return probe_framework(spec, threads, log, python)
@@ -56,6 +57,7 @@ class LocalExecutor:
     def results(self) -> Iterator[tuple[str, list[dict[str, Any]]]]:
         while self.queue:
             cell, spec = self.queue.pop(0)
+            cell = self.prepare(cell)
             yield cell.name, run_with_retries(cell, spec, self.run_dir / "cells" / cell.name)
 
     def cancel(self) -> None:

@@ -42,11 +42,11 @@ from harness.settings import (
 PLAN = "plan.json"
 ON_OFF = ("tf32", "autotune")
 # options that shape the matrix: --resume takes none of them (it reruns the run's own settings)
-MATRIX_OPTIONS = ("mode", "warmup", "steps", "compile", "precision", "layout", "tf32", "autotune", "device", "frameworks",
-                  "models", "dataset", "data_dir", "epochs", "batch_size", "lr", "seed", "threads", "oom_retry",
-                  "augment", "no_checksum", "recipe", "schedule", "momentum", "weight_decay", "optimizer", "target",
-                  "seeds", "resume_from", "executor", "ray_address", "nproc", "devices", "python", "config",
-                  "require_quiet")
+MATRIX_OPTIONS = ("mode", "warmup", "steps", "precision_target", "max_time", "min_steps", "budget", "compile",
+                  "precision", "layout", "tf32", "autotune", "device", "frameworks", "models", "dataset", "data_dir",
+                  "epochs", "batch_size", "lr", "seed", "threads", "oom_retry", "augment", "no_checksum", "recipe",
+                  "schedule", "momentum", "weight_decay", "optimizer", "target", "seeds", "resume_from", "executor",
+                  "ray_address", "nproc", "devices", "python", "config", "require_quiet")
 # what --resume may change: how long the cells that run again may take (a cell that timed out or stalled may need more)
 RESUME_OPTIONS = ("timeout", "stall_timeout")
 
@@ -164,13 +164,22 @@ def option_given(args: argparse.Namespace, option: str) -> bool:
 # command-line options that are RunSettings fields of the same name, taken as given when not None
 DIRECT = ("mode", "epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "optimizer", "target", "warmup",
           "steps", "threads", "compile", "precision", "layout", "tf32", "autotune", "seed", "timeout", "stall_timeout",
-          "require_quiet", "executor", "ray_address")
+          "require_quiet", "executor", "ray_address", "precision_target", "max_time", "min_steps", "budget")
 
 
 def resolve_settings(args: argparse.Namespace, regs: Registries) -> RunSettings:
     """The run's settings, merged once: the defaults of RunSettings < the recipe file < the command line (which
     is never modified); then checked and derived (milestones, momentum of plain SGD, devices)."""
     given = {k: getattr(args, k) for k in DIRECT if getattr(args, k) is not None}
+    if given.get("steps") == "auto":
+        del given["steps"]
+    if given.get("budget") is not None:
+        if "steps" in given:
+            raise ConvbenchError("--budget plans adaptive sampling: use it with --steps auto (the default), not a fixed "
+                                 f"--steps {given['steps']}")
+        if given.get("executor") == "ray":
+            raise ConvbenchError("--budget plans cells that run one after another: use it with the local executor, "
+                                 "not --executor ray")
     mode = given.get("mode", RunSettings.mode)
     warn_ignored(mode, [o for options in MODE_OPTIONS.values() for o in options if option_given(args, o)])
     dataset = args.dataset or DEFAULT_DATASET[mode]

@@ -2,6 +2,7 @@
 a train cell that an earlier attempt left unfinished continued from its checkpoint (--resume)."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -9,7 +10,7 @@ from harness.frameworks import FrameworkSpec
 from harness.hardware import telemetry
 from harness.orchestrator.cells import run_cell
 from harness.orchestrator.progress import Progress
-from harness.results.records import Row, add_note
+from harness.results.records import Row, add_note, fill
 from harness.settings import Cell
 from harness.worker.protocol import checkpoint_meta, is_own_checkpoint
 
@@ -25,6 +26,7 @@ def run_with_retries(cell: Cell, spec: FrameworkSpec, cell_dir: Path, say: Calla
             waited = (f"machine not quiet after waiting {seconds:.0f} s (--require-quiet): other processes used "
                       f"{100 * busy:.0f}% of the CPU when the cell started")
             say(f"[{cell.name}] {waited}")
+    started = time.monotonic()
     while True:
         attempt, why = continuation(cell)
         say(f"[{cell.name}] start (batch {cell.batch_size})" + (f": {why}" if why else ""))
@@ -40,6 +42,7 @@ def run_with_retries(cell: Cell, spec: FrameworkSpec, cell_dir: Path, say: Calla
         say(f"[{cell.name}] out of memory: retrying with batch {cell.batch_size}")
     if cell.batch_size != first_batch:
         add_note(rows, f"batch halved from {first_batch} to {cell.batch_size} after out-of-memory (--oom-retry)")
+    fill(rows, {"cell_wall_s": time.monotonic() - started})   # retries included: what the cell cost the run
     return add_note(rows, waited)
 
 

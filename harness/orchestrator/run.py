@@ -9,6 +9,7 @@ resumable folder.
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
@@ -16,8 +17,10 @@ from typing import Any, NoReturn
 from harness.atomic import WriteFailed, refused_write
 from harness.errors import ConvbenchError
 from harness.hardware import nvml, telemetry
+from harness.native import PHASES
+from harness.orchestrator.budget import Budget, clock_text, summary, summary_line
 from harness.orchestrator.defaults import device_note, left_out_line
-from harness.orchestrator.executors import Executor, make_executor
+from harness.orchestrator.executors import Executor, LocalExecutor, make_executor
 from harness.orchestrator.plan import Plan, prepare_cell
 from harness.orchestrator.probes import Probe, describe
 from harness.orchestrator.workers import recorded_env, worker_env
@@ -52,7 +55,7 @@ def execute(plan: Plan, regs: Registries) -> int:
 
 
 def run_cells(plan: Plan, regs: Registries, meta: dict[str, Any]) -> int:
-    run_dir, settings = plan.run_dir, plan.settings
+    run_dir, settings, started = plan.run_dir, plan.settings, time.monotonic()
     for line in journal.read(run_dir)[1]:
         print(f"warning: {line.describe(run_dir)}", flush=True)
     executor: Executor | None = None
@@ -67,10 +70,15 @@ def run_cells(plan: Plan, regs: Registries, meta: dict[str, Any]) -> int:
         return INTERRUPTED
     interrupted = False
     assert executor is not None
+    ran: set[str] = set()
     try:
         submit_cells(plan, regs, probes, executor)
+        budget = plan_budget(plan.settings, executor, started)
         for name, rows in executor.results():
             record(run_dir, name, add_scaling_efficiency(rows, journal.latest(run_dir)))
+            ran.add(name)
+            if budget is not None:
+                budget.finished(rows)
     except KeyboardInterrupt:
         executor.cancel()
         interrupted = True
@@ -80,7 +88,17 @@ def run_cells(plan: Plan, regs: Registries, meta: dict[str, Any]) -> int:
         if failed is None:
             raise
         raise failed from None
-    return finish(plan, meta, interrupted)
+    return finish(plan, meta, interrupted, ran, time.monotonic() - started)
+
+
+def plan_budget(settings: RunSettings, executor: Executor, started: float) -> Budget | None:
+    """--budget: each queued cell's series time planned as it starts (the local executor runs them in turn)."""
+    if settings.budget is None or not isinstance(executor, LocalExecutor) or not executor.queue:
+        return None
+    series = len(PHASES) * (2 if settings.device.is_gpu else 1)
+    budget = Budget(settings.budget, len(executor.queue), series, started)
+    executor.prepare = budget.plan
+    return budget
 
 
 def submit_cells(plan: Plan, regs: Registries, probes: dict[str, Probe], executor: Executor) -> None:
@@ -101,19 +119,27 @@ def submit_cells(plan: Plan, regs: Registries, probes: dict[str, Probe], executo
                         executor.submit(cell, regs.frameworks.get(fw))
 
 
-def finish(plan: Plan, meta: dict[str, Any], interrupted: bool) -> int:
-    """results.csv and meta.json from the journal, the table; the exit code: 0 only if every row is ok."""
+def finish(plan: Plan, meta: dict[str, Any], interrupted: bool, ran: set[str] | None = None,
+           wall_s: float | None = None) -> int:
+    """results.csv and meta.json from the journal, the table, where a speed run's time went (the cells that ran in
+    this attempt); the exit code: 0 only if every row is ok."""
     run_dir = plan.run_dir
     rows = journal.latest_rows(run_dir)
     write_csv(rows, run_dir / "results.csv")
     meta["finished"] = now()
     meta["interrupted"] = interrupted
+    spent = None
+    if plan.settings.mode == "speed" and ran:
+        spent = summary([r for r in rows if r["cell"] in ran], wall_s)
+        meta["time_spent"] = spent
     meta["statuses"] = {f"{r['cell']}/{r['phase']}": r["status"] for r in rows}
     if meta.get("resumes"):
         meta["resumes"][-1].update(finished=meta["finished"], interrupted=interrupted)
     write_json(run_dir / META, meta)
     print()
     print(comparison_table(rows))
+    if spent is not None:
+        print(f"\n{summary_line(spent)}")
     print(f"\nresults: {run_dir / 'results.csv'}")
     if interrupted:
         print(f"interrupted; finished cells are kept. Resume with: convbench run --resume {run_dir}")
@@ -156,8 +182,7 @@ def announce(plan: Plan, probes: dict[str, Probe]) -> None:
     """The run's first line (on cpu by default: the GPUs its frameworks see, and how to use them), the frameworks left
     out, each probed one."""
     settings = plan.settings
-    what = (f"{settings.epochs} epoch(s)" if settings.mode == "train"
-            else f"speed: {settings.warmup} burn-in + {settings.steps} timed steps")
+    what = f"{settings.epochs} epoch(s)" if settings.mode == "train" else f"speed: {sampling_text(settings)}"
     note = device_note(probes) if plan.default_device else ""
     print(f"run {plan.run_id}: {len(plan.frameworks)} framework(s) x {len(plan.models)} model(s) on {settings.device}"
           f"{note}, {settings.dataset}, {what}, batch {settings.batch_size or 'per model'} -> {plan.run_dir}", flush=True)
@@ -165,6 +190,15 @@ def announce(plan: Plan, probes: dict[str, Probe]) -> None:
         print(left_out_line(plan.left_out))
     for probe in probes.values():
         print(describe(probe), flush=True)
+
+
+def sampling_text(settings: RunSettings) -> str:
+    """How the speed run samples, in words (its first line)."""
+    if not settings.adaptive:
+        return f"{settings.fixed_warmup} burn-in + {settings.steps} timed steps"
+    budget = f", run budget {clock_text(settings.budget)}" if settings.budget is not None else ""
+    return (f"each series sampled to +-{100 * settings.precision_target:g}% (at least {settings.min_steps} samples, at most "
+            f"{settings.max_time:g} s{budget})")
 
 
 def refuse(plan: Plan, meta: dict[str, Any], message: str) -> NoReturn:

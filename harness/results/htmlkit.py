@@ -24,6 +24,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}.wi
 table.changes td{white-space:nowrap}table.changes td.wrap{white-space:normal}
 table.results,table.changes{font-size:.92em}.results th,.results td,.changes th,.changes td{padding:4px 7px}
 small,.note{color:#57606a}
+small.unstable{color:#cf222e;font-weight:600}
 table tbody tr.slower{background:#ffe4e1}table tbody tr.faster{background:#e3f6e3}.failed{color:#b3261e}
 """
 

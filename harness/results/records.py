@@ -23,8 +23,13 @@ COLUMNS = (
     "test_accuracy", "test_loss", "train_loss", "train_time_s", "eval_time_s", "images_per_sec",
     # speed mode: per-step latency samples, pipelined throughput, device peak
     "steps", "warmup", "ms_mean", "ms_std", "ms_median", "ms_iqr", "ms_min", "ms_max", "ms_ci_low", "ms_ci_high",
-    "first_step_s", "pipelined_ms", "pipelined_images_per_sec", "achieved_gflops", "peak_gflops", "peak_fraction",
-    "peak_mem_mb",
+    # how sampling stopped (harness/worker/sampling.py): auto or fixed, target | budget | cap | fixed, the median's
+    # interval half-width in % of it, and whether the target was met by a series that did not drift
+    "sampling", "stop", "ci_half_pct", "stable",
+    "first_step_s", "pipelined_ms", "pipelined_images_per_sec", "pipelined_from", "pipelined_ci_half_pct",
+    "achieved_gflops", "peak_gflops", "peak_fraction", "peak_mem_mb",
+    # where the time went: the phase's per-step series and pipelined windows (warm-up included), the cell's wall time
+    "timing_s", "window_time_s", "cell_wall_s",
     # time to target, data parallel
     "target", "time_to_target_s", "epochs_to_target", "epochs_run", "world_size", "per_device_batch",
     "scaling_efficiency",
@@ -49,14 +54,15 @@ COLUMN_TYPES: dict[str, type] = {
     **dict.fromkeys(COLUMNS, str),
     **dict.fromkeys(("batch_size", "epochs", "seed", "threads", "params", "flops_per_image", "steps", "warmup",
                      "epochs_to_target", "epochs_run", "world_size", "per_device_batch", "gpu_other_procs"), int),
-    **dict.fromkeys(("tf32", "autotune", "deterministic"), bool),
+    **dict.fromkeys(("tf32", "autotune", "deterministic", "stable"), bool),
     **dict.fromkeys(("lr", "test_accuracy", "test_loss", "train_loss", "train_time_s", "eval_time_s", "images_per_sec",
                      "ms_mean", "ms_std", "ms_median", "ms_iqr", "ms_min", "ms_max", "ms_ci_low", "ms_ci_high",
                      "first_step_s", "pipelined_ms", "pipelined_images_per_sec", "achieved_gflops", "peak_gflops",
                      "peak_fraction", "peak_mem_mb", "target", "time_to_target_s", "scaling_efficiency",
                      "gpu_memory_mb", "gpu_sm_clock_mhz", "gpu_power_limit_w", "host_busy_fraction", "rss_peak_mb",
                      "gpu_mem_peak_mb", "cpu_util", "gpu_util", "energy_j", "joules_per_image",
-                     "gpu_sm_clock_min_mhz", "gpu_sm_clock_mean_mhz"), float),
+                     "gpu_sm_clock_min_mhz", "gpu_sm_clock_mean_mhz", "ci_half_pct", "pipelined_ci_half_pct",
+                     "timing_s", "window_time_s", "cell_wall_s"), float),
 }
 
 

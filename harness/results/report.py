@@ -79,10 +79,18 @@ def render_markdown(run: Run, images: dict[str, str]) -> str:
         cols = list(dict.fromkeys(c for (_, _, c) in speed))
         keys = list(dict.fromkeys((m, p) for (m, p, _) in speed))
         body = [[m, p, *(f"{s['median']:.2f} ms [{s['lo']:.2f}, {s['hi']:.2f}], {s['img_s']:.0f} img/s"
+                         + (" (unstable)" if s["unstable"] else "")
                          if (s := speed.get((m, p, c))) else "-" for c in cols)] for m, p in keys]
         out += ["## Step time", "", markdown_table(["network", "phase", *cols], body), "",
                 "Cells: median step time [distribution-free 95% CI of the median], images/s = batch / median; "
                 "raw samples pooled over seeds.", ""]
+    shaky = [r for r in run.rows if r["status"] == "ok" and r.get("stable") is False]
+    if shaky:
+        out += ["## Unstable phases", "", "These missed the precision target or drifted while they were sampled: "
+                "their intervals are wider than asked for (a longer --max-time or a quieter machine narrows them).", "",
+                markdown_table(["cell", "phase", "samples", "interval", "why"],
+                               [[r["cell"], r.get("phase"), r.get("steps"), f"±{r['ci_half_pct']:.1f}%"
+                                 if r.get("ci_half_pct") is not None else "-", r.get("stop")] for r in shaky]), ""]
     crowded = [r for r in run.rows if busy([r]) is not None]
     if crowded:
         out += ["## Taken on a busy machine", "", "Other processes used more than 10% of the machine's CPU while these "

@@ -73,8 +73,10 @@ def _speed_table(run: Run, by_batch: ByBatch) -> str:
                 for p in phases:
                     s = by_batch.get(b, {}).get((m, p, c))
                     if s:
+                        mark = ('<br><small class="unstable" title="missed the precision target or drifted">'
+                                'unstable</small>' if s.get("unstable") else "")
                         tds.append(f'<td class="num" data-framework="{esc(c)}">{ms(s["median"])} ms<br><small>'
-                                   f'[{ms(s["lo"])}, {ms(s["hi"])}]</small><br>{s["img_s"]:,.0f} img/s</td>')
+                                   f'[{ms(s["lo"])}, {ms(s["hi"])}]</small><br>{s["img_s"]:,.0f} img/s{mark}</td>')
                     else:
                         tds.append(f'<td data-framework="{esc(c)}">'
                                    + (_status(failed[(m, c)]) if (m, c) in failed else "-") + "</td>")

@@ -7,9 +7,9 @@ from typing import Sequence
 
 from harness.results.runs import Run
 from harness.results.stats import sample_stats
-from harness.results.table import Row, column, group, number, ok_rows
+from harness.results.table import Row, column, group, number, ok_rows, unstable
 
-SpeedStats = dict[tuple[str, str, str], dict[str, float]]   # (model, phase, column) -> median, lo, hi, n, img_s
+SpeedStats = dict[tuple[str, str, str], dict[str, float]]   # (model, phase, column) -> median, lo, hi, n, img_s, unstable
 ByBatch = dict[int | None, SpeedStats]                      # batch size -> the speed stats at that batch size
 
 
@@ -31,7 +31,8 @@ def speed_stats(run: Run) -> SpeedStats:
             hi = max(r.get("ms_ci_high") or med for r in ok)
             n = sum(int(r.get("steps") or 0) for r in ok)
         batch = ok[0].get("batch_size") or 0
-        out[(model, phase, col)] = {"median": med, "lo": lo, "hi": hi, "n": n, "img_s": 1e3 * batch / med}
+        out[(model, phase, col)] = {"median": med, "lo": lo, "hi": hi, "n": n, "img_s": 1e3 * batch / med,
+                                    "unstable": unstable(ok)}
     return out
 
 

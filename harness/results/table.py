@@ -92,7 +92,13 @@ def speed_text(rows: list[Row]) -> str:
     if not ok:
         return "/".join(dict.fromkeys(r["status"] for r in rows))
     first = ok[0]
-    return f"{first['ms_median']:.1f} ms ({first['images_per_sec']:.0f} img/s)"
+    half = f" ±{first['ci_half_pct']:.1f}%" if number(first.get("ci_half_pct")) else ""
+    return f"{first['ms_median']:.1f} ms{half}{' !' if unstable(ok) else ''} ({first['images_per_sec']:.0f} img/s)"
+
+
+def unstable(rows: Iterable[Row]) -> bool:
+    """Some speed row missed its precision target or drifted (``stable`` False; empty in runs from before it)."""
+    return any(r.get("stable") is False for r in rows)
 
 
 def markdown_table(header: Sequence[str], body: Iterable[Sequence[Any]]) -> str:
@@ -138,6 +144,8 @@ def comparison_table(rows: Sequence[Row]) -> str:
             return "-"
         return render(cells[(m, c)]) + (f" [batch {fmt(shown[c])}]" if c in shown else "")
     body = [[m, *(text(m, c, shown) for c in columns)] for m in models for shown in [batches(m)]]
-    note = ("cells: median step time (images/s = batch / median)" if speed
+    note = ("cells: median step time ± its 95% interval (images/s = batch / median)" if speed
             else "cells: test accuracy / training time (evaluation excluded); mean ± std over seeds")
+    if speed and unstable(rows):
+        note += "\n! unstable: the precision target was not met, or the steps drifted (the row's note says which)"
     return text_table(["model", *columns], body) + "\n" + note

@@ -3,6 +3,7 @@ text with its default, and one parser (and message) for every number option."""
 from __future__ import annotations
 
 import argparse
+import re
 
 import pytest
 from helpers import run_cli
@@ -95,6 +96,32 @@ def test_percent(text, value):
 def test_range_messages(argv, message):
     with pytest.raises(ConvbenchError, match=message):
         PARSER.parse_args(argv)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--steps", "many"], "argument --steps: expected auto or a whole number of steps (1 or more), got 'many'"),
+    (["run", "--steps", "0"], "argument --steps: expected auto or a whole number of steps (1 or more), got '0'"),
+    (["run", "--precision-target", "0"], "argument --precision-target: must be above 0 and below 100"),
+    (["run", "--precision-target", "x"], "argument --precision-target: expected a number, got 'x'"),
+    (["run", "--budget", "soon"], "argument --budget: expected a duration such as 30m, 2h, 1h30m or 90s, got 'soon'"),
+    (["run", "--budget", "0m"], "argument --budget: expected a duration"),
+    (["run", "--budget", "m"], "argument --budget: expected a duration"),
+    (["run", "--max-time", "0"], "argument --max-time: must be positive, got 0"),
+])
+def test_sampling_options_refuse_bad_values_in_one_line(argv, message):
+    with pytest.raises(ConvbenchError, match=re.escape(message)):
+        PARSER.parse_args(argv)
+
+
+@pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("30m", 1800), ("2h", 7200), ("1h30m", 5400),
+                                           ("1.5h", 5400), (" 45M ", 2700)])
+def test_durations(text, seconds):
+    assert types.duration_arg(text) == seconds
+
+
+def test_steps_auto_or_a_number():
+    assert (types.steps_arg("auto"), types.steps_arg("AUTO"), types.steps_arg("100")) == ("auto", "auto", 100)
+    assert types.fraction_pct_arg("1%") == types.fraction_pct_arg("1") == 0.01
 
 
 def test_history_takes_plural_options_and_the_singular_still_works():

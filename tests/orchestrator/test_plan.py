@@ -41,7 +41,8 @@ def test_the_command_line_is_not_modified_and_defaults_come_from_settings():
     assert (s.mode, s.dataset, s.epochs, s.batch_size, s.lr, s.device.name, s.world_size) == ("train", "digits", 10, None,
                                                                                          0.1, "cpu", 1)
     speed = resolve_settings(args("--mode", "speed"), REGISTRIES)
-    assert (speed.dataset, speed.epochs, speed.target, speed.warmup, speed.steps) == ("synthetic", None, None, 10, 100)
+    assert (speed.dataset, speed.epochs, speed.target, speed.warmup, speed.steps) == ("synthetic", None, None, None, None)
+    assert speed.adaptive and speed.fixed_warmup == 10   # --steps auto, the default; 10 burn-in steps with --steps N
 
 
 def test_devices_without_device_put_the_cell_on_the_first_gpu():
