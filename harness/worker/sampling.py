@@ -150,6 +150,9 @@ def sample_series(take: Callable[[], float], rule: StopRule, clock: Callable[[],
             stop = "budget"
         else:
             next_sample()
+    if stop != "target" and len(series) >= rule.min_samples and half_width(series) <= rule.target \
+            and stationary(series, rule.target):
+        stop = "target"   # met by the samples that arrived after the last check
     return Series(series, warmup, stop, spent(), settled)
 
 
