@@ -17,7 +17,6 @@ from typing import Any, NoReturn
 from harness.atomic import WriteFailed, refused_write
 from harness.errors import ConvbenchError
 from harness.hardware import nvml, telemetry
-from harness.native import PHASES
 from harness.orchestrator.budget import Budget, clock_text, summary, summary_line
 from harness.orchestrator.defaults import device_note, left_out_line
 from harness.orchestrator.executors import Executor, LocalExecutor, make_executor
@@ -31,6 +30,7 @@ from harness.results.records import add_scaling_efficiency
 from harness.results.rundir import META, locked, now, start_meta, write_json
 from harness.results.table import comparison_table
 from harness.settings import RunSettings
+from harness.worker.sampling import planned_series
 
 INTERRUPTED = 130
 
@@ -95,8 +95,7 @@ def plan_budget(settings: RunSettings, executor: Executor, started: float) -> Bu
     """--budget: each queued cell's series time planned as it starts (the local executor runs them in turn)."""
     if settings.budget is None or not isinstance(executor, LocalExecutor) or not executor.queue:
         return None
-    series = len(PHASES) * (2 if settings.device.is_gpu else 1)
-    budget = Budget(settings.budget, len(executor.queue), series, started)
+    budget = Budget(settings.budget, len(executor.queue), planned_series(settings.device.is_gpu), started)
     executor.prepare = budget.plan
     return budget
 

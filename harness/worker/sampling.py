@@ -60,6 +60,12 @@ class Series:
         return self.half_width <= target and stationary(self.samples, target)
 
 
+def planned_series(gpu: bool) -> int:
+    """The series --budget plans per speed cell: a per-step series per phase, and a pipelined one on a GPU (a
+    framework that queues work on the CPU runs windows there too, from the same share)."""
+    return 3 * (2 if gpu else 1)
+
+
 def half_width(samples: Sequence[float]) -> float:
     """The larger side of the median's 95 % interval, as a fraction of the median (inf for fewer than 2 samples)."""
     if len(samples) < 2:

@@ -29,7 +29,7 @@ from harness.results.records import measured_row
 from harness.settings import Cell, RunSettings
 from harness.worker.context import CellContext, setup
 from harness.worker.protocol import emit, throttled
-from harness.worker.sampling import Series, StopRule, fixed_series, sample_series, stationary
+from harness.worker.sampling import Series, StopRule, fixed_series, planned_series, sample_series, stationary
 from harness.worker.timing import articles_line
 
 SPEED_LR = 1e-3  # small, so timed updates stay finite on random data
@@ -60,12 +60,13 @@ def step_timer(step: Callable[[], None], sync: Callable[[], None], units: int = 
 
 
 class Allowance:
-    """Each series' time budget. Without ``--budget`` every series has ``max_time``; with it the cell's
-    ``max_time`` x series is one pool, each series taking an equal share of what the earlier ones left, so a phase
-    that met its target early leaves its time to the noisier ones after it."""
+    """Each series' time budget. Without ``--budget`` every series has ``max_time``; with it the cell's planned
+    ``max_time`` x ``planned`` series (``planned_series``, as the budget counted them) is one pool, each of the
+    ``series`` the cell runs taking an equal share of what the earlier ones left, so a phase that met its target
+    early leaves its time to the noisier ones after it."""
 
-    def __init__(self, run: RunSettings, series: int) -> None:
-        self.run, self.left, self.pool = run, series, run.max_time * series
+    def __init__(self, run: RunSettings, series: int, planned: int | None = None) -> None:
+        self.run, self.left, self.pool = run, series, run.max_time * (planned or series)
 
     def rule(self, **overrides: Any) -> StopRule:
         share = self.pool / self.left if self.run.budget is not None else self.run.max_time
@@ -77,6 +78,11 @@ class Allowance:
         self.pool, self.left = max(0.0, self.pool - seconds), max(1, self.left - 1)
 
 
+def queues_work(ctx: CellContext) -> bool:
+    """Synchronising this cell's device waits for queued work: a GPU, or a framework asynchronous on the CPU."""
+    return ctx.device.is_gpu or bool(getattr(ctx.pm.get_plugin(ctx.framework), "async_on_cpu", False))
+
+
 def run_speed_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
     batch_size, run = cell.batch_size, cell.run
     emit(progress, event="phase", name="setup: data, model and weights")
@@ -85,11 +91,12 @@ def run_speed_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
     batch = ctx.native.prepare_batch(images, labels)
     common = ctx.common()
     peak_gflops, note = peak_of(ctx, common)
-    # a window measures what per-step timing does not only where synchronising waits for queued work: on a GPU.
-    # On the CPU every framework's step returns with its work done, so one series gives both figures; a fixed
-    # count keeps the window everywhere (the protocol earlier runs were measured with)
-    windows = cell.device.is_gpu or not run.adaptive
-    allowance = Allowance(run, len(PHASES) * (2 if windows else 1))
+    # a window measures what per-step timing does not only where synchronising waits for queued work: on a GPU, and
+    # on the CPU for a framework that queues work there too (its plugin's async_on_cpu: JAX). Elsewhere a step returns
+    # with its work done and one series gives both figures; a fixed count keeps the window everywhere (the protocol
+    # earlier runs were measured with)
+    windows = queues_work(ctx) or not run.adaptive
+    allowance = Allowance(run, len(PHASES) * (2 if windows else 1), planned_series(cell.device.is_gpu))
     rows, samples = [], {}
     for phase in PHASES:
         def step(phase: str = phase) -> None:
@@ -188,5 +195,5 @@ def sampling_notes(phase: str, series: Series, window: Series | None, run: RunSe
             notes.append(f"{phase}{what}: still getting faster when the warm-up cap ended it "
                          f"({len(s.warmup)} steps discarded)")
     if window is None and run.adaptive:
-        notes.append(f"{phase}: pipelined figures from the per-step series (one series on the CPU)")
+        notes.append(f"{phase}: pipelined figures from the per-step series (on the CPU nothing is queued: one series)")
     return notes
