@@ -23,8 +23,8 @@ COLUMNS = (
     "test_accuracy", "test_loss", "train_loss", "train_time_s", "eval_time_s", "images_per_sec",
     # speed mode: per-step latency samples, pipelined throughput, device peak
     "steps", "warmup", "ms_mean", "ms_std", "ms_median", "ms_iqr", "ms_min", "ms_max", "ms_ci_low", "ms_ci_high",
-    "first_step_s", "pipelined_ms", "pipelined_images_per_sec", "achieved_gflops", "peak_gflops", "peak_fraction",
-    "peak_mem_mb",
+    "first_step_s", "compile_cache", "pipelined_ms", "pipelined_images_per_sec", "achieved_gflops", "peak_gflops",
+    "peak_fraction", "peak_mem_mb",
     # time to target, data parallel
     "target", "time_to_target_s", "epochs_to_target", "epochs_run", "world_size", "per_device_batch",
     "scaling_efficiency",
