@@ -30,7 +30,9 @@ class FrameworkSpec:
     ``data_parallel`` says how the framework's own engine trains one cell on several devices:
     ``"processes"`` (the harness starts one worker per device with torchrun/paddle-launch style
     environment variables), ``"devices"`` (one worker drives every device, e.g. MirroredStrategy) or
-    None (not supported).
+    None (not supported). ``compile_cache_modes``: the ``--compile`` values whose compiled programs the
+    framework's persistent compilation cache keeps (``--compile-cache``); under any other the cache is not used and
+    rows record ``compile_cache`` "unused".
     """
     name: str
     module: str
@@ -38,6 +40,7 @@ class FrameworkSpec:
     device_kinds: tuple[str, ...] = ("cpu", "cuda")
     env: dict[str, str] = field(default_factory=dict)
     data_parallel: str | None = None
+    compile_cache_modes: tuple[str, ...] = ()
 
     def installed(self) -> tuple[bool, str]:
         """(True, "") if the module can be found, else (False, reason: what to install, from the distributions that

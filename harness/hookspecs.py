@@ -58,7 +58,9 @@ def convbench_build_model(framework: str, model: "ModelDef", device: str, settin
         ``momentum`` (float), ``weight_decay`` (float, L2 on every parameter), ``seed`` (int),
         ``threads`` (int or None: the framework's default), ``precision`` (fp32, bf16, fp16),
         ``compile`` (auto, none, default, xla), ``layout`` (native, nchw, nhwc), ``tf32`` (bool),
-        ``autotune`` (bool), and the data-parallel part this process plays: ``world_size`` (1 alone),
+        ``autotune`` (bool), ``compile_cache`` (str or None: the folder of this framework's persistent
+        compilation cache, ``--compile-cache DIR``/<framework>; a plugin turns its framework's cache on there
+        before anything compiles), and the data-parallel part this process plays: ``world_size`` (1 alone),
         ``rank`` (int), ``dp_mode`` ("processes", "devices" or None) and ``devices`` (every rank's
         device string as this worker names it, or None). A plugin built on
         ``harness.FrameworkPlugin`` receives the typed ``BuildSettings`` instead.

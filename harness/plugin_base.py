@@ -144,6 +144,11 @@ class FrameworkPlugin:
         return Execution(precision, self.compile_modes[compile_mode], self.layouts[layout], device,
                          tf32=settings.tf32 and not tf32_overridden(), autotune=settings.autotune)
 
+    def use_compile_cache(self, folder: str, execution: Execution) -> None:
+        """Turns the framework's persistent compilation cache on in ``folder`` (made already) before anything
+        compiles: called before ``build`` when ``--compile-cache`` is given and the run's ``--compile`` is one of
+        ``spec.compile_cache_modes``. A framework without such a cache leaves those modes empty."""
+
     def environment(self, execution: Execution) -> dict[str, str | None]:
         """Environment variables the framework reads when it is imported or first initialises a device (e.g.
         an autotuning switch): applied to this worker before ``build``; None removes a variable."""
@@ -170,6 +175,9 @@ class FrameworkPlugin:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+        if settings.compile_cache and settings.compile in self.spec.compile_cache_modes:
+            os.makedirs(settings.compile_cache, exist_ok=True)
+            self.use_compile_cache(settings.compile_cache, execution)
         return self.build(model, execution, settings)
 
     @hookimpl

@@ -98,6 +98,7 @@ class RunSettings:
     layout: str = "native"
     tf32: bool = True                   # TF32 tensor cores for fp32 convs and matmuls (Ampere and newer GPUs)
     autotune: bool = True               # cuDNN / XLA algorithm autotuning
+    compile_cache: str | None = None    # absolute folder of the persistent compilation caches (one per framework)
     # reliability and scale-out
     seed: int = 0
     timeout: float | None = None
@@ -164,6 +165,7 @@ class BuildSettings:
     layout: str = RunSettings.layout
     tf32: bool = RunSettings.tf32
     autotune: bool = RunSettings.autotune
+    compile_cache: str | None = None    # this framework's persistent compilation cache folder (None: off)
     parallel: DataParallel | None = None
 
     @property
@@ -266,7 +268,12 @@ class Cell:
             parallel = DataParallel(self.dp_mode or "processes", self.world_size, self.rank, devices)
         return BuildSettings(momentum=r.momentum, weight_decay=r.weight_decay, seed=r.seed, threads=r.threads,
                              precision=r.precision, compile=r.compile, layout=r.layout, tf32=r.tf32,
-                             autotune=r.autotune, parallel=parallel)
+                             autotune=r.autotune, compile_cache=self.compile_cache, parallel=parallel)
+
+    @property
+    def compile_cache(self) -> str | None:
+        """This cell's framework's persistent compilation cache folder, DIR/<framework> (None: --compile-cache off)."""
+        return os.path.join(self.run.compile_cache, self.framework) if self.run.compile_cache else None
 
     def to_dict(self) -> dict[str, Any]:
         return to_json_value(self)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 
 import pytest
@@ -82,8 +83,10 @@ def test_build_settings_and_data_parallel_views():
     c = cell(compile="default", precision="bf16", threads=4)
     assert c.build_settings().to_dict() == {
         "momentum": 0.9, "weight_decay": 2e-4, "seed": 3, "threads": 4, "compile": "default", "precision": "bf16",
-        "layout": "native", "tf32": True, "autotune": True, "world_size": 1, "rank": 0, "dp_mode": None,
-        "devices": None}
+        "layout": "native", "tf32": True, "autotune": True, "compile_cache": None, "world_size": 1, "rank": 0,
+        "dp_mode": None, "devices": None}
+    cached = cell(compile_cache="/caches")
+    assert cached.build_settings().compile_cache == cached.compile_cache == f"/caches{os.sep}{cached.framework}"
     assert c.shard == (0, 1) and c.per_device_batch is None
     dp = cell(world_size=2, devices=(CPU, CPU)).replace(dp_mode="processes", rank=1)
     assert dp.shard == (1, 2) and dp.per_device_batch == 32

@@ -96,6 +96,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="TF32 tensor cores for fp32 convolutions and matmuls, the same in every framework (default on)")
     run.add_argument("--autotune", type=on_off, metavar="on|off",
                      help="cuDNN/XLA convolution algorithm autotuning, the same in every framework (default on)")
+    run.add_argument("--compile-cache", metavar="DIR",
+                     help="keep each framework's persistent compilation cache in DIR/<framework> (XLA for jax and "
+                          "--compile xla, torch.compile's inductor caches), so a later run with the same DIR starts "
+                          "warm; each row's compile_cache says cold or warm (default: off)")
     run.add_argument("--executor", choices=("local", "ray"), help="local (default): cells one after another here; "
                      "ray: each cell a task on a Ray cluster")
     run.add_argument("--ray-address", metavar="ADDR", help="address of an existing Ray cluster (default: start Ray locally)")

@@ -1,7 +1,11 @@
 """What a new run must satisfy before its folder is made and any cell starts: data that fits every model, batches
-that split over the data-parallel ranks and fill at least one step, a readable ``--resume-from`` checkpoint.
+that split over the data-parallel ranks and fill at least one step, a readable ``--resume-from`` checkpoint, a
+``--compile-cache`` folder that can be written.
 Each is one line (a ConvbenchError) now rather than a failed cell later."""
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 from harness.datasets import load_dataset
 from harness.datasets.loader import SYNTHETIC_SIZE
@@ -57,3 +61,17 @@ def check_resume_checkpoint(path: str, models: list[ModelDef], epochs: int | Non
     done = int(meta.get("epoch", 0))
     if epochs is not None and done >= epochs:
         raise ConvbenchError(f"checkpoint {path!r} has {done} epoch(s) already; ask for more with --epochs")
+
+
+def check_compile_cache(path: str) -> None:
+    """The ``--compile-cache`` folder exists (made here if missing) and can be written: each framework's cache is a
+    subfolder of it, which the worker makes."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ConvbenchError(f"--compile-cache {path!r} is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConvbenchError(f"cannot make the --compile-cache folder {path!r}: {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConvbenchError(f"--compile-cache {path!r} is not writable")

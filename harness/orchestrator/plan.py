@@ -18,7 +18,13 @@ from harness.datasets import DATASETS
 from harness.devices import CPU, Device, parse_device, parse_gpu_list
 from harness.errors import ConvbenchError
 from harness.orchestrator import interpreters
-from harness.orchestrator.checks import check_batch_fits, check_batches, check_data, check_resume_checkpoint
+from harness.orchestrator.checks import (
+    check_batch_fits,
+    check_batches,
+    check_compile_cache,
+    check_data,
+    check_resume_checkpoint,
+)
 from harness.orchestrator.defaults import MODE_OPTIONS, check_plain_sgd, frameworks_to_run, warn_ignored
 from harness.orchestrator.probes import Probe
 from harness.orchestrator.recipes import KEYS, check_recipe, load_recipe_file
@@ -46,7 +52,8 @@ MATRIX_OPTIONS = ("mode", "warmup", "steps", "precision_target", "max_time", "mi
                   "precision", "layout", "tf32", "autotune", "device", "frameworks", "models", "dataset", "data_dir",
                   "epochs", "batch_size", "lr", "seed", "threads", "oom_retry", "augment", "no_checksum", "recipe",
                   "schedule", "momentum", "weight_decay", "optimizer", "target", "seeds", "resume_from", "executor",
-                  "ray_address", "nproc", "devices", "python", "config", "require_quiet")
+                  "ray_address", "nproc", "devices", "python", "config", "require_quiet",
+                  "compile_cache")
 # what --resume may change: how long the cells that run again may take (a cell that timed out or stalled may need more)
 RESUME_OPTIONS = ("timeout", "stall_timeout")
 
@@ -126,6 +133,8 @@ def new_plan(args: argparse.Namespace, argv: list[str], regs: Registries) -> Pla
     check_batch_fits(settings, models, train_size)
     if settings.resume_from:
         check_resume_checkpoint(settings.resume_from, models, settings.epochs)
+    if settings.compile_cache:
+        check_compile_cache(settings.compile_cache)
     # after the checks of what was typed, so a machine without a framework still hears about a typo first
     frameworks, left_out = frameworks_to_run(args.frameworks, regs.frameworks, settings.interpreter)
     run_id, run_dir = new_run_dir(args.output or "results")
@@ -201,6 +210,7 @@ def resolve_settings(args: argparse.Namespace, regs: Registries) -> RunSettings:
     return RunSettings(**values, dataset=dataset, device=device, world_size=world, devices=devices,
                        data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None,
                        resume_from=str(Path(args.resume_from).resolve()) if args.resume_from else None,
+                       compile_cache=str(Path(args.compile_cache).resolve()) if args.compile_cache else None,
                        pythons=interpreters.to_entries(interpreters.resolve_pythons(args.python, args.config,
                                                                             regs.frameworks.names())))
 

@@ -26,7 +26,7 @@ COLUMNS = (
     # how sampling stopped (harness/worker/sampling.py): auto or fixed, target | budget | cap | fixed, the median's
     # interval half-width in % of it, and whether the target was met by a series that did not drift
     "sampling", "stop", "ci_half_pct", "stable",
-    "first_step_s", "pipelined_ms", "pipelined_images_per_sec", "pipelined_from", "pipelined_ci_half_pct",
+    "first_step_s", "compile_cache", "pipelined_ms", "pipelined_images_per_sec", "pipelined_from", "pipelined_ci_half_pct",
     "achieved_gflops", "peak_gflops", "peak_fraction", "peak_mem_mb",
     # where the time went: the phase's per-step series and pipelined windows (warm-up included), the cell's wall time
     "timing_s", "window_time_s", "cell_wall_s",

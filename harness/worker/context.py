@@ -20,6 +20,7 @@ from harness.native import NativeModel
 from harness.plugin_manager import build_registries, get_plugin_manager
 from harness.settings import BuildSettings, Cell, RunSettings
 from harness.worker import checks
+from harness.worker.compile_cache import CacheWatch
 
 
 @dataclass
@@ -30,6 +31,7 @@ class CellContext:
     summary: ModelSummary
     data: Dataset
     native: NativeModel
+    cache: CacheWatch
 
     @property
     def framework(self) -> str:
@@ -45,6 +47,10 @@ class CellContext:
 
     def peak_memory_mb(self, reset: bool = False) -> float | None:
         return self.pm.hook.convbench_peak_memory_mb(framework=self.framework, device=self.device.name, reset=reset)
+
+    def compile_cache(self) -> str | None:
+        """The cell's persistent compilation cache: cold, warm, unused, or None (off); ask after the cell's work."""
+        return self.cache.state()
 
     def common(self) -> dict[str, Any]:
         """Row values every row of this cell carries; on a GPU, the framework's CUDA / cuDNN / NCCL versions."""
@@ -76,11 +82,14 @@ def build_native(pm: pluggy.PluginManager, framework: str, model: ModelDef, devi
 
 def setup(cell: Cell, data_size: tuple[int, int] = SYNTHETIC_SIZE) -> CellContext:
     pm = get_plugin_manager()
-    model = build_registries(pm).models.get(cell.model)
+    regs = build_registries(pm)
+    model = regs.models.get(cell.model)
     data = model_data(model, cell.run, data_size)
+    used = cell.run.compile in regs.frameworks.get(cell.framework).compile_cache_modes
+    cache = CacheWatch.start(cell.compile_cache, used)
     native = build_native(pm, cell.framework, model, cell.local_device, cell.build_settings())
     native.set_weights(init_weights(model, cell.seed))
     # the device's name as the framework sees it here, where the cell runs (on Ray, not the driver's GPU)
     seen = {d.name: d.description for d in pm.hook.convbench_discover_devices(framework=cell.framework) or []}
     cell = cell.replace(device_name=seen.get(cell.local_device.name) or cell.device_name)
-    return CellContext(cell, pm, model, model_summary(model), data, native)
+    return CellContext(cell, pm, model, model_summary(model), data, native, cache)

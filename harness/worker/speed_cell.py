@@ -138,6 +138,7 @@ def run_speed_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
             peak_gflops=peak_gflops, peak_fraction=achieved / peak_gflops if peak_gflops else None,
             peak_mem_mb=ctx.peak_memory_mb()))
         print(articles_line(phase, s.n, s.mean, s.std), file=progress)
+    rows = [{**row, "compile_cache": ctx.compile_cache()} for row in rows]
     return {"rows": rows, "samples": samples}
 
 

@@ -76,7 +76,7 @@ def run_train_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
         result = train(ctx.native, ctx.data, recipe, cell.seed, ctx.sync, on_epoch, first_epoch=start.epoch,
                        on_step=on_step, shard=cell.shard, prefetch=ctx.device.is_gpu, done=done, on_region=on_region)
     except Diverged as exc:
-        return {"rows": [failure_row(ctx.cell, "diverged", str(exc), **common)]}
+        return {"rows": [failure_row(ctx.cell, "diverged", str(exc), **common, compile_cache=ctx.compile_cache())]}
     last = result.history[-1] if result.history else {}
     missed = recipe.target is not None and result.time_to_target_s is None
     notes = [f"target {recipe.target:g} not reached in {recipe.epochs} epochs" if missed else None, start.note,
@@ -88,7 +88,8 @@ def run_train_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
                        train_time_s=result.train_time_s, eval_time_s=result.eval_time_s,
                        images_per_sec=result.train_images / result.train_time_s if result.train_time_s else math.nan,
                        peak_mem_mb=ctx.peak_memory_mb(), target=recipe.target, time_to_target_s=result.time_to_target_s,
-                       epochs_to_target=result.epochs_to_target, epochs_run=len(result.history))
+                       epochs_to_target=result.epochs_to_target, epochs_run=len(result.history),
+                       compile_cache=ctx.compile_cache())
     return {"rows": [row], "history": result.history}
 
 

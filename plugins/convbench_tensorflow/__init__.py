@@ -15,7 +15,8 @@ class TensorFlowPlugin(FrameworkPlugin):
     # data parallel: one worker drives every device with tf.distribute.MirroredStrategy (parallel.py)
     # cuDNN's workspace limit in MB (TF's default 4 GB: tensorflow/core/kernels/conv_ops_fused_impl.h)
     spec = FrameworkSpec("tensorflow", "tensorflow", ("tensorflow", "tensorflow-cpu"), ("cpu", "cuda"),
-                         data_parallel="devices", env={"TF_CUDNN_WORKSPACE_LIMIT_IN_MB": str(CUDNN_WORKSPACE_MB)})
+                         data_parallel="devices", env={"TF_CUDNN_WORKSPACE_LIMIT_IN_MB": str(CUDNN_WORKSPACE_MB)},
+                         compile_cache_modes=("xla",))
     # auto/default = TF's usual graph mode (tf.function); xla = tf.function(jit_compile=True); none = eager
     compile_modes = {"auto": "tf.function", "default": "tf.function", "xla": "xla", "none": "eager"}
     layouts = {"native": "nhwc", "nhwc": "nhwc"}  # TF's CPU convolutions are NHWC only: the plugin runs NHWC
@@ -25,6 +26,12 @@ class TensorFlowPlugin(FrameworkPlugin):
         """cuDNN autotuning (TF's own switch, read when a conv first runs) and XLA's, for jit_compile steps."""
         return {"TF_CUDNN_USE_AUTOTUNE": "1" if execution.autotune else "0",
                 "XLA_FLAGS": xla_flags(os.environ.get("XLA_FLAGS"), XLA_NO_AUTOTUNE, not execution.autotune)}
+
+    def use_compile_cache(self, folder: str, execution: Execution) -> None:
+        """XLA's persistent cache of jit_compile programs (--compile xla; tf.function graphs are not compiled ahead
+        and have no such cache): TF_XLA_FLAGS, which TF parses at the first XLA compilation."""
+        os.environ["TF_XLA_FLAGS"] = xla_flags(os.environ.get("TF_XLA_FLAGS"),
+                                               f"--tf_xla_persistent_cache_directory={folder}", True)
 
     def build(self, model: ModelDef, execution: Execution, settings: BuildSettings) -> Any:
         from convbench_tensorflow.model import TFModel

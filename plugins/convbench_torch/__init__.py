@@ -1,6 +1,7 @@
 """PyTorch plugin. Torch is imported only by the methods that run inside a torch worker."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from harness.devices import Device
@@ -13,11 +14,22 @@ from harness.settings import BuildSettings
 class TorchPlugin(FrameworkPlugin):
     # cuDNN's workspace cap, in MiB (ATen's cuDNN v8 convolutions read CUDNN_CONV_WSCAP_DBG; uncapped by default)
     spec = FrameworkSpec("torch", "torch", ("torch",), ("cpu", "cuda"), data_parallel="processes",
-                         env={"CUDNN_CONV_WSCAP_DBG": str(CUDNN_WORKSPACE_MB)})
+                         env={"CUDNN_CONV_WSCAP_DBG": str(CUDNN_WORKSPACE_MB)},
+                         compile_cache_modes=("default",))
     compile_modes = {"auto": "eager", "none": "eager", "default": "torch.compile"}
     layouts = {"native": "nchw", "nchw": "nchw", "nhwc": "nhwc"}
     precisions = ("fp32", "bf16", "fp16")
     gpu_only_precisions = ("fp16",)
+
+    def use_compile_cache(self, folder: str, execution: Execution) -> None:
+        """torch.compile's on-disk caches (--compile default): inductor's folder (FX graph cache, compiled C++/Triton
+        kernels, autotuning results; read at each use) with the FX graph and AOTAutograd caches on (their default;
+        the config, since their environment variables are read when torch is imported)."""
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder
+        import torch._functorch.config
+        import torch._inductor.config
+        torch._inductor.config.fx_graph_cache = True
+        torch._functorch.config.enable_autograd_cache = True
 
     def build(self, model: ModelDef, execution: Execution, settings: BuildSettings) -> Any:
         from convbench_torch.model import TorchModel

@@ -14,7 +14,7 @@ from harness.commands.cli import build_parser
 from harness.devices import Device
 from harness.errors import ConvbenchError
 from harness.orchestrator.cells import gpu_visibility, rank_cells
-from harness.orchestrator.plan import Plan, new_plan, prepare_cell, resolve_settings
+from harness.orchestrator.plan import Plan, new_plan, prepare_cell, resolve_settings, resume_plan
 from harness.orchestrator.probes import Probe
 from harness.orchestrator.run import check_devices
 from harness.settings import BuildSettings
@@ -178,3 +178,18 @@ def test_ray_gpu_cells_reserve_and_use_their_share_of_cpus():
     assert ray.asked[-1] == {"num_cpus": 16, "max_retries": 0}
     assert executor.probe(REGISTRIES.frameworks.get("torch"), 4, None, gpu=True, python=None)[0] == "ref"  # type: ignore[index]
     assert ray.asked[-1] == {"num_gpus": 1, "num_cpus": 1, "max_retries": 0}   # probed where a GPU cell will run
+
+
+def test_compile_cache_is_stored_absolute_and_each_framework_gets_its_own_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = resolve_settings(args("--compile-cache", "caches"), REGISTRIES)
+    assert s.compile_cache == str(tmp_path / "caches")
+    assert resolve_settings(args(), REGISTRIES).compile_cache is None
+    plan = Plan("r", None, [], ["torch"], ["lenet5"], [0], s)  # type: ignore[arg-type]
+    cell, _ = prepare_cell("torch", "lenet5", 0, plan, gpu_probe(), REGISTRIES)
+    assert cell.build_settings().compile_cache == str(tmp_path / "caches" / "torch")
+
+
+def test_resume_takes_no_compile_cache(tmp_path):
+    with pytest.raises(ConvbenchError, match="drop --compile-cache"):
+        resume_plan(args("--resume", str(tmp_path), "--compile-cache", str(tmp_path)), REGISTRIES)

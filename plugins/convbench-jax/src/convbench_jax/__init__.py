@@ -25,7 +25,7 @@ class JaxPlugin(FrameworkPlugin):
     # data parallel: one worker drives every device, a mesh with the train step under shard_map (parallel.py)
     spec = FrameworkSpec("jax", "jax", ("jax",), ("cpu", "cuda"),
                          env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "XLA_CLIENT_MEM_FRACTION": "0.95"},
-                         data_parallel="devices")
+                         data_parallel="devices", compile_cache_modes=("auto", "default", "xla", "none"))
     # auto/default/xla all mean jax.jit (jit *is* XLA compilation); none runs op by op, no jit at all
     compile_modes = {"auto": "jax.jit", "default": "jax.jit", "xla": "jax.jit", "none": "eager"}
     # native = NHWC: XLA's CPU convolutions are NHWC (Eigen) and on GPU XLA picks cuDNN's layout itself
@@ -42,6 +42,15 @@ class JaxPlugin(FrameworkPlugin):
         if os.environ.get("XLA_PYTHON_CLIENT_MEM_FRACTION"):   # a user's own (deprecated) name: jaxlib refuses both
             env["XLA_CLIENT_MEM_FRACTION"] = None
         return env if execution.device.is_gpu else {**env, "JAX_PLATFORMS": "cpu"}
+
+    def use_compile_cache(self, folder: str, execution: Execution) -> None:
+        """JAX's persistent compilation cache (every jax.jit program; eager ops are small jitted programs too), with
+        the thresholds lowered so small CPU programs are kept too (by default only those that took 1 s to compile).
+        Set before the first compilation, which initialises the cache."""
+        import jax
+        jax.config.update("jax_compilation_cache_dir", folder)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
     def build(self, model: ModelDef, execution: Execution, settings: BuildSettings) -> Any:
         from convbench_jax.device import configure_threads
