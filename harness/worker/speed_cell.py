@@ -157,9 +157,11 @@ def sample(take: Callable[[], float], run: RunSettings, rule: StopRule,
 
 def sample_window(step: Callable[[], None], ctx: CellContext, run: RunSettings, allowance: Allowance,
                   progress: TextIO, phase: str, series: Series, batch_size: int) -> Series:
-    """The pipelined series: one window of ``steps`` steps with a fixed count; windows of WINDOW_STEPS steps, each a
-    sample, by their own stopping rule when adaptive. The energy sampler's region spans it."""
-    units = WINDOW_STEPS if run.adaptive else run.steps or 0
+    """The pipelined series: one window of ``steps`` steps with a fixed count; when adaptive, windows of up to
+    WINDOW_STEPS steps, each a sample, by their own stopping rule. A window is cut to what lets WINDOW_MIN_SAMPLES x 2
+    of them fit the series' time (``window_steps``). The energy sampler's region spans the series."""
+    units = window_steps(statistics.median(series.samples), allowance.rule().max_time_s) if run.adaptive \
+        else run.steps or 0
     # each window reports nothing until it ends (about ``units`` steps), which the stall watchdog is told
     emit(progress, event="region", name=phase, state="start", quiet_s=2 * units * max(series.samples))
     tick = throttled(progress)
@@ -172,6 +174,14 @@ def sample_window(step: Callable[[], None], ctx: CellContext, run: RunSettings, 
         window = fixed_series(take, 0, 1)
     emit(progress, event="region", name=phase, state="end", images=batch_size * units * len(window.samples))
     return window
+
+
+def window_steps(step_s: float, max_time_s: float) -> int:
+    """Steps per pipelined window: WINDOW_STEPS (the fixed protocol's window: the queue's fill and drain weigh 1 %),
+    fewer where WINDOW_MIN_SAMPLES x 2 such windows would not fit ``max_time_s`` (a slow CPU step: a 100-step window
+    of 2.5 s steps would take 4 minutes, and the series keeps at least 3 windows whatever its budget)."""
+    fits = int(max_time_s / (2 * WINDOW_MIN_SAMPLES * max(step_s, 1e-9)))
+    return max(1, min(WINDOW_STEPS, fits))
 
 
 def finite_pct(fraction: float) -> float | None:

@@ -145,14 +145,14 @@ def test_a_small_drift_below_the_target_is_stationary():
 
 
 def test_pipelined_windows_sample_by_their_own_rule_and_mark_one_region():
-    """The GPU path on any machine: windows of WINDOW_STEPS queued steps, each a sample, with their own minimum and
+    """The GPU path on any machine: windows of queued steps, each a sample, with their own minimum and
     no warm-up detection; the energy sampler's region spans them all and counts their images."""
     import io
     import json
     from types import SimpleNamespace
 
     from harness.settings import RunSettings
-    from harness.worker.speed_cell import WINDOW_MIN_SAMPLES, WINDOW_STEPS, Allowance, sample_window
+    from harness.worker.speed_cell import WINDOW_MIN_SAMPLES, Allowance, sample_window, window_steps
 
     calls, progress = [0], io.StringIO()
 
@@ -164,7 +164,15 @@ def test_pipelined_windows_sample_by_their_own_rule_and_mark_one_region():
                            per_step, batch_size=8)
     assert window.stop in ("target", "budget", "cap") and window.warmup == []
     assert len(window.samples) >= (WINDOW_MIN_SAMPLES if window.stop == "target" else MIN_KEPT)
-    assert calls[0] == WINDOW_STEPS * len(window.samples)
+    units = window_steps(0.001, 0.5)   # the per-step median and the series' time: 50 steps a window
+    assert units == 50 and calls[0] == units * len(window.samples)
     regions = [e for e in map(json.loads, progress.getvalue().splitlines()) if e["event"] == "region"]
     assert [r["state"] for r in regions] == ["start", "end"]
-    assert regions[1]["images"] == 8 * WINDOW_STEPS * len(window.samples) and regions[0]["quiet_s"] > 0
+    assert regions[1]["images"] == 8 * units * len(window.samples) and regions[0]["quiet_s"] > 0
+
+
+def test_a_window_fits_its_series_budget():
+    from harness.worker.speed_cell import WINDOW_MIN_SAMPLES, WINDOW_STEPS, window_steps
+    assert window_steps(0.001, 30.0) == WINDOW_STEPS                     # a GPU's millisecond step: the full window
+    assert window_steps(0.1, 30.0) == 30.0 // (2 * WINDOW_MIN_SAMPLES * 0.1)
+    assert window_steps(2.5, 30.0) == 1                                  # a slow CPU step: one step a window
