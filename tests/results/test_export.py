@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from helpers import make_run, run_cli
 
-pytest.importorskip("pytest_benchmark", reason="pytest-benchmark is the format's own reader (pip install 'convbench[export]')")
 
 
 def export(run_dir: Path, out: Path) -> dict:
