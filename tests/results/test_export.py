@@ -13,7 +13,6 @@ import pytest
 from helpers import make_run, run_cli
 
 
-
 def export(run_dir: Path, out: Path) -> dict:
     proc = run_cli("export", str(run_dir), "--to", "pytest-benchmark", "--output", str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
