@@ -6,10 +6,13 @@ clock agrees with the device's, achieved FLOP/s lie under the peak and above a f
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from harness.commands.args import add_interpreter_options, device_arg, name_list, positive_int
+from harness.devices import Device
 from harness.errors import ConvbenchError
 from harness.orchestrator.doctor import run_doctor
 from harness.orchestrator.interpreters import resolve_pythons
@@ -27,6 +30,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_interpreter_options(doc)
 
 
+def say_device(device: Device) -> None:
+    print(f"[doctor] checking on {device}: per framework two workers (TF32 and autotune on, then off)"
+          f"{', each a minute or more on a GPU' if device.is_gpu else ''}", file=sys.stderr, flush=True)
+
+
+def say_line(c: dict[str, Any]) -> None:
+    """One check as it comes, on stderr: the table on stdout waits for the last worker."""
+    switches = f" ({c['switches']})" if c["switches"] else ""
+    print(f"[doctor] {c['framework']}{switches} {c['name']}: {c['status']}: {c['detail']}", file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     regs = build_registries(get_plugin_manager())
     specs = [regs.frameworks.get(n) for n in (args.frameworks or regs.frameworks.names())]
@@ -38,7 +52,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                 raise ConvbenchError(f"framework {spec.name} is unavailable: {reason}")
     with tempfile.TemporaryDirectory(prefix="convbench-doctor-") as tmp:
         device, lines = run_doctor(specs, args.device, args.threads or default_threads(), Path(tmp) / "probe.log",
-                                   pythons)
+                                   pythons, on_device=say_device, on_line=say_line)
     print(f"convbench doctor on {device}")
     print(text_table(["framework", "switches", "check", "result", "measured"],
                      [[c["framework"], c["switches"] or "-", c["name"], c["status"], c["detail"]] for c in lines]))

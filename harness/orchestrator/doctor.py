@@ -88,8 +88,16 @@ def data_parallel_smoke(spec: FrameworkSpec, probe: Probe, device: Device, threa
 
 
 def run_doctor(specs: list[FrameworkSpec], asked: Device | None, threads: int, log: Path,
-               pythons: dict[str, str]) -> tuple[Device, list[dict[str, Any]]]:
-    """(the device checked, every check line)."""
+               pythons: dict[str, str], on_device: Callable[[Device], None] = lambda device: None,
+               on_line: Callable[[dict[str, Any]], None] = lambda line: None) -> tuple[Device, list[dict[str, Any]]]:
+    """(the device checked, every check line); ``on_device`` hears the device once it is picked and ``on_line`` each
+    line as its worker returns it (a GPU's four workers take minutes: the command says each as it comes)."""
     probes = {spec.name: probe_framework(spec, threads, log, pythons.get(spec.name)) for spec in specs}
     device = pick_device(asked, probes)
-    return device, [c for spec in specs for c in checks(spec, probes[spec.name], device, threads, pythons.get(spec.name))]
+    on_device(device)
+    lines = []
+    for spec in specs:
+        for c in checks(spec, probes[spec.name], device, threads, pythons.get(spec.name)):
+            on_line(c)
+            lines.append(c)
+    return device, lines

@@ -33,6 +33,10 @@ def test_doctor_passes_on_this_cpu():
     assert sum(bool(re.search(r"train mode +ok +3 steps of lenet5", line)) for line in lines) == 2
     assert any(re.search(r"^torch +- +data parallel +n/a", line) for line in lines)
     assert lines[-1] == "verdict: PASS: 14 checks passed, 0 failed, 9 not applicable on cpu"
+    said = proc.stderr.splitlines()   # each check as its worker returns it: a GPU's doctor takes minutes
+    assert said[0].startswith("[doctor] checking on cpu: per framework two workers")
+    assert len(said) == 1 + 14 + 9 and said[-1].startswith("[doctor] torch data parallel: n/a: cpu:")
+    assert "[doctor] torch (tf32 on, autotune on) device: ok: " in said[1]
 
 
 @pytest.mark.e2e
