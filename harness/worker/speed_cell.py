@@ -121,6 +121,8 @@ def run_speed_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
             pipelined_s, window_time_s = statistics.fmean(series.samples), None
         s = stats.sample_stats(series.samples)
         samples[phase] = series.samples
+        if window is not None:   # each pipelined window's seconds per step, kept beside the steps' own
+            samples[f"{phase} pipelined"] = window.samples
         achieved = ctx.summary.flops * PASS_FACTOR[phase] * batch_size / s.median / 1e9
         ms = s.scaled(1000)
         stable = series.stable(run.precision_target) and (

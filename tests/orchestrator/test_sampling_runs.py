@@ -116,8 +116,24 @@ def test_a_speed_cell_samples_until_its_rule_stops_it(tmp_path):
         else:
             assert "unstable" in r["note"]
         assert r["window_time_s"] == "" and float(r["timing_s"]) > 0 and float(r["cell_wall_s"]) > float(r["timing_s"])
+    assert set(samples) == {"forward", "forward_backward", "train_step"}   # no windows: one series on the CPU
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["time_spent"]["per_step_timing_s"] == pytest.approx(sum(float(r["timing_s"]) for r in rows))
+
+
+@pytest.mark.e2e
+@needs("torch")
+def test_the_windows_samples_are_kept_beside_the_steps(tmp_path):
+    """Windows (a GPU's, JAX's on the CPU, or --steps N's one) are raw samples too: samples.json keeps each window's
+    seconds per step under "<phase> pipelined", and pipelined_ms is their median."""
+    proc = run_cli("run", "--mode", "speed", "--frameworks", "torch", "--models", "lenet5", "--batch-size", "8",
+                   "--threads", "1", "--steps", "4", "--output", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_dir = next(tmp_path.iterdir())
+    samples = json.loads((run_dir / "cells" / "torch-lenet5-cpu" / "samples.json").read_text())
+    for r in csv.DictReader(open(run_dir / "results.csv")):
+        assert len(samples[r["phase"]]) == 4 and len(samples[f"{r['phase']} pipelined"]) == 1
+        assert float(r["pipelined_ms"]) == pytest.approx(1000 * samples[f"{r['phase']} pipelined"][0])
 
 
 @pytest.mark.e2e
