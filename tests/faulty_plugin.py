@@ -3,8 +3,9 @@
 Loaded through $CONVBENCH_PLUGINS=faulty_plugin (with tests/ on PYTHONPATH). Each fault is a model:
 fault_ok trains normally; fault_crash aborts the process (SIGABRT); fault_segv segfaults; fault_hang
 sleeps forever; fault_oom raises MemoryError until the batch is at most 32; fault_nan returns a NaN
-loss; fault_error raises a plain exception. Faults that depend on a marker file wait for it
-(slow_ok: sleeps until $FAULTY_RELEASE exists), to let tests kill the orchestrator mid-run.
+loss; fault_error raises a plain exception; fault_collapse learns for 30 steps, then its weights are zeroed and
+stay so (a finite loss of ln 10, test accuracy back at chance: a collapsed training). Faults that depend on a
+marker file wait for it (slow_ok: sleeps until $FAULTY_RELEASE exists), to let tests kill the orchestrator mid-run.
 $FAULTY_STALL_AT=MODEL:N makes that model's N-th training step in a worker sleep forever: a cell that stalls
 mid-training, after its first checkpoints. $FAULTY_SURVIVOR_RANK=R makes rank R of a data-parallel cell hang in its
 first evaluation, silently, after rank 0 has finished: a rank left waiting in a collective nobody else joins.
@@ -21,7 +22,7 @@ from harness import hookimpl
 from harness.frameworks import DeviceInfo, FrameworkSpec
 from harness.model.graph import Flatten, Linear, ModelDef, Seq
 
-FAULTS = ("ok", "crash", "segv", "hang", "oom", "nan", "error", "slow_ok")
+FAULTS = ("ok", "crash", "segv", "hang", "oom", "nan", "error", "slow_ok", "collapse")
 
 
 class SoftmaxRegression:
@@ -60,6 +61,9 @@ class SoftmaxRegression:
             return float("nan")
         if self.fault == "error":
             raise RuntimeError("boom")
+        if self.fault == "collapse" and self.steps > 30:
+            self.w[:], self.b[:] = 0.0, 0.0
+            return float(np.log(10))
         if self.fault == "slow_ok":
             while not os.path.exists(os.environ["FAULTY_RELEASE"]):
                 time.sleep(0.05)

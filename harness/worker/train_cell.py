@@ -21,7 +21,7 @@ from harness.settings import Cell
 from harness.worker.context import setup
 from harness.worker.pipeline import pipelined
 from harness.worker.protocol import checkpoint_owner, emit, is_own_checkpoint, throttled
-from harness.worker.training import Diverged, Recipe, TrainResult, train
+from harness.worker.training import Diverged, Recipe, TrainResult, collapsed, train
 
 PROGRESS_EVERY_S = 1.0
 
@@ -90,6 +90,8 @@ def run_train_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
                        peak_mem_mb=ctx.peak_memory_mb(), target=recipe.target, time_to_target_s=result.time_to_target_s,
                        epochs_to_target=result.epochs_to_target, epochs_run=len(result.history),
                        compile_cache=ctx.compile_cache())
+    if why := collapsed(result.history, ctx.model.num_classes):   # its figures stay in the row, as measured
+        row.update(status="diverged", error=why)
     return {"rows": [row], "history": result.history}
 
 

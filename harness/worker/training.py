@@ -50,6 +50,26 @@ class Diverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
+COLLAPSE_LEARNED = 2.0   # x chance: an earlier epoch's test accuracy at least this shows the network had learned
+COLLAPSE_AT = 1.25       # x chance: a last epoch's test accuracy below this is back at chance
+
+
+def collapsed(history: list[dict[str, float]], classes: int) -> str | None:
+    """Why a training that had learned ended back at chance (a finite loss that sits at ln(classes): the ReLUs died
+    after a spike, the collapse a learning rate at the edge of stability causes; docs/gpu.md), or None. A run that
+    never left chance (random labels, one short epoch) is not one."""
+    accs = [e["test_accuracy"] for e in history if math.isfinite(e.get("test_accuracy", math.nan))]
+    chance = 1 / classes
+    if len(accs) < 2 or accs[-1] >= COLLAPSE_AT * chance or max(accs[:-1]) < COLLAPSE_LEARNED * chance:
+        return None
+    best = max(range(len(accs) - 1), key=accs.__getitem__)
+    since = next(i for i in range(best + 1, len(accs)) if all(a < COLLAPSE_AT * chance for a in accs[i:]))
+    loss = history[-1].get("train_loss", math.nan)
+    return (f"training collapsed to chance: test accuracy {100 * accs[best]:.2f}% after epoch {best + 1}, "
+            f"{100 * accs[-1]:.2f}% at the end (chance {100 * chance:.0f}%) and from epoch {since + 1} on; last train "
+            f"loss {loss:.4f} (ln {classes} = {math.log(classes):.4f}); a lower --lr or another --seed may train")
+
+
 @dataclass
 class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)

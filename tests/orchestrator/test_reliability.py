@@ -42,6 +42,21 @@ def test_every_fault_gets_its_status_and_the_others_finish(tmp_path):
 
 
 @pytest.mark.e2e
+def test_a_training_that_collapses_to_chance_is_diverged_with_its_figures(tmp_path):
+    """Seen on a GPU: a finite loss back at ln 10 after the network had learned; the row must not read as a result."""
+    proc, df, run_dir = faulty_run(tmp_path, "fault_collapse,fault_ok", "--epochs", "3")
+    assert proc.returncode == 1, proc.stderr
+    row = df.set_index("model").loc["fault_collapse"]
+    assert row["status"] == "diverged" and "training collapsed to chance" in row["error"], row["error"]
+    assert "from epoch 2 on" in row["error"] and "ln 10 = 2.3026" in row["error"]
+    assert row["test_accuracy"] < 0.125 and row["epochs_run"] == 3   # the figures as measured stay in the row
+    history = json.loads((run_dir / "cells" / "faulty-fault_collapse-cpu" / "epochs.json").read_text())
+    assert history[0]["test_accuracy"] > 0.2
+    assert df.set_index("model").loc["fault_ok", "status"] == "ok"
+    assert "diverged" in proc.stdout
+
+
+@pytest.mark.e2e
 def test_oom_without_retry(tmp_path):
     proc, df, _ = faulty_run(tmp_path, "fault_oom")
     assert proc.returncode == 1 and df["status"].tolist() == ["oom"]

@@ -9,7 +9,7 @@ from helpers import needs
 
 from harness.datasets import load_dataset
 from harness.model.weights import init_weights
-from harness.worker.training import Diverged, Recipe, train
+from harness.worker.training import Diverged, Recipe, collapsed, train
 
 
 def test_step_decay_at_half_the_epochs_by_default():
@@ -200,3 +200,33 @@ def test_batches_are_made_in_a_thread_only_when_asked(prefetch):
     # 12 batches do not fit a queue of 2
     assert ("convbench-prefetch" in threads[0]) == prefetch
     assert prefetch or not any("convbench-prefetch" in names for names in threads)
+
+
+def epochs(*accs: float, loss: float = 2.3026) -> list[dict[str, float]]:
+    return [{"epoch": i + 1, "test_accuracy": a, "train_loss": loss} for i, a in enumerate(accs)]
+
+
+@pytest.mark.parametrize("accs, since", [
+    ((0.197, 0.264, 0.100, 0.103, 0.100, 0.100), 3),   # torch simple_cnn on an H200, seed 0 (docs/gpu.md)
+    ((0.450, 0.792, 0.100, 0.100), 3),                 # seed 3
+    ((0.9, 0.5, 0.11, 0.30, 0.10), 5),                 # a brief recovery does not end the collapse
+])
+def test_a_training_back_at_chance_after_learning_collapsed(accs, since):
+    why = collapsed(epochs(*accs), 10)
+    assert why is not None and f"from epoch {since} on" in why and "chance 10%" in why and "ln 10 = 2.3026" in why
+
+
+@pytest.mark.parametrize("accs", [
+    (0.1, 0.11, 0.1),            # never learned (random labels): not a collapse
+    (0.186, 0.100, 0.519, 0.93),  # torch simple_cnn on this CPU, seed 0: near chance at epoch 2, recovered
+    (0.5,),                       # one epoch
+    (0.3, 0.125),                 # 1.25 x chance is the line: at it, not a collapse; below it, one
+])
+def test_what_is_not_a_collapse(accs):
+    assert collapsed(epochs(*accs), 10) is None
+    assert collapsed(epochs(*accs[:-1], 0.124), 10) is not None or max(accs[:-1], default=0) < 0.2
+
+
+def test_nan_accuracies_are_skipped_and_chance_follows_the_classes():
+    assert collapsed(epochs(0.9, math.nan, 0.02), 100) is None         # 2 % of 100 classes: not back at chance
+    assert collapsed(epochs(0.9, math.nan, 0.011), 100) is not None
