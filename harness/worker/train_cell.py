@@ -90,7 +90,9 @@ def run_train_cell(cell: Cell, progress: TextIO) -> dict[str, Any]:
                        peak_mem_mb=ctx.peak_memory_mb(), target=recipe.target, time_to_target_s=result.time_to_target_s,
                        epochs_to_target=result.epochs_to_target, epochs_run=len(result.history),
                        compile_cache=ctx.compile_cache())
-    if why := collapsed(result.history, ctx.model.num_classes):   # its figures stay in the row, as measured
+    # random labels (synthetic) can score 2 x chance on a small test set by luck: real labels only
+    why = collapsed(result.history, ctx.model.num_classes) if cell.run.dataset != "synthetic" else None
+    if why:   # its figures stay in the row, as measured
         row.update(status="diverged", error=why)
     return {"rows": [row], "history": result.history}
 
