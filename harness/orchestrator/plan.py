@@ -112,7 +112,7 @@ def check_written_here(run_dir: Path, data: dict[str, Any]) -> None:
     """Refuses a run folder of a newer results schema (one line: upgrade), of another format, or started by another
     convbench version (its rows would mix two versions in one results.csv). A plan from before formats were recorded
     is taken when its settings read (the layout did not change), unless its meta.json names another version."""
-    check_readable(data, repr(str(run_dir)))
+    check_readable(data, run_dir / PLAN, repr(str(run_dir)))
     fmt, version = data.get("format"), data.get("harness_version")
     if fmt is None:
         meta = read_json(run_dir / "meta.json")

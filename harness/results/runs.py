@@ -127,7 +127,7 @@ def load_run(run_dir: str | Path) -> Run:
     if not path.is_dir() or not csv.is_file():
         raise ConvbenchError(f"{str(path)!r} is not a convbench run directory (no results.csv)")
     raw_meta = read_json(path / "meta.json")
-    version = check_readable(raw_meta, repr(str(path))) if isinstance(raw_meta, dict) else "1.0"
+    version = check_readable(raw_meta, path / "meta.json", repr(str(path))) if isinstance(raw_meta, dict) else "1.0"
     meta = _check_meta(path / "meta.json", raw_meta)
     try:
         rows, columns = read_csv(csv)

@@ -98,7 +98,7 @@ def read_job(path: str | Path) -> Job:
     except (OSError, ValueError) as exc:
         raise ConvbenchError(f"cannot read job file {str(path)!r}: {exc}") from None
     if isinstance(data, dict):
-        check_readable(data, f"job file {str(path)!r}")
+        check_readable(data, Path(path), f"job file {str(path)!r}")
         data.pop("schema_version", None)
     kind = data.pop("kind", None) if isinstance(data, dict) else None
     if kind not in KINDS:

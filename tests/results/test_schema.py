@@ -53,7 +53,7 @@ def test_the_shipped_row_schema_is_the_one_the_column_table_makes():
 
 def test_the_meta_schema_names_this_version_and_the_statuses():
     meta = load("meta.schema.json")["properties"]
-    assert meta["format"] == {"const": FORMAT, "description": meta["format"]["description"]}
+    assert meta["format"]["const"] == FORMAT
     assert meta["statuses"]["additionalProperties"]["enum"] == list(STATUSES)
     version = {"type": "object", "properties": {"v": meta["schema_version"]}}
     assert VALIDATOR(version).is_valid({"v": SCHEMA_VERSION}) and VALIDATOR(version).is_valid({"v": f"{MAJOR}.7"})
@@ -188,7 +188,7 @@ def test_a_version_that_is_not_one_is_one_line(tmp_path, meta, message):
     run = with_meta(make_run(tmp_path), **meta)
     with pytest.raises(ConvbenchError) as err:
         load_run(run)
-    assert str(err.value) == f"{str(run)!r}: {message}"
+    assert str(err.value) == f"{str(run / 'meta.json')!r}: {message}"
 
 
 # ---- declared types, not pandas' guesses ------------------------------------------------------------------------

@@ -37,10 +37,11 @@ PANDAS_DTYPES = {str: "string", int: "Int64", float: "Float64", bool: "boolean"}
 VERSION = re.compile(r"(\d+)\.(\d+)")
 
 
-def version_of(data: dict[str, Any], where: str) -> str:
-    """The results schema version a run folder's JSON file (meta.json, plan.json, cell.json) was written in: its
-    ``schema_version``, else its ``format`` as N.0, else 1.0 (a file from before either). ConvbenchError (one line,
-    naming ``where``) when the one it has is not a version."""
+def version_of(data: dict[str, Any], file: Path) -> str:
+    """The results schema version a run folder's JSON ``file`` (meta.json, plan.json, cell.json) holding ``data`` was
+    written in: its ``schema_version``, else its ``format`` as N.0, else 1.0 (a file from before either).
+    ConvbenchError (one line, naming the file) when the one it has is not a version."""
+    where = repr(str(file))
     version, fmt = data.get("schema_version"), data.get("format")
     if version is not None:
         if not isinstance(version, str) or not VERSION.fullmatch(version):
@@ -54,10 +55,10 @@ def version_of(data: dict[str, Any], where: str) -> str:
     return f"{fmt}.0"
 
 
-def check_readable(data: dict[str, Any], where: str) -> str:
-    """``data``'s version (``version_of``) when this convbench reads it (its major or an older one); a newer major is
-    ConvbenchError, one line: ``where`` was written by a newer convbench."""
-    version = version_of(data, where)
+def check_readable(data: dict[str, Any], file: Path, where: str) -> str:
+    """The version of ``data``, read from ``file`` (``version_of``), when this convbench reads it (its major or an older
+    one); a newer major is ConvbenchError, one line: ``where`` (the run folder) was written by a newer convbench."""
+    version = version_of(data, file)
     if int(version.split(".")[0]) > MAJOR:
         raise ConvbenchError(f"{where} was written by a newer convbench (results schema {version}; this one reads "
                              f"{MAJOR}.x): upgrade convbench")
