@@ -22,6 +22,7 @@ from harness.native import PHASES
 from harness.plugin_manager import build_registries, get_plugin_manager
 from harness.results.csvio import write_csv
 from harness.results.records import cell_id, make_row
+from harness.results.schema import FORMAT, SCHEMA_VERSION
 from harness.results.stats import sample_stats
 from harness.settings import Cell, RunSettings
 
@@ -149,9 +150,9 @@ def make_run(root: Path, *, run_id: str = "synthetic", mode: str = "train", data
     write_csv(rows, run_dir / "results.csv")
     settings = {"mode": mode, "dataset": dataset, "epochs": epochs if mode == "train" else None, "batch_size": None,
                 "seed": seeds[0], "seeds": len(seeds), "threads": 2, "device": "cpu", "precision": "fp32"}
-    meta = {"run_id": run_id, "started": started, "command": ["convbench", "run"],
-            "settings": settings, "harness_version": "0.1.0", "python": "3.11.7", "platform": "Linux", "cpu_count": 2,
-            "host": "test", "git_commit": "0" * 40,
+    meta = {"schema_version": SCHEMA_VERSION, "format": FORMAT, "run_id": run_id, "started": started,
+            "command": ["convbench", "run"], "settings": settings, "harness_version": "0.1.0", "python": "3.11.7",
+            "platform": "Linux", "cpu_count": 2, "host": "test", "git_commit": "0" * 40,
             "frameworks": {fw: {"framework": fw, "available": True, "reason": "", "version": framework_version,
                                 "devices": [{"name": "cpu", "description": "x86_64"}]} for fw in frameworks}}
     (run_dir / "meta.json").write_text(json.dumps(meta, indent=2))

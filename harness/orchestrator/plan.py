@@ -32,8 +32,9 @@ from harness.plugin_manager import Registries
 from harness.registry import unknown_name
 from harness.results import libraries
 from harness.results.records import cell_id, failure_row
-from harness.results.rundir import FORMAT, new_run_dir, write_json
+from harness.results.rundir import new_run_dir, write_json
 from harness.results.runs import read_json
+from harness.results.schema import FORMAT, SCHEMA_VERSION, check_readable
 from harness.settings import (
     DEFAULT_DATASET,
     DEFAULT_EPOCHS,
@@ -73,9 +74,10 @@ class Plan:
     default_device: bool = False   # new, without --device, --devices or --nproc: on cpu because cpu is the default
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "harness_version": __version__, "run_id": self.run_id, "run_dir": str(self.run_dir),
-                "argv": self.argv, "frameworks": self.frameworks, "models": self.models, "seeds": self.seeds,
-                "settings": self.settings.to_dict(), "explicit": self.explicit, "left_out": self.left_out}
+        return {"schema_version": SCHEMA_VERSION, "format": FORMAT, "harness_version": __version__,
+                "run_id": self.run_id, "run_dir": str(self.run_dir), "argv": self.argv, "frameworks": self.frameworks,
+                "models": self.models, "seeds": self.seeds, "settings": self.settings.to_dict(), "explicit": self.explicit,
+                "left_out": self.left_out}
 
     def save(self) -> None:
         write_json(self.run_dir / PLAN, self.to_dict())
@@ -107,9 +109,10 @@ class Plan:
 
 
 def check_written_here(run_dir: Path, data: dict[str, Any]) -> None:
-    """Refuses a run folder of another format, or started by another convbench version (its rows would mix two
-    versions in one results.csv). A plan from before formats were recorded is taken when its settings read (the
-    layout did not change), unless its meta.json names another version."""
+    """Refuses a run folder of a newer results schema (one line: upgrade), of another format, or started by another
+    convbench version (its rows would mix two versions in one results.csv). A plan from before formats were recorded
+    is taken when its settings read (the layout did not change), unless its meta.json names another version."""
+    check_readable(data, run_dir / PLAN, repr(str(run_dir)))
     fmt, version = data.get("format"), data.get("harness_version")
     if fmt is None:
         meta = read_json(run_dir / "meta.json")

@@ -35,8 +35,9 @@ def stats_module() -> Any:
     return Stats, __version__
 
 
-def machine_info(meta: dict[str, Any]) -> dict[str, Any]:
-    """pytest-benchmark's machine_info keys, from the run's meta.json (the measuring machine)."""
+def machine_info(meta: dict[str, Any], results_schema: str = "1.0") -> dict[str, Any]:
+    """pytest-benchmark's machine_info keys, from the run's meta.json (the measuring machine); its ``convbench`` part
+    names the run and the results schema version its figures were read from (``results_schema``)."""
     plat = str(meta.get("platform") or "")
     system, _, rest = plat.partition("-")
     release = re.sub(r"-(x86_64|aarch64|arm64).*$", "", rest)
@@ -44,6 +45,7 @@ def machine_info(meta: dict[str, Any]) -> dict[str, Any]:
             "python_implementation": platform.python_implementation(), "python_version": meta.get("python"),
             "system": system or None, "release": release or None, "cpu": {"count": meta.get("cpu_count")},
             "convbench": {"harness_version": meta.get("harness_version"), "run_id": meta.get("run_id"),
+                          "results_schema": results_schema,
                           "gpus": meta.get("gpus"), "cpu_peak_gflops": meta.get("cpu_peak_gflops"),
                           "frameworks": {k: v.get("version") for k, v in (meta.get("frameworks") or {}).items()
                                          if isinstance(v, dict)}}}
@@ -91,7 +93,7 @@ def pytest_benchmark_json(run: Run) -> dict[str, Any]:
             out.append(benchmark(row, samples, Stats, run))
     if not out:
         raise ConvbenchError(f"{str(run.path)!r} has no finished cell with timings to export")
-    return {"machine_info": machine_info(run.meta), "commit_info": commit_info(run.meta), "benchmarks": out,
+    return {"machine_info": machine_info(run.meta, run.schema_version), "commit_info": commit_info(run.meta), "benchmarks": out,
             "datetime": run.meta.get("started"), "version": version}
 
 

@@ -1,8 +1,10 @@
 """The crash-safe journal: one JSON line per finished cell attempt, flushed and fsynced first.
 
-A record is ``{"cell": NAME, "rows": [...]}`` (one row in train mode, one per phase in speed mode), on a line of
-its own. ``results.csv`` is always regenerated from the journal, the last attempt of each cell winning, so a run
-killed at any moment leaves a consistent directory that ``--resume`` can complete.
+A record is ``{"schema_version": "1.0", "cell": NAME, "rows": [...]}`` (one row in train mode, one per phase in
+speed mode), on a line of its own; records written before schema_version have none (the folder's plan.json and
+meta.json say its version, and ``--resume`` checks those). ``results.csv`` is always regenerated from the journal,
+the last attempt of each cell winning, so a run killed at any moment leaves a consistent directory that ``--resume``
+can complete.
 
 A complete record is never lost: a line left torn by a process that died mid-write (a kill, a full disk, a power
 cut) is ended with a newline before the next record is appended, so the new record stays whole on its own line.
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.atomic import WriteFailed
+from harness.results.schema import SCHEMA_VERSION
 
 JOURNAL = "journal.jsonl"
 
@@ -36,7 +39,7 @@ def append(run_dir: Path, cell: str, rows: list[dict[str, Any]]) -> None:
     """Appends one record, flushed and fsynced; ``WriteFailed`` (naming the journal) when the disk refuses, with
     every earlier record intact."""
     path = run_dir / JOURNAL
-    line = (json.dumps({"cell": cell, "rows": rows}, default=_jsonable) + "\n").encode()
+    line = (json.dumps({"schema_version": SCHEMA_VERSION, "cell": cell, "rows": rows}, default=_jsonable) + "\n").encode()
     try:
         with open(path, "ab") as fh:
             if fh.tell() and not _ends_with_newline(path):  # a torn tail: end it, so this record starts its own line

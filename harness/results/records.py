@@ -46,10 +46,13 @@ COLUMNS = (
     "note",
 )
 STATUSES = ("ok", "error", "crashed", "timeout", "stalled", "diverged", "oom", "unavailable")
+# the columns every row fills (what identifies its cell, and how it ended); any other may be empty
+REQUIRED = ("cell", "framework", "model", "mode", "status")
 Row = dict[str, Any]
 
-# each column's type as results.csv is read back (csvio.read_csv), the one place it is declared: text stays text
-# ("12.10" is a version, not 12.1), int columns take pandas' "128.0" of an int column with gaps, bool is True/False
+# each column's type, the one place it is declared: results.csv is read back with it (csvio.read_csv) and the JSON
+# Schema of a row is made from it (harness/results/schema): text stays text ("12.10" is a version, not 12.1), int
+# columns take pandas' "128.0" of an int column with gaps, bool is True/False
 COLUMN_TYPES: dict[str, type] = {
     **dict.fromkeys(COLUMNS, str),
     **dict.fromkeys(("batch_size", "epochs", "seed", "threads", "params", "flops_per_image", "steps", "warmup",

@@ -2,8 +2,9 @@
 the meta.json beside the results (written when the run starts, completed when it ends, resumes appended). meta.json's
 ``git_commit`` and ``git_dirty`` are those of the source checkout convbench runs from, None when it runs installed.
 
-``FORMAT`` is the run folder's format (plan.json, meta.json and the journal's records), written into plan.json
-and meta.json with the convbench version; ``--resume`` refuses a folder of another format or version.
+meta.json carries the results schema version (``schema_version``, harness/results/schema) and ``format``, its major
+(the integer version written before there was a schema_version), with the convbench version; ``--resume`` refuses a
+folder of another format or version.
 """
 from __future__ import annotations
 
@@ -23,13 +24,13 @@ from harness import PROJECT, __version__
 from harness.atomic import WriteFailed, write_atomic
 from harness.errors import ConvbenchError
 from harness.results.runs import read_json
+from harness.results.schema import FORMAT, SCHEMA_VERSION
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # Python 3.10: the tomli backport, a dependency there
     import tomli as tomllib
 
-FORMAT = 1
 META = "meta.json"
 LOCK = ".lock"
 RUN_ID = "%Y%m%d-%H%M%S"
@@ -134,6 +135,7 @@ def git_commit() -> str | None:
 
 def base_meta(run_id: str, argv: list[str], settings: dict[str, Any]) -> dict[str, Any]:
     return {
+        "schema_version": SCHEMA_VERSION,
         "format": FORMAT,
         "run_id": run_id,
         "started": now(),

@@ -1,5 +1,9 @@
 """A finished run read back from its folder: results.csv, meta.json and each cell's epochs.json / samples.json.
 
+meta.json is read first: its results schema version (harness/results/schema; 1.0 for a folder from before there was
+one, or with no meta.json) is the folder's, and a newer major one is refused before anything else is read, in one
+line that says to upgrade convbench. results.csv is read with each column's declared type (records.COLUMN_TYPES).
+
 Everything is checked as it is read, so ``report``, ``compare`` and ``history`` either get a run they can use or
 stop with one line naming the file (and the row and column) that is not what ``convbench run`` writes. A file that
 is missing is allowed where a run may lack it (meta.json of an old run, a cell's epochs.json or samples.json); a
@@ -16,10 +20,9 @@ from typing import Any
 
 from harness.errors import ConvbenchError
 from harness.results.csvio import read_csv
-from harness.results.records import COLUMNS, STATUSES
+from harness.results.records import COLUMNS, REQUIRED, STATUSES
+from harness.results.schema import check_readable
 
-# columns every row must fill: what identifies its cell, and how it ended
-REQUIRED = ("cell", "framework", "model", "mode", "status")
 # meta.json keys the reports read, and the JSON type each must have
 META_TYPES = {"settings": dict, "frameworks": dict, "command": list, "started": str}
 JSON_NAMES = {dict: "object", list: "array", str: "string"}
@@ -32,6 +35,7 @@ class Run:
     meta: dict[str, Any]
     histories: dict[str, list[dict[str, Any]]]     # cell -> epochs.json
     samples: dict[str, dict[str, list[float]]]     # cell -> phase -> seconds per timed step
+    schema_version: str = "1.0"                    # the results schema the folder was written in (meta.json's)
 
     @property
     def name(self) -> str:
@@ -122,6 +126,9 @@ def load_run(run_dir: str | Path) -> Run:
     csv = path / "results.csv"
     if not path.is_dir() or not csv.is_file():
         raise ConvbenchError(f"{str(path)!r} is not a convbench run directory (no results.csv)")
+    raw_meta = read_json(path / "meta.json")
+    version = check_readable(raw_meta, path / "meta.json", repr(str(path))) if isinstance(raw_meta, dict) else "1.0"
+    meta = _check_meta(path / "meta.json", raw_meta)
     try:
         rows, columns = read_csv(csv)
     except (OSError, ValueError) as exc:
@@ -131,7 +138,6 @@ def load_run(run_dir: str | Path) -> Run:
         raise ConvbenchError(f"{str(csv)!r} is not a convbench results file (no column {missing[0]!r})")
     rows = [{**dict.fromkeys(COLUMNS), **r} for r in rows]   # an older file's missing columns are empty
     _check_rows(csv, rows)
-    meta = _check_meta(path / "meta.json", read_json(path / "meta.json"))
     histories: dict[str, list[dict[str, Any]]] = {}
     samples: dict[str, dict[str, list[float]]] = {}
     for cell in dict.fromkeys(str(r["cell"]) for r in rows):
@@ -141,4 +147,4 @@ def load_run(run_dir: str | Path) -> Run:
         if (s := _check_samples(folder / "samples.json", read_json(folder / "samples.json"))) is not None:
             samples[cell] = s
     _check_measured(csv, rows, samples)
-    return Run(path, rows, meta, histories, samples)
+    return Run(path, rows, meta, histories, samples, version)

@@ -37,7 +37,7 @@ def speed_stats(run: Run) -> SpeedStats:
 
 
 def _subset(run: Run, rows: Sequence[Row]) -> Run:
-    return Run(run.path, list(rows), run.meta, run.histories, run.samples)
+    return Run(run.path, list(rows), run.meta, run.histories, run.samples, run.schema_version)
 
 
 def speed_by_batch(run: Run) -> ByBatch:

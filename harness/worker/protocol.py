@@ -1,7 +1,8 @@
 """What passes between the orchestrator and a worker process: a typed job in, a JSON payload and progress out.
 
-A worker is ``python -m harness.worker JOB.json OUT.json``. JOB.json holds one job: ``{"kind": ..., **fields}``,
-a ``Cell`` or one of the job classes below, written by ``write_job`` and read back typed by ``read_job``. The
+A worker is ``python -m harness.worker JOB.json OUT.json``. JOB.json holds one job: ``{"schema_version": ...,
+"kind": ..., **fields}`` (the results schema version, harness/results/schema), a ``Cell`` or one of the job classes
+below, written by ``write_job`` and read back typed by ``read_job``. The
 worker writes one JSON payload to OUT.json (atomically) and exits with one of the codes below; progress events
 are JSON lines on its stdout, anything the framework prints goes to stderr (the worker's log).
 """
@@ -21,6 +22,7 @@ from harness.devices import CPU, Device
 from harness.errors import ConvbenchError
 from harness.jsonvalues import from_json_value, to_json_value
 from harness.model.weights import META
+from harness.results.schema import SCHEMA_VERSION, check_readable
 from harness.settings import Cell
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_EXCEPTION = 0, 3, 4
@@ -86,7 +88,7 @@ def kind_of(job: Job) -> str:
 
 
 def write_job(path: Path, job: Job) -> None:
-    path.write_text(json.dumps({"kind": kind_of(job), **to_json_value(job)}, indent=1))
+    path.write_text(json.dumps({"schema_version": SCHEMA_VERSION, "kind": kind_of(job), **to_json_value(job)}, indent=1))
 
 
 def read_job(path: str | Path) -> Job:
@@ -95,6 +97,9 @@ def read_job(path: str | Path) -> Job:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
         raise ConvbenchError(f"cannot read job file {str(path)!r}: {exc}") from None
+    if isinstance(data, dict):
+        check_readable(data, Path(path), f"job file {str(path)!r}")
+        data.pop("schema_version", None)
     kind = data.pop("kind", None) if isinstance(data, dict) else None
     if kind not in KINDS:
         raise ConvbenchError(f"job file {str(path)!r}: unknown kind {kind!r}; known: {', '.join(KINDS)}")

@@ -4,6 +4,7 @@ whose report holds the articles' figures (package data, read with importlib.reso
 from __future__ import annotations
 
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from helpers import make_release, needs
 from venvs import ROOT, clean_env, everything_but_convbench, make_venv
 
 import harness
+from harness.results.schema import SCHEMAS
 
 
 def test_the_version_is_written_once_and_read_from_pyproject_in_a_checkout():
@@ -23,6 +25,14 @@ def test_a_pyproject_that_is_not_convbench_s_is_not_read(tmp_path):
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "other"\nversion = "9.9"\n')
     assert harness._checkout_version(tmp_path / "pyproject.toml") is None
     assert harness._checkout_version(tmp_path / "missing.toml") is None
+
+
+@pytest.mark.e2e
+def test_the_wheel_ships_the_results_schemas(wheels):
+    """docs/results.md points users at them: they are package data, as in the checkout."""
+    with zipfile.ZipFile(wheels["convbench"]) as whl:
+        for name in SCHEMAS:
+            assert whl.read(f"harness/results/schema/{name}") == (ROOT / "harness" / "results" / "schema" / name).read_bytes()
 
 
 @pytest.mark.e2e
@@ -42,6 +52,11 @@ def test_the_wheels_installed_in_a_fresh_environment(tmp_path, wheels):
     site = tmp_path / "venv" / "lib"
     assert all(Path(p).is_relative_to(site) for p in where[:2]), where   # the wheels' code, not this checkout's
     assert where[2] == f"{harness.__version__} {harness.__version__}"   # the metadata's, the same as pyproject's
+
+    schemas = subprocess.run([str(bin_dir / "python"), "-c", "from harness.results.schema import SCHEMAS, load; "
+                              "print(*(load(n)['title'] for n in SCHEMAS), sep=';')"],
+                             cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert schemas.stdout == "convbench results row;convbench meta.json\n", schemas.stderr   # package data, installed
 
     listed = convbench("list")
     assert listed.returncode == 0 and "lenet5" in listed.stdout, listed.stderr

@@ -137,7 +137,7 @@ def test_plan_records_its_format_and_version_and_loads_back(tmp_path):
 
 @pytest.mark.parametrize("changes,message", [
     ({"harness_version": "9.9.9"}, "was started by convbench 9.9.9; this is convbench {v}: resume it with convbench 9.9.9"),
-    ({"format": 99, "harness_version": "9.9.9"}, "is a run folder of format 99 (convbench 9.9.9); convbench {v} reads format"),
+    ({"format": 0, "harness_version": "9.9.9"}, "is a run folder of format 0 (convbench 9.9.9); convbench {v} reads format"),
     ({"format": None, "harness_version": None, "settings": {"epochs": 1, "new_knob": 1}},
      "was started by an earlier convbench (its plan.json has no format version) whose settings convbench {v} cannot read"),
 ])
