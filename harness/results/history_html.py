@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from harness.results.cells import key_dict
 from harness.results.colours import colour
 from harness.results.history_model import Cells, ChangePoint, Point, changes, labels, run_started
-from harness.results.history_text import overall_text, when
+from harness.results.history_text import when
 from harness.results.htmlkit import esc, figure_div, meta_section, page, subplots, table_html
 from harness.results.runs import Run
 from harness.results.significance import FASTER, SAME, SLOWER
@@ -79,8 +79,9 @@ def _mark_change_point(fig: Any, cp: ChangePoint, row: int, col: int, shown: set
     shown.add(name)
 
 
-def _mark_baseline(fig: Any, pts: list[Point], row: int, col: int, shown: set[str]) -> None:
-    """The pinned baseline run's value of the cell: a dotted level over the whole series and a star on its run."""
+def _mark_baseline(fig: Any, pts: list[Point], row: int, col: int, shown: set[str], color: str) -> None:
+    """The pinned baseline run's value of the cell: a dotted level in the cell's colour over the whole series and a
+    star on its run."""
     import plotly.graph_objects as go
     base = pts[0].baseline
     if base is None or base.value is None:
@@ -88,7 +89,7 @@ def _mark_baseline(fig: Any, pts: list[Point], row: int, col: int, shown: set[st
     name = f"baseline {base.run}"
     fig.add_trace(go.Scatter(x=[pts[0].started, base.started, pts[-1].started], y=[base.value] * 3,
                              mode="lines+markers", name=name, legendgroup="baseline", showlegend="baseline" not in shown,
-                             legendrank=1003, line={"dash": "dot", "width": 1.5, "color": "#555"},
+                             legendrank=1003, line={"dash": "dot", "width": 1.5, "color": color},
                              marker={"symbol": ["circle", "star", "circle"], "size": [0, 14, 0], "color": "#555"},
                              customdata=[f"baseline run {base.run} ({when(base)})"] * 3,
                              hovertemplate="%{customdata}<br>%{y:.4g}<extra></extra>"), row=row, col=col)
@@ -137,7 +138,7 @@ def _trend(cells: Cells, mode: str, accuracy: bool = False, points: Sequence[Cha
             _mark_changes(fig, pts, ys, row, col, shown)
             for cp in (cp for cp in points if cp.key == key and cp.verdict != SAME):
                 _mark_change_point(fig, cp, row, col, shown)
-            _mark_baseline(fig, pts, row, col, shown)
+            _mark_baseline(fig, pts, row, col, shown, colour(d["framework"], frameworks))
     return _trend_div(fig, next(p.metric for pts in chosen.values() for p in pts), mode, accuracy)
 
 
@@ -174,20 +175,29 @@ def _changes_table(found: list[tuple[str, Point]]) -> str:
     return f'<div class="wide"><table class="changes"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
+def _overall_cell(cp: ChangePoint, pinned: bool) -> str:
+    """The latest run against the baseline (pinned, or the cell's first run), short: '+20.8% slower: run3 vs run1'."""
+    o, ref = cp.overall, cp.reference
+    if o is None:
+        return "the latest run is the baseline"
+    kind = "baseline " if pinned and ref.baseline is ref else "first run "
+    return f"{o.change_pct:+.1f}% {o.verdict}: {cp.latest.run} vs {kind}{ref.run}"
+
+
 def _change_points_table(points: Sequence[ChangePoint], pinned: bool) -> str:
     flagged = [cp for cp in points if cp.verdict != SAME]
     if not flagged:
         return "<p>No change point in any cell's series.</p>"
     head = "".join(f"<th>{h}</th>" for h in ("between run", "and run", "cell", "metric", "before", "after", "change",
-                                             "test", "p", "q", "against the baseline", "verdict"))
+                                             "test", "p", "q", "latest against the baseline", "verdict"))
     body = []
     for cp in flagged:
         c = cp.split.comparison
         cells = [f"{cp.before.run} ({when(cp.before)})", f"{cp.after.run} ({when(cp.after)})", cp.label, cp.before.metric,
                  f"{c.a:.4g}", f"{c.b:.4g}", f"{c.change_pct:+.1f}%", c.test, f"{cp.split.p_value:.2g}",
-                 f"{cp.q_value:.2g}", overall_text(cp, pinned), cp.verdict]
+                 f"{cp.q_value:.2g}", _overall_cell(cp, pinned), cp.verdict]
         body.append(f'<tr class="{"slower" if cp.verdict == SLOWER else "faster"}">'
-                    + "".join(f'<td class="{"wrap" if i in (2, 10) else ""}">{esc(v)}</td>' for i, v in enumerate(cells))
+                    + "".join(f'<td class="{"wrap" if i == 2 else ""}">{esc(v)}</td>' for i, v in enumerate(cells))
                     + "</tr>")
     return (f'<div class="wide"><table class="steps changepoints"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>')
@@ -202,8 +212,9 @@ def _baseline_table(cells: Cells) -> str:
         if p is None or p.vs_baseline is None or p.baseline is None:
             continue
         b = p.vs_baseline
+        version = p.version if p.baseline.version == p.version else f"{p.baseline.version} → {p.version}"
         row = [names[key], p.run, p.metric, f"{b.a:.4g}", f"{b.b:.4g}", f"{b.change_pct:+.1f}%", b.test,
-               "-" if b.p_value is None else f"{b.p_value:.2g}", f"{p.baseline.version} → {p.version}", b.verdict]
+               "-" if b.p_value is None else f"{b.p_value:.2g}", version, b.verdict]
         cls = {SLOWER: "slower", FASTER: "faster"}.get(b.verdict, "")
         body.append(f'<tr class="{cls}">' + "".join(f'<td class="{"wrap" if i == 0 else ""}">{esc(v)}</td>'
                                                     for i, v in enumerate(row)) + "</tr>")
