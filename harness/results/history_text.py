@@ -59,8 +59,8 @@ def baseline_lines(cells: Cells, baseline: str, threshold: float, alpha: float) 
     missing = [names[k] for k, pts in cells.items() if not any(p.baseline for p in pts)]
     changed = [(names[k], p) for k, p in latest.items() if p and p.vs_baseline and p.vs_baseline.verdict != SAME]
     base = next((p.baseline for pts in cells.values() for p in pts if p.baseline), None)
-    started = f", started {when(base)}," if base else ""
-    lines = [f"each cell's latest run against the baseline run {baseline}{started} (p < {alpha:g} and |change| > "
+    started = f"started {when(base)}; " if base else ""
+    lines = [f"each cell's latest run against the baseline run {baseline} ({started}p < {alpha:g} and |change| > "
              f"{threshold:g}%): {len(changed)} of {sum(1 for p in latest.values() if p)} cell(s) changed"]
     for label, p in changed:
         b = p.vs_baseline

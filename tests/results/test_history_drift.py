@@ -73,7 +73,7 @@ def test_baseline_names_the_pinned_run_and_each_cells_change_against_it(tmp_path
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "6 cell(s), baseline run r2" in out
-    assert "each cell's latest run against the baseline run r2, started 2026-03-02 12:00, (p < 0.05 and |change| > 5%): " \
+    assert "each cell's latest run against the baseline run r2 (started 2026-03-02 12:00; p < 0.05 and |change| > 5%): " \
            "3 of 6 cell(s) changed" in out
     assert "slower +" in out and "in run r6 (vs baseline r2): tensorflow lenet5 cpu forward," in out
     assert "latest run r6 vs baseline r2 (2026-03-02 12:00): +" in out
