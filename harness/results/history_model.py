@@ -130,6 +130,8 @@ def baseline_label(root: str | Path, runs: Sequence[tuple[str, Run]], skipped: S
     if ids:
         return ids[0]
     path, top = Path(given), Path(root).resolve()
+    if not path.exists() and (top / given).exists():   # a folder named relative to root
+        path = top / given
     if path.is_dir():
         found = [label for label, run in runs if run.path.resolve() == path.resolve()]
         if found:

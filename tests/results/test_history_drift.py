@@ -88,11 +88,13 @@ def test_baseline_names_the_pinned_run_and_each_cells_change_against_it(tmp_path
     assert "baseline run r2" in by_folder
 
 
-@pytest.mark.parametrize("case", ["unknown", "not_a_run", "outside", "file"])
+@pytest.mark.parametrize("case", ["unknown", "not_a_run", "outside", "file", "unreadable"])
 def test_a_bad_baseline_is_one_line_and_exit_2(tmp_path, case):
     results = tmp_path / "results"
     make_run(results, run_id="only", mode="speed", dataset="synthetic")
-    given = {"unknown": "nope", "not_a_run": str(tmp_path), "file": str(results / "only" / "meta.json"),
+    (results / "broken").mkdir()
+    (results / "broken" / "results.csv").write_text("a,b\n1,2\n")   # skipped by history, named relative to RESULTS_DIR
+    given = {"unknown": "nope", "unreadable": "broken", "not_a_run": str(tmp_path), "file": str(results / "only" / "meta.json"),
              "outside": str(make_run(tmp_path / "elsewhere", run_id="other", mode="speed", dataset="synthetic")
                             if case == "outside" else "")}[case]
     proc = run_cli("history", str(results), "--baseline", given, timeout=120)
@@ -100,7 +102,8 @@ def test_a_bad_baseline_is_one_line_and_exit_2(tmp_path, case):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("convbench: error: baseline ") and "Traceback" not in proc.stderr
     expected = {"unknown": f"'nope' is no run under {str(results)!r}; runs: only", "not_a_run": "is not a convbench run",
-                "outside": f"is not a run under {str(results)!r}", "file": "is not a run folder"}[case]
+                "outside": f"is not a run under {str(results)!r}", "file": "is not a run folder",
+                "unreadable": f"'broken' is not a readable run: {str(results / 'broken' / 'results.csv')!r} is not"}[case]
     assert expected in lines[0]
 
 
