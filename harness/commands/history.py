@@ -20,12 +20,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     hist.add_argument("--output", metavar="DIR", help="folder for history.csv and history.html (default: RESULTS_DIR)")
     hist.add_argument("--threshold", type=percent_arg, default=DEFAULT_THRESHOLD, metavar="PCT",
                       help="smallest relative change that counts, e.g. 5 or 5%% (default 5, as compare)")
-    hist.add_argument("--alpha", type=alpha_arg, default=DEFAULT_ALPHA, help="significance level (default 0.05)")
+    hist.add_argument("--alpha", type=alpha_arg, default=DEFAULT_ALPHA,
+                      help="significance level (default 0.05); change points: the false discovery rate across cells")
+    hist.add_argument("--baseline", metavar="RUN",
+                      help="also compare every run with this one (a run folder, or a run id, under RESULTS_DIR; "
+                           "default: none, each change point is then also given against the cell's first run)")
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     text, files = write_history(args.results_dir, args.output, models=args.models, frameworks=args.frameworks,
-                                threshold=args.threshold, alpha=args.alpha)
+                                threshold=args.threshold, alpha=args.alpha, baseline=args.baseline)
     print(text)
     print("\n".join(f"{f.name}: {f}" for f in files))
     return 0

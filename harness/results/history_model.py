@@ -1,5 +1,6 @@
 """The data of ``convbench history``: every run under a folder, each cell's point in each run (its headline value
-and the raw values the tests use), compared with the previous run that has the same cell ok.
+and the raw values the tests use), compared with the previous run that has the same cell ok and, with a pinned
+baseline run, with that run; and each cell's change point over its whole series (changepoint.py).
 
 Runs are ordered by meta.json's ``started``. Cells match on cells.MATCH_KEYS (framework versions may differ between
 the runs) and are judged on cells.metric, with ``convbench compare``'s tests and defaults (significance.py).
@@ -14,8 +15,17 @@ from typing import Any, Sequence
 
 from harness.errors import ConvbenchError
 from harness.results.cells import SECONDARY, cell_key, column_values, key_dict, metric, step_samples
+from harness.results.changepoint import Split, adjust, best_split
 from harness.results.runs import Run, load_run
-from harness.results.significance import DEFAULT_ALPHA, DEFAULT_THRESHOLD, SAME, Comparison, compare_repeats, compare_samples
+from harness.results.significance import (
+    DEFAULT_ALPHA,
+    DEFAULT_THRESHOLD,
+    SAME,
+    Comparison,
+    compare_repeats,
+    compare_samples,
+    decide,
+)
 from harness.results.stats import sample_stats
 from harness.results.table import Row, fmt, group, ok_rows
 
@@ -37,6 +47,8 @@ class Point:
     accuracy: float | None = None
     comparison: Comparison | None = None
     previous: Point | None = None
+    vs_baseline: Comparison | None = None               # against the pinned baseline run's point of the cell
+    baseline: Point | None = None
 
     @property
     def version(self) -> str:
@@ -44,6 +56,32 @@ class Point:
 
 
 Cells = dict[tuple[Any, ...], list[Point]]   # cell key -> its points, in run order
+
+
+@dataclass
+class ChangePoint:
+    """A cell's best split over its whole series: ``before`` is the last run of the earlier part, ``after`` the first
+    of the later; q is the split's p after Benjamini-Hochberg across the cells tested."""
+    label: str
+    key: tuple[Any, ...]
+    points: list[Point]          # the cell's points with values, oldest first
+    split: Split
+    q_value: float
+    verdict: str
+    overall: Comparison | None   # the latest point against the pinned baseline, or else against the cell's first run
+    reference: Point             # the pinned baseline's point, or the cell's first
+
+    @property
+    def before(self) -> Point:
+        return self.points[self.split.index - 1]
+
+    @property
+    def after(self) -> Point:
+        return self.points[self.split.index]
+
+    @property
+    def latest(self) -> Point:
+        return self.points[-1]
 
 
 def run_started(run: Run) -> dt.datetime:
@@ -80,6 +118,36 @@ def find_runs(root: str | Path) -> tuple[list[tuple[str, Run]], list[str]]:
     return runs, skipped
 
 
+def baseline_label(root: str | Path, runs: Sequence[tuple[str, Run]], skipped: Sequence[str], given: str) -> str:
+    """The label of the run ``given`` names: a label (its folder relative to ``root``), a run id, or a run folder
+    under ``root``. ConvbenchError (one line) when it names none of them."""
+    names = [label for label, _ in runs]
+    if given in names:
+        return given
+    ids = [label for label, run in runs if run.name == given]
+    if len(ids) > 1:
+        raise ConvbenchError(f"baseline {given!r} is the run id of {len(ids)} runs ({', '.join(ids)}); give its folder")
+    if ids:
+        return ids[0]
+    path, top = Path(given), Path(root).resolve()
+    if not path.exists() and (top / given).exists():   # a folder named relative to root
+        path = top / given
+    if path.is_dir():
+        found = [label for label, run in runs if run.path.resolve() == path.resolve()]
+        if found:
+            return found[0]
+        if not (path / "results.csv").is_file():
+            raise ConvbenchError(f"baseline {given!r} is not a convbench run (no results.csv)")
+        if not path.resolve().is_relative_to(top):
+            raise ConvbenchError(f"baseline {given!r} is not a run under {str(root)!r}")
+        why = next((s for s in skipped if str(path.resolve()) in s or given in s), "it was skipped as unreadable")
+        raise ConvbenchError(f"baseline {given!r} is not a readable run: {why}")
+    if path.exists():
+        raise ConvbenchError(f"baseline {given!r} is not a run folder")
+    shown = ", ".join(names[:8]) + (f", ... ({len(names)} runs)" if len(names) > 8 else "")
+    raise ConvbenchError(f"baseline {given!r} is no run under {str(root)!r}; runs: {shown}")
+
+
 def _measure(point: Point, run: Run) -> None:
     """Fills the point's metric, raw values and headline value from its ok rows."""
     ok = ok_rows(point.rows)
@@ -104,9 +172,19 @@ def _measure(point: Point, run: Run) -> None:
         point.low, point.high = point.value - sd, point.value + sd
 
 
+def _compare(a: Point, b: Point, threshold: float, alpha: float) -> Comparison | None:
+    """As compare: the raw samples when both points have them, else the rows' values (one per seed)."""
+    if a.samples and b.samples:
+        return compare_samples(a.values, b.values, threshold, alpha)
+    if a.repeats and b.repeats:
+        return compare_repeats(a.repeats, b.repeats, threshold, alpha)
+    return None
+
+
 def collect(runs: Sequence[tuple[str, Run]], models: Sequence[str] = (), frameworks: Sequence[str] = (),
-            threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA) -> Cells:
-    """cell key -> its points in run order, each compared with the previous point that has values."""
+            threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA, baseline: str | None = None) -> Cells:
+    """cell key -> its points in run order, each compared with the previous point that has values and with the
+    point of the run labelled ``baseline`` (when given and the cell is in it)."""
     rows = [r for _, run in runs for r in run.rows]
     for kind, names in (("model", models), ("framework", frameworks)):
         known = sorted({str(r[kind]) for r in rows})
@@ -122,13 +200,39 @@ def collect(runs: Sequence[tuple[str, Run]], models: Sequence[str] = (), framewo
             _measure(point, run)
             earlier = [p for p in cells.get(key, []) if p.values]
             if point.values and earlier:
-                prev = point.previous = earlier[-1]
-                if prev.samples and point.samples:   # as compare: raw samples on both sides, else the rows' values
-                    point.comparison = compare_samples(prev.values, point.values, threshold, alpha)
-                elif prev.repeats and point.repeats:
-                    point.comparison = compare_repeats(prev.repeats, point.repeats, threshold, alpha)
+                point.previous = earlier[-1]
+                point.comparison = _compare(point.previous, point, threshold, alpha)
             cells.setdefault(key, []).append(point)
+    for points in cells.values():
+        base = next((p for p in points if p.run == baseline and p.values), None)
+        for p in points:
+            p.baseline = base
+            if base and p is not base and p.values:
+                p.vs_baseline = _compare(base, p, threshold, alpha)
     return cells
+
+
+def change_points(cells: Cells, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA) -> list[ChangePoint]:
+    """Every cell of three runs or more with a test: its best split (changepoint.best_split on the raw samples when
+    every run of the cell has them, else on the per-seed values), q-values by Benjamini-Hochberg across these cells,
+    and the verdict (q < alpha and |change| > threshold). Oldest change first."""
+    names = labels(list(cells))
+    found = []
+    for key, points in cells.items():
+        pts = [p for p in points if p.values]
+        samples = all(p.samples for p in pts)
+        if not samples and not all(p.repeats for p in pts):
+            continue
+        split = best_split([p.values if samples else p.repeats for p in pts], samples)
+        if split:
+            found.append((key, pts, split))
+    result = []
+    for (key, pts, split), q in zip(found, adjust([s.p_value for _, _, s in found])):
+        reference = pts[0].baseline or pts[0]
+        overall = pts[-1].vs_baseline if pts[0].baseline else _compare(pts[0], pts[-1], threshold, alpha)
+        result.append(ChangePoint(names[key], key, pts, split, q, decide(split.comparison.ratio, q < alpha, threshold),
+                                  overall if pts[-1] is not reference else None, reference))
+    return sorted(result, key=lambda c: (c.after.started, c.after.run, c.label))
 
 
 def labels(keys: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], str]:

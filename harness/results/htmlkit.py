@@ -21,8 +21,9 @@ pre{background:#f6f8fa;padding:12px;overflow:auto;max-height:480px}
 table{border-collapse:collapse;margin:8px 0}th,td{border:1px solid #d0d7de;padding:5px 10px;vertical-align:top}
 th{background:#f0f3f6;text-align:left}tbody tr:nth-child(even){background:#fafbfc}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}.wide{overflow-x:auto}
-table.changes td{white-space:nowrap}table.changes td.wrap{white-space:normal}
-table.results,table.changes{font-size:.92em}.results th,.results td,.changes th,.changes td{padding:4px 7px}
+table.changes td,table.steps td{white-space:nowrap}table.changes td.wrap,table.steps td.wrap{white-space:normal}
+table.results,table.changes,table.steps{font-size:.92em}
+.results th,.results td,.changes th,.changes td,.steps th,.steps td{padding:4px 7px}
 small,.note{color:#57606a}
 small.unstable{color:#cf222e;font-weight:600}
 table tbody tr.slower{background:#ffe4e1}table tbody tr.faster{background:#e3f6e3}.failed{color:#b3261e}
