@@ -95,14 +95,20 @@ def run_started(run: Run) -> dt.datetime:
 
 
 def find_runs(root: str | Path) -> tuple[list[tuple[str, Run]], list[str]]:
-    """(label, run) for every folder under ``root`` with a results.csv, oldest first, and the folders skipped."""
+    """(label, run) for every folder under ``root`` with a results.csv, oldest first, and the folders skipped. A
+    results.csv inside a run folder is a copy (``export --to mlflow`` puts one among each MLflow run's artifacts),
+    not another run."""
     path = Path(root)
     if not path.exists():
         raise ConvbenchError(f"results directory {str(path)!r} does not exist")
     if not path.is_dir():
         raise ConvbenchError(f"{str(path)!r} is not a folder")
     runs, skipped = [], []
-    for csv in sorted(path.rglob("results.csv")):
+    found = sorted(path.rglob("results.csv"))
+    folders = {csv.parent for csv in found}
+    for csv in found:
+        if any(parent in folders for parent in csv.parent.parents):
+            continue   # a copy inside a run folder (an MLflow export's artifacts), not a run: a run holds no other
         try:
             run = load_run(csv.parent)
         except ConvbenchError as exc:
