@@ -14,9 +14,7 @@ the number of cells at once under Ray). Before any cell has finished there is no
 """
 from __future__ import annotations
 
-import os
 import statistics
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -135,13 +133,3 @@ class Matrix:
 
     def line(self) -> str:
         return f"[progress] {self.summary()}"
-
-
-def make_display(started: float, local: bool, stream: TextIO | None = None,
-                 env: Mapping[str, str] | None = None) -> Matrix:
-    """The live display on a terminal (rich, imported only then), else the plain lines. ``local``: cells run one at a
-    time here (their steps and phases are seen); otherwise (Ray) each cell not finished is shown as in flight."""
-    if live_terminal(stream or sys.stdout, os.environ if env is None else env):
-        from harness.orchestrator.live import LiveMatrix
-        return LiveMatrix(started, local)
-    return Matrix(started)

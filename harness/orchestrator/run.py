@@ -8,7 +8,9 @@ resumable folder.
 """
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +21,7 @@ from harness.errors import ConvbenchError
 from harness.hardware import nvml, telemetry
 from harness.orchestrator.budget import Budget, clock_text, summary, summary_line
 from harness.orchestrator.defaults import device_note, left_out_line
-from harness.orchestrator.display import Matrix, make_display
+from harness.orchestrator.display import Matrix, live_terminal
 from harness.orchestrator.executors import Executor, LocalExecutor, make_executor
 from harness.orchestrator.plan import Plan, prepare_cell
 from harness.orchestrator.probes import Probe, describe
@@ -95,6 +97,15 @@ def run_cells(plan: Plan, regs: Registries, meta: dict[str, Any]) -> int:
             raise
         raise failed from None
     return finish(plan, meta, interrupted, ran, time.monotonic() - started)
+
+
+def make_display(started: float, local: bool) -> Matrix:
+    """The run's progress: rich's live display on a terminal (imported only then), else plain lines. ``local``: the
+    cells run one at a time here, their steps and phases seen; otherwise (Ray) each one not finished is in flight."""
+    if live_terminal(sys.stdout, os.environ):
+        from harness.orchestrator.live import LiveMatrix
+        return LiveMatrix(started, local)
+    return Matrix(started)
 
 
 def plan_budget(settings: RunSettings, executor: Executor, started: float) -> Budget | None:
