@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import io
+import json
 import os
 import pty
 import re
@@ -21,6 +22,7 @@ from rich.console import Console
 
 from harness.orchestrator.display import Estimate, Matrix, live_terminal
 from harness.orchestrator.live import LiveMatrix
+from harness.orchestrator.progress import Progress
 
 CLOCK = r"(\d+h)?(\d+m)?\d+s"   # budget.clock_text: 7s, 2m05s, 1h02m03s
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -87,6 +89,28 @@ def test_under_ray_each_cell_in_flight_has_its_line_under_the_matrix_bar():
     frames = ANSI.sub("", out.getvalue())
     assert "0/2 cells done" in frames and "torch-vgg16-cuda:0" in frames and "submitted to ray" in frames
     assert "1/2 cells done, eta " in frames
+
+
+def test_a_cell_s_steps_and_phases_are_its_status_and_its_epochs_stay_plain_lines():
+    out, status = io.StringIO(), []
+    watch = Progress("torch-lenet5-cpu", stream=out, status=lambda text, done: status.append((text, done)))
+    watch(json.dumps({"event": "phase", "name": "setup: data, model and weights"}))
+    watch(json.dumps({"event": "step", "epoch": 2, "epochs": 2, "step": 5, "steps": 10, "loss": 0.5}))
+    watch(json.dumps({"event": "epoch", "epoch": 2, "epochs": 2, "train_loss": 0.25, "test_accuracy": 0.9, "lr": 0.01,
+                      "train_time_s": 3.0}))
+    watch(json.dumps({"event": "phase", "name": "forward", "step": 12, "steps": "auto"}))
+    watch(json.dumps({"event": "phase", "name": "forward pipelined", "step": 40, "steps": 50}))
+    watch("Forward across 100 steps, 0.001 +/- 0.000 sec / batch")
+    assert [text.split(" eta")[0] for text, _ in status] == [
+        "setup: data, model and weights", "epoch 2/2 step 5/10 loss 0.5000", "epoch 2/2 done, test_acc 0.9000",
+        "forward: 12 steps", "forward pipelined: step 40/50"]
+    assert [done for _, done in status] == [None, 0.75, 1.0, None, None]
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("[torch-lenet5-cpu] epoch 2/2 loss 0.2500 test_acc 0.9000 lr 0.01 train 3.0s eta ")
+    assert lines[1:] == ["[torch-lenet5-cpu] Forward across 100 steps, 0.001 +/- 0.000 sec / batch"]
+    plain = io.StringIO()   # without a display (off a terminal): steps and phases print nothing, as before
+    Progress("c", stream=plain)(json.dumps({"event": "step", "epoch": 1, "epochs": 2, "step": 5, "steps": 10, "loss": 0.5}))
+    assert plain.getvalue() == ""
 
 
 class Tty(io.StringIO):
