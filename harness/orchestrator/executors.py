@@ -15,6 +15,7 @@ from harness.errors import ConvbenchError
 from harness.frameworks import FrameworkSpec
 from harness.hardware import nvml
 from harness.orchestrator.probes import Probe, measure_cpu_peak, probe_framework
+from harness.orchestrator.progress import Progress
 from harness.orchestrator.retries import run_with_retries
 from harness.orchestrator.workers import kill_current_worker
 from harness.results.records import add_note, failure_row
@@ -40,6 +41,7 @@ class LocalExecutor:
         self.run_dir = run_dir
         self.queue: list[tuple[Cell, FrameworkSpec]] = []
         self.prepare: Callable[[Cell], Cell] = lambda cell: cell   # as each cell starts (--budget plans it here)
+        self.watch: Callable[[str], Callable[[str], None]] = Progress   # its worker's lines (the run's display)
 
     def probe(self, spec: FrameworkSpec, threads: int, log: Path, gpu: bool, python: str | None) -> Probe:
         return probe_framework(spec, threads, log, python)
@@ -58,7 +60,7 @@ class LocalExecutor:
         while self.queue:
             cell, spec = self.queue.pop(0)
             cell = self.prepare(cell)
-            yield cell.name, run_with_retries(cell, spec, self.run_dir / "cells" / cell.name)
+            yield cell.name, run_with_retries(cell, spec, self.run_dir / "cells" / cell.name, watch=self.watch)
 
     def cancel(self) -> None:
         kill_current_worker()

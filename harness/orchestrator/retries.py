@@ -15,8 +15,10 @@ from harness.settings import Cell
 from harness.worker.protocol import checkpoint_meta, is_own_checkpoint
 
 
-def run_with_retries(cell: Cell, spec: FrameworkSpec, cell_dir: Path, say: Callable[[str], None] = print) -> list[Row]:
-    """Runs a cell in a worker; with --oom-retry, again (a new cell) at half the batch after each out-of-memory."""
+def run_with_retries(cell: Cell, spec: FrameworkSpec, cell_dir: Path, say: Callable[[str], None] = print,
+                     watch: Callable[[str], Callable[[str], None]] = Progress) -> list[Row]:
+    """Runs a cell in a worker; with --oom-retry, again (a new cell) at half the batch after each out-of-memory.
+    ``watch(cell name)``, as each attempt starts: the handler of its worker's progress lines (the run's display)."""
     cell = cell.replace(checkpoint=str(cell_dir / "checkpoint.npz"))
     first_batch = cell.batch_size
     waited = None
@@ -30,7 +32,7 @@ def run_with_retries(cell: Cell, spec: FrameworkSpec, cell_dir: Path, say: Calla
     while True:
         attempt, why = continuation(cell)
         say(f"[{cell.name}] start (batch {cell.batch_size})" + (f": {why}" if why else ""))
-        rows = run_cell(attempt, spec, cell_dir, Progress(cell.name))
+        rows = run_cell(attempt, spec, cell_dir, watch(cell.name))
         if why and attempt is cell:
             add_note(rows, why)
         for row in rows:

@@ -8,7 +8,9 @@ resumable folder.
 """
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +21,7 @@ from harness.errors import ConvbenchError
 from harness.hardware import nvml, telemetry
 from harness.orchestrator.budget import Budget, clock_text, summary, summary_line
 from harness.orchestrator.defaults import device_note, left_out_line
+from harness.orchestrator.display import Matrix, live_terminal
 from harness.orchestrator.executors import Executor, LocalExecutor, make_executor
 from harness.orchestrator.plan import Plan, prepare_cell
 from harness.orchestrator.probes import Probe, describe
@@ -71,14 +74,19 @@ def run_cells(plan: Plan, regs: Registries, meta: dict[str, Any]) -> int:
     interrupted = False
     assert executor is not None
     ran: set[str] = set()
+    display = make_display(started, local=isinstance(executor, LocalExecutor))
     try:
-        submit_cells(plan, regs, probes, executor)
+        submit_cells(plan, regs, probes, executor, display)
         budget = plan_budget(plan.settings, executor, started)
-        for name, rows in executor.results():
-            record(run_dir, name, add_scaling_efficiency(rows, journal.latest(run_dir)))
-            ran.add(name)
-            if budget is not None:
-                budget.finished(rows)
+        if isinstance(executor, LocalExecutor):
+            executor.watch = display.watch
+        with display:
+            for name, rows in executor.results():
+                record(run_dir, name, add_scaling_efficiency(rows, journal.latest(run_dir)))
+                ran.add(name)
+                display.finished(name, rows)
+                if budget is not None:
+                    budget.finished(rows)
     except KeyboardInterrupt:
         executor.cancel()
         interrupted = True
@@ -91,6 +99,15 @@ def run_cells(plan: Plan, regs: Registries, meta: dict[str, Any]) -> int:
     return finish(plan, meta, interrupted, ran, time.monotonic() - started)
 
 
+def make_display(started: float, local: bool) -> Matrix:
+    """The run's progress: rich's live display on a terminal (imported only then), else plain lines. ``local``: the
+    cells run one at a time here, their steps and phases seen; otherwise (Ray) each one not finished is in flight."""
+    if live_terminal(sys.stdout, os.environ):
+        from harness.orchestrator.live import LiveMatrix
+        return LiveMatrix(started, local)
+    return Matrix(started)
+
+
 def plan_budget(settings: RunSettings, executor: Executor, started: float) -> Budget | None:
     """--budget: each queued cell's series time planned as it starts (the local executor runs them in turn)."""
     if settings.budget is None or not isinstance(executor, LocalExecutor) or not executor.queue:
@@ -100,9 +117,9 @@ def plan_budget(settings: RunSettings, executor: Executor, started: float) -> Bu
     return budget
 
 
-def submit_cells(plan: Plan, regs: Registries, probes: dict[str, Probe], executor: Executor) -> None:
+def submit_cells(plan: Plan, regs: Registries, probes: dict[str, Probe], executor: Executor, display: Matrix) -> None:
     """Every cell of the plan: kept when an earlier attempt finished ok, recorded when it cannot run, else submitted
-    (a data-parallel cell after its single-device baseline)."""
+    (a data-parallel cell after its single-device baseline); each counted in the run's progress display."""
     settings, previous = plan.settings, journal.latest(plan.run_dir)
     worlds = (1, settings.world_size) if settings.world_size > 1 else (1,)
     for fw in plan.frameworks:
@@ -110,7 +127,9 @@ def submit_cells(plan: Plan, regs: Registries, probes: dict[str, Probe], executo
             for seed in plan.seeds:
                 for world in worlds:
                     cell, rows = prepare_cell(fw, model, seed, plan, probes[fw], regs, world)
-                    if previous.get(cell.name) and all(r["status"] == "ok" for r in previous[cell.name]):
+                    kept = bool(previous.get(cell.name)) and all(r["status"] == "ok" for r in previous[cell.name])
+                    display.add(cell.name, model, finished=kept or rows is not None)
+                    if kept:
                         print(f"[{cell.name}] ok in an earlier attempt; kept")
                     elif rows is not None:
                         record(plan.run_dir, cell.name, rows)

@@ -1,7 +1,8 @@
-"""The report libraries: pandas (results.csv), SciPy (the significance tests), Matplotlib (report.md's PNGs) and
-Plotly (the HTML reports). The orchestrator's commands use them, a worker never does, so they are not among
-convbench's core dependencies but in its ``report`` extra, which a worker environment (``--python``) goes without.
-A command that needs them checks before it starts and names what to install, in one line."""
+"""The report libraries: pandas (results.csv), SciPy (the significance tests), Matplotlib (report.md's PNGs), Plotly
+(the HTML reports) and rich (run's progress display). The orchestrator's commands use them, a worker never does, so
+they are not among convbench's core dependencies but in its ``report`` extra, which a worker environment
+(``--python``) goes without. A command that needs them checks before it starts and names what to install, in one
+line."""
 from __future__ import annotations
 
 import importlib.util
@@ -9,7 +10,7 @@ import importlib.util
 from harness.errors import ConvbenchError
 
 EXTRA = "report"
-LIBRARIES = ("pandas", "scipy", "matplotlib", "plotly")
+LIBRARIES = ("pandas", "scipy", "matplotlib", "plotly", "rich")
 
 
 def missing() -> list[str]:

@@ -1,7 +1,7 @@
 """A worker environment with convbench's core alone (numpy, pluggy, psutil): the real worker runs an interpreter check,
 a probe and a training cell there (the test-only numpy framework, tests/faulty_plugin.py, on the shipped digits),
-where pandas, SciPy, scikit-learn, Matplotlib and Plotly are not installed; a command that needs them says so in one
-line."""
+where pandas, SciPy, scikit-learn, Matplotlib, Plotly and rich are not installed; a command that needs them says so
+in one line."""
 from __future__ import annotations
 
 import json
@@ -77,6 +77,6 @@ def test_a_command_that_needs_the_report_extra_says_so_in_one_line(core_env, tmp
         proc = subprocess.run([str(core_env / "convbench"), *args], cwd=tmp_path, env=clean_env(), capture_output=True,
                               text=True)
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-        assert (f"convbench {args[0]} needs pandas, scipy, matplotlib, plotly, which are not installed" in proc.stderr
+        assert (f"convbench {args[0]} needs {', '.join(LIBRARIES)}, which are not installed" in proc.stderr
                 and "pip install 'convbench[report]'" in proc.stderr), proc.stderr
     assert not (tmp_path / "out").exists()
