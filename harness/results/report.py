@@ -11,7 +11,7 @@ from harness.results import libraries, plots
 from harness.results.csvio import read_csv
 from harness.results.outdir import output_dir
 from harness.results.runs import Run, load_run
-from harness.results.speed_summary import speed_stats
+from harness.results.speed_summary import speed_by_batch, speed_stats
 from harness.results.table import busy, column, duration, group, markdown_table, ok_rows, train_text
 
 # the articles' published figures (docs/articles.md), package data: read the same from a checkout and a wheel
@@ -74,16 +74,21 @@ def render_markdown(run: Run, images: dict[str, str]) -> str:
                 "where n > 1.", ""]
         if dataset == "cifar10":
             out += ["## The articles' published figures", "", _reference_section(run, train), ""]
-    speed = speed_stats(run)
-    if speed:
-        cols = list(dict.fromkeys(c for (_, _, c) in speed))
-        keys = list(dict.fromkeys((m, p) for (m, p, _) in speed))
-        body = [[m, p, *(f"{s['median']:.2f} ms [{s['lo']:.2f}, {s['hi']:.2f}], {s['img_s']:.0f} img/s"
-                         + (" (unstable)" if s["unstable"] else "")
-                         if (s := speed.get((m, p, c))) else "-" for c in cols)] for m, p in keys]
-        out += ["## Step time", "", markdown_table(["network", "phase", *cols], body), "",
+    by_batch = speed_by_batch(run)
+    if by_batch:
+        sweep = len(by_batch) > 1   # a --batch-size sweep: a line per batch size, each model's together
+        stats = by_batch if sweep else {None: speed_stats(run)}
+        cols = list(dict.fromkeys(c for s in stats.values() for (_, _, c) in s))
+        keys = sorted(dict.fromkeys((m, p, b) for b, s in stats.items() for (m, p, _) in s),
+                      key=lambda k: (k[0], k[1], k[2] or 0))
+        body = [[m, p, *([b] if sweep else []),
+                 *(f"{s['median']:.2f} ms [{s['lo']:.2f}, {s['hi']:.2f}], {s['img_s']:.0f} img/s"
+                   + (" (unstable)" if s["unstable"] else "")
+                   if (s := stats[b].get((m, p, c))) else "-" for c in cols)] for m, p, b in keys]
+        out += ["## Step time", "", markdown_table(["network", "phase", *(["batch"] if sweep else []), *cols], body), "",
                 "Cells: median step time [distribution-free 95% CI of the median], images/s = batch / median; "
-                "raw samples pooled over seeds.", ""]
+                "raw samples pooled over seeds." + (" Batch sizes a framework did not reach (out of memory) are "
+                                                     "under Failed cells." if sweep else ""), ""]
     shaky = [r for r in run.rows if r["status"] == "ok" and r.get("stable") is False]
     if shaky:
         out += ["## Unstable phases", "", "These missed the precision target or drifted while they were sampled: "
@@ -128,10 +133,11 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
             t = [r["train_time_s"] for r in g]
             bars.setdefault(m, {})[c] = (statistics.fmean(t), statistics.stdev(t) if len(t) > 1 else 0.0)
         images["Training time"] = plots.train_time_bars(bars, out / "train_time.png").name
-    if speed := speed_stats(run):
+    if by_batch := speed_by_batch(run):
         nested: dict[str, dict[str, dict[str, tuple[float, float, float]]]] = {}
-        for (m, p, c), s in speed.items():
-            nested.setdefault(p, {}).setdefault(m, {})[c] = (s["median"], s["lo"], s["hi"])
+        for b, speed in sorted(by_batch.items(), key=lambda kv: kv[0] or 0) if len(by_batch) > 1 else [(None, speed_stats(run))]:
+            for (m, p, c), s in speed.items():   # a --batch-size sweep: a group of bars per model and batch size
+                nested.setdefault(p, {}).setdefault(m + (f" b{b}" if b else ""), {})[c] = (s["median"], s["lo"], s["hi"])
         images["Median step time"] = plots.speed_bars(nested, out / "step_time.png").name
     report = out / "report.md"
     return write_atomic(report, render_markdown(run, images))
