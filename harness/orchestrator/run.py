@@ -47,6 +47,8 @@ def execute(plan: Plan, regs: Registries) -> int:
     kept, and ``--resume`` finishes the run once there is room."""
     with locked(plan.run_dir):
         meta = start_meta(plan.run_dir, plan.run_id, plan.argv, plan.settings.to_dict())
+        if plan.sweep:   # beside the settings, which hold one value of each swept option
+            meta["sweep"] = plan.sweep
         try:
             write_json(plan.run_dir / META, meta)   # now, so a killed run has one too
             return run_cells(plan, regs, meta)

@@ -12,7 +12,7 @@ from harness.results.csvio import read_csv
 from harness.results.outdir import output_dir
 from harness.results.runs import Run, load_run
 from harness.results.speed_summary import speed_by_batch, speed_stats
-from harness.results.table import busy, column, duration, group, markdown_table, ok_rows, train_text
+from harness.results.table import busy, column, duration, group, markdown_table, model_labels, ok_rows, train_text
 
 # the articles' published figures (docs/articles.md), package data: read the same from a checkout and a wheel
 REFERENCE_CSV = files("harness.results") / "reference" / "articles.csv"
@@ -65,9 +65,10 @@ def render_markdown(run: Run, images: dict[str, str]) -> str:
     if not run.rows:
         out += ["No cell has finished in this run (results.csv has no rows).", ""]
     if train:
-        models = list(dict.fromkeys(r["model"] for r in train))
+        model = model_labels(train)   # a sweep's cells apart: 'lenet5 batch 64'
+        models = list(dict.fromkeys(model(r) for r in train))
         cols = list(dict.fromkeys(column(r, train) for r in train))
-        cells = group(train, lambda r: (r["model"], column(r, train)))
+        cells = group(train, lambda r: (model(r), column(r, train)))
         body = [[m, *(train_text(cells[(m, c)]) if (m, c) in cells else "-" for c in cols)] for m in models]
         out += ["## Accuracy and training time", "", markdown_table(["network", *cols], body), "",
                 "Cells: final test accuracy / training time (evaluation excluded); mean ± std over seeds "
@@ -121,7 +122,8 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
     run = load_run(run_dir)
     out = output_dir(out_dir, run.path)
     images: dict[str, str] = {}
-    curves = [{"model": r["model"], "framework": column(r, run.rows), "seed": r.get("seed"),
+    model = model_labels(run.rows)
+    curves = [{"model": model(r), "framework": column(r, run.rows), "seed": r.get("seed"),
                "time_s": [e["train_time_s"] for e in h], "accuracy": [e["test_accuracy"] for e in h]}
               for r in run.rows if r["mode"] == "train" and (h := run.histories.get(r["cell"]))]
     if curves:
@@ -129,7 +131,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
     train_ok = [r for r in ok_rows(run.rows) if r["mode"] == "train" and r.get("train_time_s") is not None]
     if train_ok:
         bars: dict[str, dict[str, tuple[float, float]]] = {}
-        for (m, c), g in group(train_ok, lambda r: (r["model"], column(r, run.rows))).items():
+        for (m, c), g in group(train_ok, lambda r: (model(r), column(r, run.rows))).items():
             t = [r["train_time_s"] for r in g]
             bars.setdefault(m, {})[c] = (statistics.fmean(t), statistics.stdev(t) if len(t) > 1 else 0.0)
         images["Training time"] = plots.train_time_bars(bars, out / "train_time.png").name

@@ -9,8 +9,8 @@ from typing import Any
 from harness.results.colours import colour
 from harness.results.htmlkit import figure_div, log_if_wide, subplots
 from harness.results.runs import Run
-from harness.results.speed_summary import ByBatch, model_labels
-from harness.results.table import column, fmt, group, number, ok_rows
+from harness.results.speed_summary import ByBatch, speed_labels
+from harness.results.table import column, fmt, group, model_labels, number, ok_rows
 
 
 def _bars(fig: Any, groups: dict[str, dict[str, tuple[float, float, float]]], frameworks: list[str], row: int, col: int,
@@ -34,7 +34,8 @@ def _bars(fig: Any, groups: dict[str, dict[str, tuple[float, float, float]]], fr
 
 def accuracy_figure(run: Run) -> str | None:
     import plotly.graph_objects as go
-    curves = [(r["model"], column(r, run.rows), r.get("seed"), h) for r in run.rows
+    label_of = model_labels(run.rows)
+    curves = [(label_of(r), column(r, run.rows), r.get("seed"), h) for r in run.rows
               if r["mode"] == "train" and (h := run.histories.get(r["cell"]))]
     if not curves:
         return None
@@ -65,7 +66,8 @@ def train_bars_figure(run: Run, key: str, title: str, unit: str) -> str | None:
         return None
     frameworks = list(dict.fromkeys(column(r, run.rows) for r in rows))
     groups: dict[str, dict[str, tuple[float, float, float]]] = {}
-    for (m, c), g in group(rows, lambda r: (r["model"], column(r, run.rows))).items():
+    model = model_labels(run.rows)
+    for (m, c), g in group(rows, lambda r: (model(r), column(r, run.rows))).items():
         v = [r[key] for r in g]
         sd = statistics.stdev(v) if len(v) > 1 else 0.0
         groups.setdefault(m, {})[c] = (statistics.fmean(v), sd, sd)
@@ -85,7 +87,7 @@ def step_time_figure(run: Run, by_batch: ByBatch) -> str | None:
     phases = list(dict.fromkeys(p for stats in by_batch.values() for (_, p, _) in stats))
     frameworks = list(dict.fromkeys(column(r, speed) for r in speed))
     several = len(by_batch) > 1
-    model_of = model_labels(speed)
+    model_of = speed_labels(speed)
     boxes = len({(model_of(r), r.get("batch_size"), column(r, speed)) for r in speed})
     fig, cols = subplots(phases, height=380, per_row=1 if boxes > 6 else 3)
     shown: set[str] = set()

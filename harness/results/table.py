@@ -86,6 +86,13 @@ def sweep_label(row: Row, swept: Sequence[str]) -> str:
     return " ".join(words.get(c, "{}").format(fmt(row.get(c))) for c in swept)
 
 
+def model_labels(rows: Sequence[Row], only: Sequence[str] = SWEEP_COLUMNS) -> Callable[[Row], str]:
+    """A row's model as tables and figures key it: the model, then its values of the settings a sweep varied
+    (``swept_columns`` of ``only``): 'lenet5 batch 64', so a sweep's cells are never pooled as if they were seeds."""
+    swept = swept_columns(rows, only)
+    return lambda r: " ".join(filter(None, (str(r["model"]), sweep_label(r, swept))))
+
+
 def train_text(rows: list[Row]) -> str:
     """One train-mode cell from the rows of one (model, framework), several rows being seeds:
     'accuracy / training time [/ target in time (k/n reached)] (n=seeds)[, k failed]'."""

@@ -7,7 +7,11 @@ from __future__ import annotations
 import csv
 
 import pytest
-from helpers import needs, run_cli
+from helpers import make_run, needs, run_cli
+
+from harness.results.report import render_markdown
+from harness.results.runs import load_run
+from harness.results.table import comparison_table, swept_columns
 
 
 @pytest.mark.e2e
@@ -48,3 +52,19 @@ def test_a_batch_sweep_run_its_table_and_chart(pages, tmp_path):
     assert plot.locator("g.trace.scatter path.js-line").count() == 3
     chart.screenshot(path=str(tmp_path / "sweep_chart.png"))
     pages.assert_png(tmp_path / "report_sweep.png")
+
+
+def test_tables_of_a_sweep_keep_each_batch_apart(tmp_path):
+    """Seeds pool, batch sizes never do: a line per model, phase and batch in the terminal table and report.md."""
+    speed = load_run(make_run(tmp_path, run_id="speed", mode="speed", dataset="synthetic", frameworks=("torch", "jax"),
+                              seeds=(0, 1), batch_sizes=(32, 64)))
+    assert swept_columns(speed.rows) == ["batch_size"]
+    table = comparison_table(speed.rows).splitlines()
+    assert [line.split("  ")[0] for line in table[2:4]] == ["lenet5 forward batch 32", "lenet5 forward batch 64"]
+    assert len(table) == 2 + 6 + 2 and table[-1] == "sweep: one line per batch size (as each row ran)"
+    md = render_markdown(speed, {})
+    assert "| network | phase | batch | torch | jax |" in md and md.count("| lenet5 | train_step |") == 2
+    train = load_run(make_run(tmp_path, run_id="train", frameworks=("torch",), seeds=(0, 1), batch_sizes=(32, 64)))
+    assert "| lenet5 batch 32 |" in render_markdown(train, {}) and "(n=2)" in render_markdown(train, {})
+    plain = load_run(make_run(tmp_path, run_id="plain", mode="speed", dataset="synthetic", seeds=(0, 1)))
+    assert swept_columns(plain.rows) == [] and "lenet5 forward " in comparison_table(plain.rows)
