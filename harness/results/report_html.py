@@ -16,7 +16,7 @@ from harness.results.outdir import output_dir
 from harness.results.report_figures import accuracy_figure, batch_figure, images_figure, step_time_figure, train_bars_figure
 from harness.results.runs import Run, load_run
 from harness.results.speed_summary import ByBatch, speed_by_batch, speed_labels
-from harness.results.table import Row, column, fmt, group, model_labels, number, ok_rows, train_text
+from harness.results.table import Row, column, fmt, group, model_labels, number, ok_rows, statuses, train_text
 
 # row columns that change the numbers, shown per framework when a row has a value for them
 SETTING_COLUMNS = ("framework_version", "device", "device_name", "dataset", "batch_size", "epochs", "lr", "threads",
@@ -33,7 +33,7 @@ def ms(value: float) -> str:
 
 
 def _status(rows: Sequence[Row]) -> str:
-    return '<span class="failed">' + esc("/".join(dict.fromkeys(r["status"] for r in rows))) + "</span>"
+    return '<span class="failed">' + esc(statuses(rows)) + "</span>"
 
 
 def _train_table(train: list[Row]) -> str:

@@ -51,6 +51,13 @@ def duration(seconds: float) -> str:
     return f"{int(seconds // 3600)} h {int(round(seconds % 3600 / 60)):02d} min"
 
 
+def statuses(rows: Iterable[Row]) -> str:
+    """The rows' statuses, each once: 'crashed', 'oom/timeout'; a sweep's batch not run after a smaller one ran out
+    of memory is 'oom (not run)'."""
+    return "/".join(dict.fromkeys(r["status"] + (" (not run)" if str(r.get("error") or "").startswith("not run:") else "")
+                                  for r in rows))
+
+
 def ok_rows(rows: Iterable[Row]) -> list[Row]:
     return [r for r in rows if r["status"] == "ok"]
 
@@ -98,7 +105,7 @@ def train_text(rows: list[Row]) -> str:
     'accuracy / training time [/ target in time (k/n reached)] (n=seeds)[, k failed]'."""
     ok = ok_rows(rows)
     if not ok:
-        return "/".join(dict.fromkeys(r["status"] for r in rows))
+        return statuses(rows)
     accs = [100 * r["test_accuracy"] for r in ok if number(r.get("test_accuracy"))]
     secs = [r["train_time_s"] for r in ok if number(r.get("train_time_s"))]
     parts = [mean_std(accs, lambda v: f"{v:.2f}", "%") if accs else "-",
@@ -115,7 +122,7 @@ def speed_text(rows: list[Row]) -> str:
     """One speed-mode cell (one phase): median step time and images/s, or the status."""
     ok = ok_rows(rows)
     if not ok:
-        return "/".join(dict.fromkeys(r["status"] for r in rows))
+        return statuses(rows)
     first = ok[0]
     half = f" ±{first['ci_half_pct']:.1f}%" if number(first.get("ci_half_pct")) else ""
     return f"{first['ms_median']:.1f} ms{half}{' !' if unstable(ok) else ''} ({first['images_per_sec']:.0f} img/s)"

@@ -135,12 +135,14 @@ def test_an_out_of_memory_ends_that_sweep_upward_not_the_run(tmp_path):
     assert not (run_dir / "cells" / "faulty-fault_oom-cpu-b128").exists()   # no worker was started for it
     assert "[faulty-fault_oom-cpu-b128] not run: batch 64 ran out of memory" in proc.stdout
     table = proc.stdout[proc.stdout.index("model "):]
-    assert "fault_oom batch 128  oom" in table and "fault_ok batch 128" in table
+    assert "fault_oom batch 64   oom\n" in table and "fault_oom batch 128  oom (not run)" in table
+    assert "fault_ok batch 128" in table
     assert "sweep: one line per batch size" in table
     assert json.loads((run_dir / "meta.json").read_text())["sweep"] == {"batch_size": [16, 64, 128]}
     assert run_cli("report", str(run_dir), timeout=120).returncode == 0
     md = (run_dir / "report.md").read_text()
-    assert "| fault_oom batch 128 | oom |" in md and "| faulty-fault_oom-cpu-b128 | train | oom | not run: batch 64" in md
+    assert "| fault_oom batch 128 | oom (not run) |" in md
+    assert "| faulty-fault_oom-cpu-b128 | train | oom | not run: batch 64 ran out of memory |" in md
     # --resume tries the cells that did not finish again, in order: the same cutoff, the same names
     again = run_cli("run", "--resume", str(run_dir), env=FAULT_ENV)
     assert again.returncode == 1 and "[faulty-fault_ok-cpu-b128] ok in an earlier attempt; kept" in again.stdout
