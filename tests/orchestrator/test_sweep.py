@@ -6,6 +6,7 @@ import argparse
 import csv
 import json
 
+import jsonschema
 import pytest
 from helpers import FAULT_ENV, REGISTRIES, run_cli
 
@@ -14,7 +15,7 @@ from harness.errors import ConvbenchError
 from harness.orchestrator.plan import Plan, new_plan, prepare_cell, resolve_run, resolve_settings
 from harness.orchestrator.probes import Probe
 from harness.orchestrator.sweep import SweepCutoff, combinations
-from harness.results import journal
+from harness.results import journal, schema
 from harness.results.records import failure_row
 
 CPU_ONLY = [{"name": "cpu", "description": "x86"}]
@@ -138,7 +139,9 @@ def test_an_out_of_memory_ends_that_sweep_upward_not_the_run(tmp_path):
     assert "fault_oom batch 64   oom\n" in table and "fault_oom batch 128  oom (not run)" in table
     assert "fault_ok batch 128" in table
     assert "sweep: one line per batch size" in table
-    assert json.loads((run_dir / "meta.json").read_text())["sweep"] == {"batch_size": [16, 64, 128]}
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["sweep"] == {"batch_size": [16, 64, 128]}
+    jsonschema.Draft202012Validator(schema.load("meta.schema.json"), format_checker=jsonschema.FormatChecker()).validate(meta)
     assert run_cli("report", str(run_dir), timeout=120).returncode == 0
     md = (run_dir / "report.md").read_text()
     assert "| fault_oom batch 128 | oom (not run) |" in md
