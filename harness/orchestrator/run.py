@@ -210,9 +210,9 @@ def announce(plan: Plan, probes: dict[str, Probe]) -> None:
     settings = plan.settings
     what = f"{settings.epochs} epoch(s)" if settings.mode == "train" else f"speed: {sampling_text(settings)}"
     note = device_note(probes) if plan.default_device else ""
+    batch = "" if "batch_size" in plan.sweep else f", batch {settings.batch_size or 'per model'}"   # a sweep names its own
     print(f"run {plan.run_id}: {len(plan.frameworks)} framework(s) x {len(plan.models)} model(s) on {settings.device}"
-          f"{note}, {settings.dataset}, {what}, batch {settings.batch_size or 'per model'}{describe_sweep(plan.sweep)} -> "
-          f"{plan.run_dir}", flush=True)
+          f"{note}, {settings.dataset}, {what}{batch}{describe_sweep(plan.sweep)} -> {plan.run_dir}", flush=True)
     if plan.new and plan.left_out:
         print(left_out_line(plan.left_out))
     for probe in probes.values():
