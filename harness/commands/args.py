@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import Any, Callable
 
 from harness.devices import Device, parse_device
 from harness.errors import ConvbenchError
@@ -87,6 +88,30 @@ def name_list(text: str) -> list[str]:
     if not names:
         raise argparse.ArgumentTypeError("expected a comma-separated list of names")
     return names
+
+
+def sweep_of(parse: Callable[[str], Any]) -> Callable[[str], list[Any]]:
+    """An option that takes one value or a comma-separated sweep of them (``32,64,128``): a list of ``parse``'s
+    values, each checked by it, none given twice. One value is a list of one (the run then is exactly as before)."""
+    def parse_list(text: str) -> list[Any]:
+        parts = [p.strip() for p in text.split(",")]
+        if not all(parts):
+            raise argparse.ArgumentTypeError(f"expected a value or a comma-separated list of values, got {text!r}")
+        values = [parse(p) for p in parts]
+        twice = [p for i, p in enumerate(parts) if values[i] in values[:i]]
+        if twice:
+            raise argparse.ArgumentTypeError(f"{twice[0]} given twice in {text!r}")
+        return values
+    return parse_list
+
+
+def one_of(*choices: str) -> Callable[[str], str]:
+    """A choice, for options that also take comma-separated sweeps (argparse's ``choices`` sees the whole list)."""
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise argparse.ArgumentTypeError(f"expected one of {', '.join(choices)}, got {text!r}")
+        return text
+    return parse
 
 
 def add_interpreter_options(parser: argparse.ArgumentParser) -> None:

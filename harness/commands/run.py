@@ -12,16 +12,19 @@ from harness.commands.args import (
     name_list,
     non_negative_int,
     on_off,
+    one_of,
     positive_float,
     positive_int,
     seconds_or_off,
     steps_arg,
+    sweep_of,
 )
 from harness.orchestrator.plan import new_plan, resume_plan
 from harness.orchestrator.run import execute
 from harness.plugin_manager import build_registries, get_plugin_manager
 from harness.settings import DEFAULT_MODELS, FIXED_WARMUP, RECIPE_BATCH, RunSettings
 
+SWEEP_HELP = "a comma list sweeps: one cell per value (docs/results.md, 'Sweeps')"
 HELP = "train (and time) a matrix of framework x model x device"
 
 
@@ -43,8 +46,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                           "nothing is downloaded into a --data-dir)")
     run.add_argument("--no-checksum", action="store_true", help="accept CIFAR-10 files whose MD5 differs from the release")
     run.add_argument("--epochs", type=positive_int, help="train mode: default 10 on digits, 200 on cifar10, 1 on synthetic")
-    run.add_argument("--batch-size", type=positive_int,
-                     help=f"default {RECIPE_BATCH}; in speed mode 32 for 224x224 models, {RECIPE_BATCH} for 32x32 ones")
+    run.add_argument("--batch-size", type=sweep_of(positive_int), metavar="N[,N...]",
+                     help=f"default {RECIPE_BATCH}; in speed mode 32 for 224x224 models, {RECIPE_BATCH} for 32x32 ones; "
+                          f"{SWEEP_HELP}, smallest first; after one runs out of memory the larger are not run")
     run.add_argument("--lr", type=positive_float, help=f"train mode: initial learning rate (default {d.lr:g}; "
                                                          "x0.1 at half the epochs)")
     run.add_argument("--augment", action="store_true", help="train mode: 4-pixel pad + random crop + horizontal flip")
@@ -63,7 +67,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--resume-from", metavar="CHECKPOINT",
                      help="train mode: continue training from a portable checkpoint (.npz) (default: from scratch)")
     run.add_argument("--seed", type=non_negative_int, help=f"default {d.seed}")
-    run.add_argument("--threads", type=positive_int, help="CPU threads per worker (default: all cores)")
+    run.add_argument("--threads", type=sweep_of(positive_int), metavar="N[,N...]",
+                     help=f"CPU threads per worker (default: all cores); {SWEEP_HELP}")
     run.add_argument("--output", metavar="DIR", help="parent of the new run directory (default ./results)")
     run.add_argument("--steps", type=steps_arg, metavar="auto|N",
                      help="speed mode: auto (default): each series samples until its median is known to "
@@ -85,13 +90,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="speed mode, --steps auto: the whole run's wall time (30m, 2h, 1h30m, 90s): each cell's "
                           "series share what is left, and time a quiet phase does not use goes to the noisier ones "
                           "(default: none, --max-time per series)")
-    run.add_argument("--compile", choices=("auto", "none", "default", "xla"),
+    run.add_argument("--compile", type=sweep_of(one_of("auto", "none", "default", "xla")), metavar="MODE[,MODE...]",
                      help="auto (default): each framework's usual path (torch eager, TF tf.function, paddle dygraph, "
                           "jax.jit); none: eager everywhere; default: torch.compile, tf.function, paddle.jit.to_static; "
-                          "xla: tf.function(jit_compile=True), jax.jit")
-    run.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="autocast / mixed precision (default fp32)")
-    run.add_argument("--layout", choices=("native", "nchw", "nhwc"),
-                     help="memory layout (default native: each framework's fast one)")
+                          "xla: tf.function(jit_compile=True), jax.jit; a list sweeps")
+    run.add_argument("--precision", type=sweep_of(one_of("fp32", "bf16", "fp16")), metavar="fp32|bf16|fp16[,...]",
+                     help="autocast / mixed precision (default fp32); a list sweeps")
+    run.add_argument("--layout", type=sweep_of(one_of("native", "nchw", "nhwc")), metavar="native|nchw|nhwc[,...]",
+                     help="memory layout (default native: each framework's fast one); a list sweeps")
     run.add_argument("--tf32", type=on_off, metavar="on|off",
                      help="TF32 tensor cores for fp32 convolutions and matmuls, the same in every framework (default on)")
     run.add_argument("--autotune", type=on_off, metavar="on|off",

@@ -17,6 +17,7 @@ from harness.hardware import nvml
 from harness.orchestrator.probes import Probe, measure_cpu_peak, probe_framework
 from harness.orchestrator.progress import Progress
 from harness.orchestrator.retries import run_with_retries
+from harness.orchestrator.sweep import SweepCutoff
 from harness.orchestrator.workers import kill_current_worker
 from harness.results.records import add_note, failure_row
 from harness.settings import Cell
@@ -42,6 +43,7 @@ class LocalExecutor:
         self.queue: list[tuple[Cell, FrameworkSpec]] = []
         self.prepare: Callable[[Cell], Cell] = lambda cell: cell   # as each cell starts (--budget plans it here)
         self.watch: Callable[[str], Callable[[str], None]] = Progress   # its worker's lines (the run's display)
+        self.cutoff: SweepCutoff | None = None   # a --batch-size sweep: larger batches not run after an out-of-memory
 
     def probe(self, spec: FrameworkSpec, threads: int, log: Path, gpu: bool, python: str | None) -> Probe:
         return probe_framework(spec, threads, log, python)
@@ -59,8 +61,15 @@ class LocalExecutor:
     def results(self) -> Iterator[tuple[str, list[dict[str, Any]]]]:
         while self.queue:
             cell, spec = self.queue.pop(0)
+            if self.cutoff and (skipped := self.cutoff.skip(cell)):
+                print(f"[{cell.name}] {skipped[0]['error']}", flush=True)
+                yield cell.name, skipped
+                continue
             cell = self.prepare(cell)
-            yield cell.name, run_with_retries(cell, spec, self.run_dir / "cells" / cell.name, watch=self.watch)
+            rows = run_with_retries(cell, spec, self.run_dir / "cells" / cell.name, watch=self.watch)
+            if self.cutoff:
+                self.cutoff.saw(cell, rows)
+            yield cell.name, rows
 
     def cancel(self) -> None:
         kill_current_worker()

@@ -28,6 +28,7 @@ from harness.orchestrator.checks import (
 from harness.orchestrator.defaults import MODE_OPTIONS, check_plain_sgd, frameworks_to_run, warn_ignored
 from harness.orchestrator.probes import Probe
 from harness.orchestrator.recipes import KEYS, check_recipe, load_recipe_file
+from harness.orchestrator.sweep import Sweep, name_suffix, split_sweep
 from harness.plugin_manager import Registries
 from harness.registry import unknown_name
 from harness.results import libraries
@@ -70,6 +71,7 @@ class Plan:
     settings: RunSettings
     explicit: bool = False   # --frameworks named them: an unusable --python interpreter is then a user error
     left_out: dict[str, str] = field(default_factory=dict)   # without --frameworks: those not installed, and why
+    sweep: dict[str, list[Any]] = field(default_factory=dict)   # swept option -> its values (orchestrator/sweep.py)
     new: bool = False              # made now (not --resume): says what it left out; a refusal removes its folder
     default_device: bool = False   # new, without --device, --devices or --nproc: on cpu because cpu is the default
 
@@ -77,7 +79,8 @@ class Plan:
         return {"schema_version": SCHEMA_VERSION, "format": FORMAT, "harness_version": __version__,
                 "run_id": self.run_id, "run_dir": str(self.run_dir), "argv": self.argv, "frameworks": self.frameworks,
                 "models": self.models, "seeds": self.seeds, "settings": self.settings.to_dict(), "explicit": self.explicit,
-                "left_out": self.left_out}
+                "left_out": self.left_out,
+                **({"sweep": self.sweep} if self.sweep else {})}
 
     def save(self) -> None:
         write_json(self.run_dir / PLAN, self.to_dict())
@@ -97,7 +100,8 @@ class Plan:
         try:
             return cls(data["run_id"], run_dir, list(data["argv"]), list(data["frameworks"]), list(data["models"]),
                        [int(s) for s in data["seeds"]], RunSettings.from_dict(data["settings"]),
-                       bool(data.get("explicit", False)), dict(data.get("left_out") or {}))
+                       bool(data.get("explicit", False)), dict(data.get("left_out") or {}),
+                       {str(k): list(v) for k, v in (data.get("sweep") or {}).items()})
         except ConvbenchError as exc:
             if "format" in data:
                 raise
@@ -129,11 +133,12 @@ def new_plan(args: argparse.Namespace, argv: list[str], regs: Registries) -> Pla
     """Validates everything a run needs before any cell starts; creates the run directory and plan.json. What it
     does without ``--frameworks`` or ``--device``, and with options its mode does not read: ``defaults``."""
     libraries.require("convbench run")   # results.csv is written with pandas
-    settings = resolve_settings(args, regs)
+    settings, sweep = resolve_run(args, regs)
     models = [regs.models.get(n) for n in (args.models or DEFAULT_MODELS)]
     train_size = check_data(settings, models)
-    check_batches(settings, models)
-    check_batch_fits(settings, models, train_size)
+    for batch in sweep.get("batch_size") or [settings.batch_size]:
+        check_batches(replace(settings, batch_size=batch), models)
+        check_batch_fits(replace(settings, batch_size=batch), models, train_size)
     if settings.resume_from:
         check_resume_checkpoint(settings.resume_from, models, settings.epochs)
     if settings.compile_cache:
@@ -143,7 +148,7 @@ def new_plan(args: argparse.Namespace, argv: list[str], regs: Registries) -> Pla
     run_id, run_dir = new_run_dir(args.output or "results")
     seeds = list(range(settings.seed, settings.seed + (args.seeds or 1)))
     plan = Plan(run_id, run_dir, argv, frameworks, [m.name for m in models], seeds, settings, bool(args.frameworks),
-                left_out, new=True, default_device=not (args.device or args.devices or args.nproc))
+                left_out, sweep, new=True, default_device=not (args.device or args.devices or args.nproc))
     plan.save()
     return plan
 
@@ -182,7 +187,14 @@ DIRECT = ("mode", "epochs", "batch_size", "lr", "momentum", "weight_decay", "sch
 def resolve_settings(args: argparse.Namespace, regs: Registries) -> RunSettings:
     """The run's settings, merged once: the defaults of RunSettings < the recipe file < the command line (which
     is never modified); then checked and derived (milestones, momentum of plain SGD, devices)."""
+    return resolve_run(args, regs)[0]
+
+
+def resolve_run(args: argparse.Namespace, regs: Registries) -> tuple[RunSettings, Sweep]:
+    """``resolve_settings``, and the options swept (comma lists): the settings hold one value of each
+    (``sweep.split_sweep``), each cell its own."""
     given = {k: getattr(args, k) for k in DIRECT if getattr(args, k) is not None}
+    sweep = split_sweep(given, bool(args.oom_retry))
     if given.get("steps") == "auto":
         del given["steps"]
     if given.get("budget") is not None:
@@ -210,12 +222,13 @@ def resolve_settings(args: argparse.Namespace, regs: Registries) -> RunSettings:
         values.update(epochs=None, target=None)
     values.setdefault("threads", default_threads())
     world, devices, device = data_parallel(args, mode)
-    return RunSettings(**values, dataset=dataset, device=device, world_size=world, devices=devices,
+    settings = RunSettings(**values, dataset=dataset, device=device, world_size=world, devices=devices,
                        data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None,
                        resume_from=str(Path(args.resume_from).resolve()) if args.resume_from else None,
                        compile_cache=str(Path(args.compile_cache).resolve()) if args.compile_cache else None,
                        pythons=interpreters.to_entries(interpreters.resolve_pythons(args.python, args.config,
                                                                             regs.frameworks.names())))
+    return settings, sweep
 
 
 def data_parallel(args: argparse.Namespace, mode: str) -> tuple[int, tuple[Device, ...] | None, Device]:
@@ -249,19 +262,23 @@ def data_parallel(args: argparse.Namespace, mode: str) -> tuple[int, tuple[Devic
     return len(devices), devices, device
 
 
-def cell_name(framework: str, model: str, device: Device, world: int, seed: int, several_seeds: bool) -> str:
-    return cell_id(framework, model, device.name) + (f"-x{world}" if world > 1 else "") + (f"-s{seed}" if several_seeds else "")
+def cell_name(framework: str, model: str, device: Device, world: int, seed: int, several_seeds: bool,
+              swept: dict[str, Any] | None = None) -> str:
+    """framework-model-device, then the swept values (only those swept: -b64), -xN data parallel, -sN seeds."""
+    return (cell_id(framework, model, device.name) + name_suffix(swept or {}) + (f"-x{world}" if world > 1 else "")
+            + (f"-s{seed}" if several_seeds else ""))
 
 
 def prepare_cell(fw: str, model: str, seed: int, plan: Plan, probe: Probe, regs: Registries,
-                 world: int = 1) -> tuple[Cell, list[dict[str, Any]] | None]:
-    """(the cell, rows if it cannot run: unavailable framework or device, no data-parallel engine)."""
-    settings = plan.settings
+                 world: int = 1, swept: dict[str, Any] | None = None) -> tuple[Cell, list[dict[str, Any]] | None]:
+    """(the cell, rows if it cannot run: unavailable framework or device, no data-parallel engine). ``swept``: this
+    cell's values of the swept options (one of ``sweep.combinations``)."""
+    settings = replace(plan.settings, **(swept or {}))
     spec = regs.frameworks.get(fw)
     dev = probe.device(settings.device) if probe.available else None
     run = replace(settings, seed=seed, batch_size=cell_batch(settings, regs.models.get(model)), world_size=world,
                   devices=settings.devices if world > 1 else None)
-    cell = Cell(run_id=plan.run_id, name=cell_name(fw, model, settings.device, world, seed, len(plan.seeds) > 1),
+    cell = Cell(run_id=plan.run_id, name=cell_name(fw, model, settings.device, world, seed, len(plan.seeds) > 1, swept),
                 framework=fw, model=model, run=run, framework_version=probe.version,
                 device_name=dev.get("description") if dev else None, dp_mode=spec.data_parallel if world > 1 else None)
     if world > 1 and spec.data_parallel is None:

@@ -8,6 +8,7 @@ resumable folder.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import sys
@@ -25,6 +26,8 @@ from harness.orchestrator.display import Matrix, live_terminal
 from harness.orchestrator.executors import Executor, LocalExecutor, make_executor
 from harness.orchestrator.plan import Plan, prepare_cell
 from harness.orchestrator.probes import Probe, describe
+from harness.orchestrator.sweep import SweepCutoff, combinations
+from harness.orchestrator.sweep import describe as describe_sweep
 from harness.orchestrator.workers import recorded_env, worker_env
 from harness.plugin_manager import Registries
 from harness.results import journal
@@ -44,6 +47,8 @@ def execute(plan: Plan, regs: Registries) -> int:
     kept, and ``--resume`` finishes the run once there is room."""
     with locked(plan.run_dir):
         meta = start_meta(plan.run_dir, plan.run_id, plan.argv, plan.settings.to_dict())
+        if plan.sweep:   # beside the settings, which hold one value of each swept option
+            meta["sweep"] = plan.sweep
         try:
             write_json(plan.run_dir / META, meta)   # now, so a killed run has one too
             return run_cells(plan, regs, meta)
@@ -119,14 +124,17 @@ def plan_budget(settings: RunSettings, executor: Executor, started: float) -> Bu
 
 def submit_cells(plan: Plan, regs: Registries, probes: dict[str, Probe], executor: Executor, display: Matrix) -> None:
     """Every cell of the plan: kept when an earlier attempt finished ok, recorded when it cannot run, else submitted
-    (a data-parallel cell after its single-device baseline); each counted in the run's progress display."""
+    (a data-parallel cell after its single-device baseline; a batch sweep smallest first, ended upward by an
+    out-of-memory when the executor runs cells in turn); each counted in the run's progress display."""
     settings, previous = plan.settings, journal.latest(plan.run_dir)
     worlds = (1, settings.world_size) if settings.world_size > 1 else (1,)
+    if "batch_size" in plan.sweep and isinstance(executor, LocalExecutor):
+        executor.cutoff = SweepCutoff()
     for fw in plan.frameworks:
         for model in plan.models:
             for seed in plan.seeds:
-                for world in worlds:
-                    cell, rows = prepare_cell(fw, model, seed, plan, probes[fw], regs, world)
+                for swept, world in itertools.product(combinations(plan.sweep), worlds):
+                    cell, rows = prepare_cell(fw, model, seed, plan, probes[fw], regs, world, swept)
                     kept = bool(previous.get(cell.name)) and all(r["status"] == "ok" for r in previous[cell.name])
                     display.add(cell.name, model, finished=kept or rows is not None)
                     if kept:
@@ -202,8 +210,9 @@ def announce(plan: Plan, probes: dict[str, Probe]) -> None:
     settings = plan.settings
     what = f"{settings.epochs} epoch(s)" if settings.mode == "train" else f"speed: {sampling_text(settings)}"
     note = device_note(probes) if plan.default_device else ""
+    batch = "" if "batch_size" in plan.sweep else f", batch {settings.batch_size or 'per model'}"   # a sweep names its own
     print(f"run {plan.run_id}: {len(plan.frameworks)} framework(s) x {len(plan.models)} model(s) on {settings.device}"
-          f"{note}, {settings.dataset}, {what}, batch {settings.batch_size or 'per model'} -> {plan.run_dir}", flush=True)
+          f"{note}, {settings.dataset}, {what}{batch}{describe_sweep(plan.sweep)} -> {plan.run_dir}", flush=True)
     if plan.new and plan.left_out:
         print(left_out_line(plan.left_out))
     for probe in probes.values():

@@ -11,8 +11,8 @@ from harness.results import libraries, plots
 from harness.results.csvio import read_csv
 from harness.results.outdir import output_dir
 from harness.results.runs import Run, load_run
-from harness.results.speed_summary import speed_stats
-from harness.results.table import busy, column, duration, group, markdown_table, ok_rows, train_text
+from harness.results.speed_summary import speed_by_batch, speed_stats
+from harness.results.table import busy, column, duration, group, markdown_table, model_labels, ok_rows, train_text
 
 # the articles' published figures (docs/articles.md), package data: read the same from a checkout and a wheel
 REFERENCE_CSV = files("harness.results") / "reference" / "articles.csv"
@@ -65,25 +65,31 @@ def render_markdown(run: Run, images: dict[str, str]) -> str:
     if not run.rows:
         out += ["No cell has finished in this run (results.csv has no rows).", ""]
     if train:
-        models = list(dict.fromkeys(r["model"] for r in train))
+        model = model_labels(train)   # a sweep's cells apart: 'lenet5 batch 64'
+        models = list(dict.fromkeys(model(r) for r in train))
         cols = list(dict.fromkeys(column(r, train) for r in train))
-        cells = group(train, lambda r: (r["model"], column(r, train)))
+        cells = group(train, lambda r: (model(r), column(r, train)))
         body = [[m, *(train_text(cells[(m, c)]) if (m, c) in cells else "-" for c in cols)] for m in models]
         out += ["## Accuracy and training time", "", markdown_table(["network", *cols], body), "",
                 "Cells: final test accuracy / training time (evaluation excluded); mean ± std over seeds "
                 "where n > 1.", ""]
         if dataset == "cifar10":
             out += ["## The articles' published figures", "", _reference_section(run, train), ""]
-    speed = speed_stats(run)
-    if speed:
-        cols = list(dict.fromkeys(c for (_, _, c) in speed))
-        keys = list(dict.fromkeys((m, p) for (m, p, _) in speed))
-        body = [[m, p, *(f"{s['median']:.2f} ms [{s['lo']:.2f}, {s['hi']:.2f}], {s['img_s']:.0f} img/s"
-                         + (" (unstable)" if s["unstable"] else "")
-                         if (s := speed.get((m, p, c))) else "-" for c in cols)] for m, p in keys]
-        out += ["## Step time", "", markdown_table(["network", "phase", *cols], body), "",
+    by_batch = speed_by_batch(run)
+    if by_batch:
+        sweep = len(by_batch) > 1   # a --batch-size sweep: a line per batch size, each model's together
+        stats = by_batch if sweep else {None: speed_stats(run)}
+        cols = list(dict.fromkeys(c for s in stats.values() for (_, _, c) in s))
+        keys = sorted(dict.fromkeys((m, p, b) for b, s in stats.items() for (m, p, _) in s),
+                      key=lambda k: (k[0], k[1], k[2] or 0))
+        body = [[m, p, *([b] if sweep else []),
+                 *(f"{s['median']:.2f} ms [{s['lo']:.2f}, {s['hi']:.2f}], {s['img_s']:.0f} img/s"
+                   + (" (unstable)" if s["unstable"] else "")
+                   if (s := stats[b].get((m, p, c))) else "-" for c in cols)] for m, p, b in keys]
+        out += ["## Step time", "", markdown_table(["network", "phase", *(["batch"] if sweep else []), *cols], body), "",
                 "Cells: median step time [distribution-free 95% CI of the median], images/s = batch / median; "
-                "raw samples pooled over seeds.", ""]
+                "raw samples pooled over seeds." + (" Batch sizes a framework did not reach (out of memory) are "
+                                                     "under Failed cells." if sweep else ""), ""]
     shaky = [r for r in run.rows if r["status"] == "ok" and r.get("stable") is False]
     if shaky:
         out += ["## Unstable phases", "", "These missed the precision target or drifted while they were sampled: "
@@ -116,7 +122,8 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
     run = load_run(run_dir)
     out = output_dir(out_dir, run.path)
     images: dict[str, str] = {}
-    curves = [{"model": r["model"], "framework": column(r, run.rows), "seed": r.get("seed"),
+    model = model_labels(run.rows)
+    curves = [{"model": model(r), "framework": column(r, run.rows), "seed": r.get("seed"),
                "time_s": [e["train_time_s"] for e in h], "accuracy": [e["test_accuracy"] for e in h]}
               for r in run.rows if r["mode"] == "train" and (h := run.histories.get(r["cell"]))]
     if curves:
@@ -124,14 +131,15 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
     train_ok = [r for r in ok_rows(run.rows) if r["mode"] == "train" and r.get("train_time_s") is not None]
     if train_ok:
         bars: dict[str, dict[str, tuple[float, float]]] = {}
-        for (m, c), g in group(train_ok, lambda r: (r["model"], column(r, run.rows))).items():
+        for (m, c), g in group(train_ok, lambda r: (model(r), column(r, run.rows))).items():
             t = [r["train_time_s"] for r in g]
             bars.setdefault(m, {})[c] = (statistics.fmean(t), statistics.stdev(t) if len(t) > 1 else 0.0)
         images["Training time"] = plots.train_time_bars(bars, out / "train_time.png").name
-    if speed := speed_stats(run):
+    if by_batch := speed_by_batch(run):
         nested: dict[str, dict[str, dict[str, tuple[float, float, float]]]] = {}
-        for (m, p, c), s in speed.items():
-            nested.setdefault(p, {}).setdefault(m, {})[c] = (s["median"], s["lo"], s["hi"])
+        for b, speed in sorted(by_batch.items(), key=lambda kv: kv[0] or 0) if len(by_batch) > 1 else [(None, speed_stats(run))]:
+            for (m, p, c), s in speed.items():   # a --batch-size sweep: a group of bars per model and batch size
+                nested.setdefault(p, {}).setdefault(m + (f" b{b}" if b else ""), {})[c] = (s["median"], s["lo"], s["hi"])
         images["Median step time"] = plots.speed_bars(nested, out / "step_time.png").name
     report = out / "report.md"
     return write_atomic(report, render_markdown(run, images))

@@ -9,10 +9,8 @@ from typing import Any
 from harness.results.colours import colour
 from harness.results.htmlkit import figure_div, log_if_wide, subplots
 from harness.results.runs import Run
-from harness.results.speed_summary import ByBatch
-from harness.results.table import column, fmt, group, number, ok_rows
-
-SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "star", "hexagon")
+from harness.results.speed_summary import ByBatch, speed_labels
+from harness.results.table import column, fmt, group, model_labels, number, ok_rows
 
 
 def _bars(fig: Any, groups: dict[str, dict[str, tuple[float, float, float]]], frameworks: list[str], row: int, col: int,
@@ -36,7 +34,8 @@ def _bars(fig: Any, groups: dict[str, dict[str, tuple[float, float, float]]], fr
 
 def accuracy_figure(run: Run) -> str | None:
     import plotly.graph_objects as go
-    curves = [(r["model"], column(r, run.rows), r.get("seed"), h) for r in run.rows
+    label_of = model_labels(run.rows)
+    curves = [(label_of(r), column(r, run.rows), r.get("seed"), h) for r in run.rows
               if r["mode"] == "train" and (h := run.histories.get(r["cell"]))]
     if not curves:
         return None
@@ -67,7 +66,8 @@ def train_bars_figure(run: Run, key: str, title: str, unit: str) -> str | None:
         return None
     frameworks = list(dict.fromkeys(column(r, run.rows) for r in rows))
     groups: dict[str, dict[str, tuple[float, float, float]]] = {}
-    for (m, c), g in group(rows, lambda r: (r["model"], column(r, run.rows))).items():
+    model = model_labels(run.rows)
+    for (m, c), g in group(rows, lambda r: (model(r), column(r, run.rows))).items():
         v = [r[key] for r in g]
         sd = statistics.stdev(v) if len(v) > 1 else 0.0
         groups.setdefault(m, {})[c] = (statistics.fmean(v), sd, sd)
@@ -87,7 +87,8 @@ def step_time_figure(run: Run, by_batch: ByBatch) -> str | None:
     phases = list(dict.fromkeys(p for stats in by_batch.values() for (_, p, _) in stats))
     frameworks = list(dict.fromkeys(column(r, speed) for r in speed))
     several = len(by_batch) > 1
-    boxes = len({(r["model"], r.get("batch_size"), column(r, speed)) for r in speed})
+    model_of = speed_labels(speed)
+    boxes = len({(model_of(r), r.get("batch_size"), column(r, speed)) for r in speed})
     fig, cols = subplots(phases, height=380, per_row=1 if boxes > 6 else 3)
     shown: set[str] = set()
     for i, phase in enumerate(phases):
@@ -96,7 +97,7 @@ def step_time_figure(run: Run, by_batch: ByBatch) -> str | None:
         for fw in frameworks:
             xm, xf, ys, cm, cf, med, lo, hi = [], [], [], [], [], [], [], []
             for (m, b), rows in group([r for r in speed if r["phase"] == phase and column(r, speed) == fw],
-                                      lambda r: (r["model"], r.get("batch_size"))).items():
+                                      lambda r: (model_of(r), r.get("batch_size"))).items():
                 label = m + (f" b{fmt(b)}" if several else "")
                 samples = [1e3 * s for r in rows for s in run.samples.get(r["cell"], {}).get(phase, [])]
                 xm += [label] * len(samples)
@@ -156,30 +157,32 @@ def images_figure(run: Run, by_batch: ByBatch) -> str | None:
 
 
 def batch_figure(run: Run, by_batch: ByBatch) -> str | None:
-    """Images/s against batch size per phase, one line per framework x model, when a cell ran at several batches."""
+    """Images/s against batch size (the convnet-benchmarks view), when a cell ran at several batches (a
+    ``--batch-size`` sweep): one chart per model and phase, one line per framework, the batch on a log2 axis."""
     import plotly.graph_objects as go
-    lines: dict[tuple[str, str, str], list[tuple[int, float]]] = {}
+    lines: dict[tuple[str, str, str], list[tuple[int, float, float]]] = {}
     for b, stats in by_batch.items():
         for (m, p, c), s in stats.items():
             if b is not None:
-                lines.setdefault((p, c, m), []).append((b, s["img_s"]))
+                lines.setdefault((m, p, c), []).append((b, s["img_s"], s["median"]))
     if not any(len(v) > 1 for v in lines.values()):
         return None
-    phases = list(dict.fromkeys(p for p, _, _ in lines))
-    frameworks = list(dict.fromkeys(c for _, c, _ in lines))
-    models = list(dict.fromkeys(m for _, _, m in lines))
-    fig, cols = subplots(phases, height=340)
+    panels = list(dict.fromkeys((m, p) for m, p, _ in lines))
+    frameworks = list(dict.fromkeys(c for _, _, c in lines))
+    fig, cols = subplots([f"{m}, {p}" for m, p in panels], height=340)
     shown: set[str] = set()
-    for (p, c, m), points in lines.items():
+    for (m, p, c), points in lines.items():
         points.sort()
-        i = phases.index(p)
-        name = f"{c} {m}"
-        fig.add_trace(go.Scatter(x=[b for b, _ in points], y=[v for _, v in points], mode="lines+markers", name=name,
-                                 legendgroup=name, showlegend=name not in shown, line={"color": colour(c, frameworks)},
-                                 marker={"symbol": SYMBOLS[models.index(m) % len(SYMBOLS)], "size": 8}),
+        i = panels.index((m, p))
+        fig.add_trace(go.Scatter(x=[b for b, _, _ in points], y=[v for _, v, _ in points], mode="lines+markers",
+                                 name=c, legendgroup=c, showlegend=c not in shown, line={"color": colour(c, frameworks)},
+                                 marker={"size": 8}, customdata=[t for _, _, t in points],
+                                 hovertemplate=f"{c}, batch %{{x}}: %{{y:,.0f}} images/s, step %{{customdata:.3g}} ms"
+                                               "<extra></extra>"),
                       row=i // cols + 1, col=i % cols + 1)
-        shown.add(name)
-    batches = sorted({b for points in lines.values() for b, _ in points})
-    fig.update_xaxes(title_text="batch size", type="log", tickvals=batches, ticktext=[str(b) for b in batches])
-    fig.update_yaxes(title_text="images/s")
-    return figure_div(fig, "Speed against batch size", "images/s = batch / median step time, per batch size run.")
+        shown.add(c)
+    batches = sorted({b for points in lines.values() for b, _, _ in points})
+    fig.update_xaxes(title_text="batch size (log2)", type="log", tickvals=batches, ticktext=[str(b) for b in batches])
+    fig.update_yaxes(title_text="images/s", rangemode="tozero")
+    return figure_div(fig, "Speed against batch size", "images/s = batch / median step time, one point per batch size "
+                      "run; a line ends where the next batch ran out of memory or failed (see Failed cells).")

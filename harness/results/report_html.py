@@ -15,8 +15,8 @@ from harness.results.htmlkit import esc, meta_section, page, table_html
 from harness.results.outdir import output_dir
 from harness.results.report_figures import accuracy_figure, batch_figure, images_figure, step_time_figure, train_bars_figure
 from harness.results.runs import Run, load_run
-from harness.results.speed_summary import ByBatch, speed_by_batch
-from harness.results.table import Row, column, fmt, group, number, ok_rows, train_text
+from harness.results.speed_summary import ByBatch, speed_by_batch, speed_labels
+from harness.results.table import Row, column, fmt, group, model_labels, number, ok_rows, statuses, train_text
 
 # row columns that change the numbers, shown per framework when a row has a value for them
 SETTING_COLUMNS = ("framework_version", "device", "device_name", "dataset", "batch_size", "epochs", "lr", "threads",
@@ -33,13 +33,14 @@ def ms(value: float) -> str:
 
 
 def _status(rows: Sequence[Row]) -> str:
-    return '<span class="failed">' + esc("/".join(dict.fromkeys(r["status"] for r in rows))) + "</span>"
+    return '<span class="failed">' + esc(statuses(rows)) + "</span>"
 
 
 def _train_table(train: list[Row]) -> str:
-    models = list(dict.fromkeys(r["model"] for r in train))
+    model = model_labels(train)   # a sweep's cells apart: 'lenet5 batch 64'
+    models = list(dict.fromkeys(model(r) for r in train))
     cols = list(dict.fromkeys(column(r, train) for r in train))
-    cells = group(train, lambda r: (r["model"], column(r, train)))
+    cells = group(train, lambda r: (model(r), column(r, train)))
     head = '<th data-role="network">network</th>' + "".join(f'<th data-framework="{esc(c)}">{esc(c)}</th>' for c in cols)
     body = []
     for m in models:
@@ -58,11 +59,12 @@ def _speed_table(run: Run, by_batch: ByBatch) -> str:
     speed = [r for r in run.rows if r["mode"] == "speed"]
     cols = list(dict.fromkeys(column(r, speed) for r in speed))
     phases = list(dict.fromkeys(p for stats in by_batch.values() for (_, p, _) in stats))
-    models = list(dict.fromkeys(r["model"] for r in speed))
+    label = speed_labels(speed)
+    models = list(dict.fromkeys(label(r) for r in speed))
     head1 = '<th rowspan="2" data-role="network">network</th>' + "".join(
         f'<th colspan="{max(1, len(phases))}" data-framework="{esc(c)}">{esc(c)}</th>' for c in cols)
     head2 = "".join(f"<th>{esc(p).replace('_', '_<wbr>')}</th>" for _ in cols for p in phases)
-    failed = group([r for r in speed if r["status"] != "ok"], lambda r: (r["model"], column(r, speed)))
+    failed = group([r for r in speed if r["status"] != "ok"], lambda r: (label(r), column(r, speed)))
     body = []
     for m in models:
         batches = [b for b, stats in by_batch.items() if any(k[0] == m for k in stats)] or [None]

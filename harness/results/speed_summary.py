@@ -3,21 +3,28 @@ and images/s per model, phase and framework column, over all the run's rows or p
 from __future__ import annotations
 
 import statistics
-from typing import Sequence
+from typing import Callable, Sequence
 
 from harness.results.runs import Run
 from harness.results.stats import sample_stats
-from harness.results.table import Row, column, group, number, ok_rows, unstable
+from harness.results.table import SWEEP_COLUMNS, Row, column, group, model_labels, number, ok_rows, unstable
 
 SpeedStats = dict[tuple[str, str, str], dict[str, float]]   # (model, phase, column) -> median, lo, hi, n, img_s, unstable
 ByBatch = dict[int | None, SpeedStats]                      # batch size -> the speed stats at that batch size
+
+
+def speed_labels(rows: Sequence[Row]) -> Callable[[Row], str]:
+    """A speed row's model as the reports key it: the model and the settings other than the batch that a sweep
+    varied ('lenet5 fp16'; batches are apart in ``speed_by_batch``)."""
+    return model_labels(rows, [c for c in SWEEP_COLUMNS if c != "batch_size"])
 
 
 def speed_stats(run: Run) -> SpeedStats:
     """(model, phase, column) -> median / ci_low / ci_high (ms), images/s, n: raw samples pooled over seeds."""
     speed = [r for r in run.rows if r["mode"] == "speed"]
     out = {}
-    for (model, phase, col), rows in group(speed, lambda r: (r["model"], r["phase"], column(r, speed))).items():
+    label = speed_labels(speed)
+    for (model, phase, col), rows in group(speed, lambda r: (label(r), r["phase"], column(r, speed))).items():
         ok = ok_rows(rows)
         if not ok:
             continue

@@ -51,6 +51,13 @@ def duration(seconds: float) -> str:
     return f"{int(seconds // 3600)} h {int(round(seconds % 3600 / 60)):02d} min"
 
 
+def statuses(rows: Iterable[Row]) -> str:
+    """The rows' statuses, each once: 'crashed', 'oom/timeout'; a sweep's batch not run after a smaller one ran out
+    of memory is 'oom (not run)'."""
+    return "/".join(dict.fromkeys(r["status"] + (" (not run)" if str(r.get("error") or "").startswith("not run:") else "")
+                                  for r in rows))
+
+
 def ok_rows(rows: Iterable[Row]) -> list[Row]:
     return [r for r in rows if r["status"] == "ok"]
 
@@ -68,12 +75,37 @@ def column(row: Row, rows: Sequence[Row]) -> str:
     return f"{row['framework']}@{row['device']}" if several else str(row["framework"])
 
 
+# the settings a sweep varies (convbench run --batch-size 32,64, ...), as the rows recorded them (what ran)
+SWEEP_COLUMNS = ("batch_size", "precision", "layout", "compile", "threads")
+
+
+def swept_columns(rows: Sequence[Row], only: Sequence[str] = SWEEP_COLUMNS) -> list[str]:
+    """The settings that differ between rows of one framework x model (same phase, device, seed and world size):
+    those a sweep varied. A run without a sweep has none (an --oom-retry's halved batch is one row of its own)."""
+    same = group(rows, lambda r: (r.get("framework"), r.get("model"), r.get("phase"), r.get("device"), r.get("seed"),
+                                  r.get("world_size")))
+    return [c for c in only if any(len({fmt(r.get(c)) for r in g}) > 1 for g in same.values())]
+
+
+def sweep_label(row: Row, swept: Sequence[str]) -> str:
+    """A row's swept settings in words: 'batch 64', 'fp16 nhwc', 'compile xla', 'threads 4' ('' for none)."""
+    words = {"batch_size": "batch {}", "compile": "compile {}", "threads": "threads {}"}
+    return " ".join(words.get(c, "{}").format(fmt(row.get(c))) for c in swept)
+
+
+def model_labels(rows: Sequence[Row], only: Sequence[str] = SWEEP_COLUMNS) -> Callable[[Row], str]:
+    """A row's model as tables and figures key it: the model, then its values of the settings a sweep varied
+    (``swept_columns`` of ``only``): 'lenet5 batch 64', so a sweep's cells are never pooled as if they were seeds."""
+    swept = swept_columns(rows, only)
+    return lambda r: " ".join(filter(None, (str(r["model"]), sweep_label(r, swept))))
+
+
 def train_text(rows: list[Row]) -> str:
     """One train-mode cell from the rows of one (model, framework), several rows being seeds:
     'accuracy / training time [/ target in time (k/n reached)] (n=seeds)[, k failed]'."""
     ok = ok_rows(rows)
     if not ok:
-        return "/".join(dict.fromkeys(r["status"] for r in rows))
+        return statuses(rows)
     accs = [100 * r["test_accuracy"] for r in ok if number(r.get("test_accuracy"))]
     secs = [r["train_time_s"] for r in ok if number(r.get("train_time_s"))]
     parts = [mean_std(accs, lambda v: f"{v:.2f}", "%") if accs else "-",
@@ -90,7 +122,7 @@ def speed_text(rows: list[Row]) -> str:
     """One speed-mode cell (one phase): median step time and images/s, or the status."""
     ok = ok_rows(rows)
     if not ok:
-        return "/".join(dict.fromkeys(r["status"] for r in rows))
+        return statuses(rows)
     first = ok[0]
     half = f" ±{first['ci_half_pct']:.1f}%" if number(first.get("ci_half_pct")) else ""
     return f"{first['ms_median']:.1f} ms{half}{' !' if unstable(ok) else ''} ({first['images_per_sec']:.0f} img/s)"
@@ -124,13 +156,18 @@ def comparison_table(rows: Sequence[Row]) -> str:
     if not rows:
         return "(no results)"
     speed = any(r.get("mode") == "speed" for r in rows)
+    swept = swept_columns(rows)
 
     def label(r: Row) -> str:
         world = r.get("world_size")
         dp = f" x{int(world)} data-parallel" if number(world) and int(world) > 1 else ""
-        return f"{r['model']}{dp} {r['phase'] or ''}".rstrip() if speed else f"{r['model']}{dp}"
+        phase = f" {r['phase']}" if speed and r["phase"] else ""
+        return f"{r['model']}{dp}{phase}" + (f" {sweep_label(r, swept)}" if swept else "")
     cells = group(rows, lambda r: (label(r), column(r, rows)))
-    models = list(dict.fromkeys(label(r) for r in rows))
+    # a sweep's lines: each model's phases together, the swept values in the order they ran (batches ascending)
+    order = list(dict.fromkeys((r["model"], r["phase"] if speed else None) for r in rows))
+    first = {label(r): order.index((r["model"], r["phase"] if speed else None)) for r in reversed(rows)}
+    models = sorted(dict.fromkeys(label(r) for r in rows), key=first.__getitem__)
     columns = list(dict.fromkeys(column(r, rows) for r in rows))
     render = speed_text if speed else train_text
 
@@ -146,6 +183,8 @@ def comparison_table(rows: Sequence[Row]) -> str:
     body = [[m, *(text(m, c, shown) for c in columns)] for m in models for shown in [batches(m)]]
     note = ("cells: median step time ± its 95% interval (images/s = batch / median)" if speed
             else "cells: test accuracy / training time (evaluation excluded); mean ± std over seeds")
+    if swept:
+        note += f"\nsweep: one line per {', '.join(c.replace('_', ' ') for c in swept)} (as each row ran)"
     if speed and unstable(rows):
         note += "\n! unstable: the precision target was not met, or the steps drifted (the row's note says which)"
     return text_table(["model", *columns], body) + "\n" + note

@@ -180,8 +180,8 @@ def test_older_folders_and_later_minors_are_read(tmp_path, meta, version):
 
 
 @pytest.mark.parametrize("meta, message", [
-    ({"schema_version": "two"}, "schema_version must be a \"MAJOR.MINOR\" string such as '1.0', got \"two\""),
-    ({"schema_version": 1.0}, "schema_version must be a \"MAJOR.MINOR\" string such as '1.0', got 1.0"),
+    ({"schema_version": "two"}, "schema_version must be a \"MAJOR.MINOR\" string such as '1.1', got \"two\""),
+    ({"schema_version": 1.0}, "schema_version must be a \"MAJOR.MINOR\" string such as '1.1', got 1.0"),
     ({"schema_version": None, "format": "1"}, 'format must be a whole number, got "1"'),
 ])
 def test_a_version_that_is_not_one_is_one_line(tmp_path, meta, message):

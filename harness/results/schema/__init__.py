@@ -25,7 +25,7 @@ from typing import Any
 from harness.errors import ConvbenchError
 from harness.results.records import COLUMN_TYPES, COLUMNS, REQUIRED, STATUSES
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 MAJOR = int(SCHEMA_VERSION.split(".")[0])
 # the integer version written before schema_version (the major): a convbench that reads only it still refuses a
 # folder of another major
