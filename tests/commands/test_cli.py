@@ -120,7 +120,10 @@ def test_speed_mode_rows_and_raw_samples(tmp_path):
     assert (df["peak_fraction"] > 0).all() and (df["achieved_gflops"] > 0).all()
     assert df["images_per_sec"].iloc[0] == pytest.approx(16 / (df["ms_median"].iloc[0] / 1000))
     samples = json.loads((run_dir / "cells" / "torch-lenet5-cpu" / "samples.json").read_text())
-    assert {k: len(v) for k, v in samples.items()} == {"forward": 7, "forward_backward": 7, "train_step": 7}
+    assert {k: len(v) for k, v in samples.items()} == {"forward": 7, "forward_backward": 7, "train_step": 7,
+                                                       # --steps N's one window of N steps, its seconds per step
+                                                       "forward pipelined": 1, "forward_backward pipelined": 1,
+                                                       "train_step pipelined": 1}
     assert "Forward across 7 steps," in proc.stdout and "Forward-backward across 7 steps," in proc.stdout
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["cpu_peak_gflops"] > 0
