@@ -28,7 +28,9 @@ import re
 import shutil
 import signal
 import socket
+import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -233,7 +235,8 @@ class SlurmExecutor:
     def submit_job(self, name: str, threads: int, fn: Any, *args: Any) -> Any:
         self.executor.update_parameters(**self.parameters(name, threads))
         try:
-            return self.executor.submit(fn, *args)
+            with output_to(self.folder / "controllers.log" if self.local else None):
+                return self.executor.submit(fn, *args)
         except (RuntimeError, OSError) as exc:   # sbatch refused it (submitit's FailedJobError is a RuntimeError)
             raise ConvbenchError(f"sbatch refused the job: {last_line(str(exc))}") from None
 
@@ -375,6 +378,30 @@ class SlurmExecutor:
                 except WriteFailed:
                     pass
         self.running, self.probing = [], None
+
+
+@contextmanager
+def output_to(path: Path | None) -> Iterator[None]:
+    """This process's stdout and stderr pointed at ``path`` (None: left alone) while the local mode starts a job: its
+    controller process inherits them, and a cancelled one (or a terminal's Ctrl-C) ends it with a traceback, which
+    belongs in a log, not on the run's terminal."""
+    if path is None:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    saved = [os.dup(1), os.dup(2)]
+    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (log, *saved):
+            os.close(fd)
 
 
 def last_line(text: str) -> str:

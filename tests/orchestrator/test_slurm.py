@@ -80,7 +80,7 @@ def test_kill_9_leaves_the_job_running_and_resume_takes_it_over(tmp_path):
     proc.wait()
     job = open_jobs(run_dir)[SLOW]
     assert slow_worker_pids(tmp_path)   # a job outlives its orchestrator, as on Slurm
-    resumed = subprocess.Popen([sys.executable, "-m", "harness", "run", "--resume", str(run_dir)],
+    resumed = subprocess.Popen([sys.executable, "-m", "harness", "run", "--resume", str(run_dir), "--slurm-time", "2:00:00"],
                                env={**os.environ, **FAULT_ENV, "FAULTY_RELEASE": str(release)},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
@@ -91,6 +91,8 @@ def test_kill_9_leaves_the_job_running_and_resume_takes_it_over(tmp_path):
     assert resumed.wait(PATIENCE_S) == 0, resumed.stderr.read()[-2000:]  # type: ignore[union-attr]
     reader.join()
     assert any("ok in an earlier attempt; kept" in line for line in lines)
+    assert any("resume: --slurm-time 120 min" in line for line in lines)   # for the jobs submitted from now on
+    assert json.loads((run_dir / "plan.json").read_text())["settings"]["slurm"]["time"] == 120
     assert [a["rows"][0]["model"] for a in journal.attempts(run_dir)] == ["fault_ok", "fault_slow_ok"]
     assert pd.read_csv(run_dir / "results.csv")["status"].tolist() == ["ok", "ok"]
     assert [j["job"] for j in jobs(run_dir) if j["cell"] == SLOW] == [job, job]   # submitted once, then collected
@@ -109,6 +111,18 @@ def test_a_cancelled_job_is_its_cells_crashed_row_and_the_run_goes_on(tmp_path):
     error = df.loc["fault_slow_ok", "error"]
     assert f"slurm job {job} (log: {run_dir / 'slurm' / job}_0_log.out) ended without a result" in error, error
     wait_for(lambda: not slow_worker_pids(tmp_path), 30)
+
+
+@pytest.mark.e2e
+def test_sigterm_cancels_the_jobs_and_leaves_a_resumable_run(tmp_path):
+    proc = start(tmp_path, "fault_slow_ok", tmp_path / "never")
+    run_dir = run_folder(tmp_path)
+    wait_for(lambda: slow_worker_pids(tmp_path))
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=PATIENCE_S)
+    assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
+    assert [j["event"] for j in jobs(run_dir)] == ["submitted", "cancelled"] and open_jobs(run_dir) == {}
+    wait_for(lambda: not slow_worker_pids(tmp_path), 30)   # the job's worker ended with it
 
 
 @pytest.mark.e2e
