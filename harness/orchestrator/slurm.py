@@ -295,15 +295,18 @@ class SlurmExecutor:
         job = self.submitit.SlurmJob(self.folder, job_id)
         if job.paths.result_pickle.exists():
             return job
-        state = job.watcher.get_state(job_id, mode="force")
+        state = job.watcher.get_state(job_id, mode="force")   # sacct; UNKNOWN (no longer in its records): submit again
         return job if state.split()[0].upper() in UNFINISHED else None
 
     def local_alive(self, job_id: str) -> bool:
-        """A local job's controller process (its id is the pid) still running, checked by its command line."""
+        """A local job's controller process (its id is the pid) still running, checked by its command line (the
+        controller of this folder's jobs, not a process that got the pid since)."""
         import psutil
         try:
             proc = psutil.Process(int(job_id))
-            return proc.status() != psutil.STATUS_ZOMBIE and "submitit.local._local" in " ".join(proc.cmdline())
+            command = " ".join(proc.cmdline())
+            return proc.status() != psutil.STATUS_ZOMBIE and "submitit.local._local" in command and \
+                str(self.folder) in command
         except (psutil.Error, ValueError):
             return False
 
