@@ -385,26 +385,22 @@ class SlurmExecutor:
 
 @contextmanager
 def output_to(path: Path | None) -> Iterator[None]:
-    """This process's stdout and stderr pointed at ``path`` (None: left alone) while the local mode starts a job: its
-    controller process inherits them, and a cancelled one (or a terminal's Ctrl-C) ends it with a traceback, which
-    belongs in a log, not on the run's terminal."""
+    """This process's stderr pointed at ``path`` (None: left alone) while the local mode starts a job: its controller
+    process inherits it, and a cancelled one (or a terminal's Ctrl-C) ends with a traceback, which belongs in a log,
+    not on the run's terminal. (The controller writes nothing to stdout, which the run's live display draws on.)"""
     if path is None:
         yield
         return
-    sys.stdout.flush()
     sys.stderr.flush()
     path.parent.mkdir(parents=True, exist_ok=True)
-    saved = [os.dup(1), os.dup(2)]
-    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    saved, log = os.dup(2), os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
-        os.dup2(log, 1)
         os.dup2(log, 2)
         yield
     finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (log, *saved):
-            os.close(fd)
+        os.dup2(saved, 2)
+        os.close(log)
+        os.close(saved)
 
 
 def last_line(text: str) -> str:

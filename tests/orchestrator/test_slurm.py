@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
+import jsonschema
 import pandas as pd
 import pytest
 from helpers import FAULT_ENV, PATIENCE_S, REGISTRIES, run_cli, wait_for
@@ -20,6 +21,7 @@ from harness.errors import ConvbenchError
 from harness.orchestrator.plan import resolve_settings
 from harness.orchestrator.slurm import JOBS, open_jobs
 from harness.results import journal
+from harness.results.schema import load
 from harness.settings import SlurmSettings
 
 LOCAL_SLURM = ("--executor", "slurm", "--slurm-cluster", "local")
@@ -51,6 +53,11 @@ def test_two_cells_as_jobs_give_the_rows_and_journal_of_a_local_run(tmp_path):
             sorted(f.name for f in (local_dir / "cells" / cell).iterdir())
         assert f"[{cell}] train ok" in (run_dir / "slurm" / f"{job['job']}_0_log.out").read_text()   # submitit's log
     assert open_jobs(run_dir) == {}   # every job collected
+    meta = json.loads((run_dir / "meta.json").read_text())   # the results format, the Slurm settings recorded in it
+    jsonschema.validate(meta, load("meta.schema.json"))
+    for row in journal.latest_rows(run_dir):
+        jsonschema.validate(row, load("row.schema.json"))
+    assert meta["settings"]["executor"] == "slurm" and meta["settings"]["slurm"]["cluster"] == "local"
 
 
 def start(tmp_path: Path, models: str, release: Path) -> subprocess.Popen:
