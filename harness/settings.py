@@ -61,6 +61,17 @@ def parse_schedule(text: str, epochs: int) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
+class SlurmSettings:
+    """``--executor slurm``: each cell's job, as submitit submits it (docs/scale-out.md lists the sbatch parameters)."""
+    partition: str | None = None        # sbatch --partition (None: the cluster's default)
+    time: int = 60                      # sbatch --time, minutes: each job's limit
+    gpus_per_task: int | None = None    # sbatch --gpus-per-task on a GPU run (None: 1); the cell runs on the first
+    account: str | None = None          # sbatch --account
+    folder: str | None = None           # submitit's folder of job files and logs (absolute; None: <run dir>/slurm)
+    cluster: str = "slurm"              # "local": submitit's local executor, each job a process on this machine
+
+
+@dataclass(frozen=True)
 class RunSettings:
     """Everything that applies to every cell of a run. In plan.json ``batch_size`` None means each model's
     default and ``seed`` is the first seed; in a ``Cell`` they are that cell's."""
@@ -107,6 +118,7 @@ class RunSettings:
     require_quiet: float | None = None  # seconds to wait, before each cell, for a quiet machine
     executor: str = "local"
     ray_address: str | None = None
+    slurm: SlurmSettings | None = None  # with --executor slurm
     world_size: int = 1                 # data parallel: processes or devices per cell
     devices: tuple[Device, ...] | None = None
     pythons: tuple[str, ...] = ()       # "framework=interpreter": whose workers run in another environment

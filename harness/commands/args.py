@@ -123,6 +123,28 @@ def add_interpreter_options(parser: argparse.ArgumentParser) -> None:
                         help="config file with a [python] table (default: $CONVBENCH_CONFIG, else none)")
 
 
+def slurm_time_arg(text: str) -> int:
+    """A Slurm job time limit, minutes or [D-]H:MM:SS -> whole minutes."""
+    from harness.orchestrator.slurm import parse_time
+    try:
+        return parse_time(text)
+    except ConvbenchError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_slurm_options(parser: argparse.ArgumentParser) -> None:
+    """--executor slurm's options (also the [slurm] table of --config, which they override)."""
+    parser.add_argument("--slurm-partition", metavar="NAME", help="slurm: sbatch --partition (default: the cluster's)")
+    parser.add_argument("--slurm-time", type=slurm_time_arg, metavar="MIN|H:MM:SS",
+                        help="slurm: each job's time limit, sbatch --time (default 60 minutes; --resume may raise it)")
+    parser.add_argument("--slurm-gpus-per-task", type=positive_int, metavar="N",
+                        help="slurm, GPU runs: sbatch --gpus-per-task; the cell runs on the first (default 1)")
+    parser.add_argument("--slurm-account", metavar="NAME", help="slurm: sbatch --account (default: yours)")
+    parser.add_argument("--slurm-folder", metavar="DIR",
+                        help="slurm: submitit's folder of job scripts and logs (default: RUN_DIR/slurm)")
+    parser.add_argument("--slurm-cluster", choices=("slurm", "local"), help=argparse.SUPPRESS)   # local: the test mode
+
+
 def percent_arg(text: str) -> float:
     """'5%' or '5' -> 5.0 (0 or more)."""
     return non_negative_float(text.strip().removesuffix("%"))

@@ -5,6 +5,7 @@ import argparse
 
 from harness.commands.args import (
     add_interpreter_options,
+    add_slurm_options,
     device_arg,
     duration_arg,
     finite_float,
@@ -106,9 +107,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="keep each framework's persistent compilation cache in DIR/<framework> (XLA for jax and "
                           "--compile xla, torch.compile's inductor caches), so a later run with the same DIR starts "
                           "warm; each row's compile_cache says cold or warm (default: off)")
-    run.add_argument("--executor", choices=("local", "ray"), help="local (default): cells one after another here; "
-                     "ray: each cell a task on a Ray cluster")
+    run.add_argument("--executor", choices=("local", "ray", "slurm"), help="local (default): cells one after another "
+                     "here; ray: each cell a task on a Ray cluster; slurm: each cell a Slurm job (docs/scale-out.md)")
     run.add_argument("--ray-address", metavar="ADDR", help="address of an existing Ray cluster (default: start Ray locally)")
+    add_slurm_options(run)
     run.add_argument("--nproc", type=positive_int, metavar="N",
                      help="train each cell data-parallel over N CPU processes (default: one process)")
     run.add_argument("--devices", type=name_list, metavar="cuda:0,cuda:1",

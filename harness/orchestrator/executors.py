@@ -1,5 +1,6 @@
 """Executors: where cells run. ``local`` (default) runs them one after another on this machine;
-``ray`` sends each cell to a Ray cluster as a task that asks for the resources the cell needs.
+``ray`` sends each cell to a Ray cluster as a task that asks for the resources the cell needs; ``slurm``
+(``harness.orchestrator.slurm``) makes each cell a Slurm job.
 
 Either way a cell is a ``python -m harness.worker`` process on the machine that runs it, and its rows
 come back to this process, which alone writes the journal and the run directory.
@@ -20,7 +21,7 @@ from harness.orchestrator.retries import run_with_retries
 from harness.orchestrator.sweep import SweepCutoff
 from harness.orchestrator.workers import kill_current_worker
 from harness.results.records import add_note, failure_row
-from harness.settings import Cell
+from harness.settings import Cell, RunSettings
 
 CELL_FILES = ("epochs.json", "samples.json", "worker.log", "cell.json", "checkpoint.npz")
 FORWARDED_ENV = ("CONVBENCH_PLUGINS", "CONVBENCH_DISABLE_PLUGINS", "CONVBENCH_DATA", "PYTHONPATH")
@@ -199,9 +200,13 @@ def cpus_per_gpu(ray: Any) -> int:
     return max(1, min(shares, default=1))
 
 
-def make_executor(kind: str, address: str | None, run_dir: Path) -> Executor:
+def make_executor(settings: RunSettings, run_dir: Path) -> Executor:
+    kind = settings.executor
     if kind == "local":
         return LocalExecutor(run_dir)
     if kind == "ray":
-        return RayExecutor(address, run_dir)
-    raise ConvbenchError(f"unknown executor {kind!r}; known: local, ray")
+        return RayExecutor(settings.ray_address, run_dir)
+    if kind == "slurm" and settings.slurm is not None:
+        from harness.orchestrator.slurm import SlurmExecutor
+        return SlurmExecutor(settings.slurm, run_dir, settings.device.is_gpu)
+    raise ConvbenchError(f"unknown executor {kind!r}; known: local, ray, slurm")

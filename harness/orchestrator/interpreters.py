@@ -41,7 +41,7 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return {k[len(ENV_PREFIX):].lower(): v for k, v in environ.items() if k.startswith(ENV_PREFIX) and v}
 
 
-CONFIG_TABLES = ("python",)   # the tables a config file may have
+CONFIG_TABLES = ("python", "slurm")   # the tables a config file may have ([slurm]: harness.orchestrator.slurm)
 
 
 def from_config(path: str | Path | None) -> dict[str, str]:

@@ -17,7 +17,7 @@ from harness import __version__
 from harness.datasets import DATASETS
 from harness.devices import CPU, Device, parse_device, parse_gpu_list
 from harness.errors import ConvbenchError
-from harness.orchestrator import interpreters
+from harness.orchestrator import interpreters, slurm
 from harness.orchestrator.checks import (
     check_batch_fits,
     check_batches,
@@ -55,8 +55,10 @@ MATRIX_OPTIONS = ("mode", "warmup", "steps", "precision_target", "max_time", "mi
                   "epochs", "batch_size", "lr", "seed", "threads", "oom_retry", "augment", "no_checksum", "recipe",
                   "schedule", "momentum", "weight_decay", "optimizer", "target", "seeds", "resume_from", "executor",
                   "ray_address", "nproc", "devices", "python", "config", "require_quiet",
-                  "compile_cache")
-# what --resume may change: how long the cells that run again may take (a cell that timed out or stalled may need more)
+                  "compile_cache", "slurm_partition", "slurm_gpus_per_task", "slurm_account", "slurm_folder",
+                  "slurm_cluster")
+# what --resume may change: how long the cells that run again may take (a cell that timed out or stalled may need more;
+# --slurm-time: their jobs)
 RESUME_OPTIONS = ("timeout", "stall_timeout")
 
 
@@ -164,11 +166,14 @@ def resume_plan(args: argparse.Namespace, regs: Registries) -> Plan:
     for name in plan.models:
         regs.models.get(name)
     limits = {o: getattr(args, o) for o in RESUME_OPTIONS if option_given(args, o)}
+    said = [f"--{o.replace('_', '-')} {f'{v:g}s' if v else 'off'}" for o, v in limits.items()]
+    if option_given(args, "slurm_time"):
+        limits["slurm"] = slurm.resume_time(plan.settings.slurm, args.slurm_time)
+        said.append(f"--slurm-time {args.slurm_time} min")
     if limits:
         plan.settings = replace(plan.settings, **limits)
         plan.save()
-        print("resume: " + ", ".join(f"--{o.replace('_', '-')} {f'{v:g}s' if v else 'off'}" for o, v in limits.items())
-              + " for the cells that run now (saved in plan.json)")
+        print("resume: " + ", ".join(said) + " for the cells that run now (saved in plan.json)")
     return plan
 
 
@@ -201,9 +206,9 @@ def resolve_run(args: argparse.Namespace, regs: Registries) -> tuple[RunSettings
         if "steps" in given:
             raise ConvbenchError("--budget plans adaptive sampling: use it with --steps auto (the default), not a fixed "
                                  f"--steps {given['steps']}")
-        if given.get("executor") == "ray":
+        if given.get("executor") in ("ray", "slurm"):
             raise ConvbenchError("--budget plans cells that run one after another: use it with the local executor, "
-                                 "not --executor ray")
+                                 f"not --executor {given['executor']}")
     mode = given.get("mode", RunSettings.mode)
     warn_ignored(mode, [o for options in MODE_OPTIONS.values() for o in options if option_given(args, o)])
     dataset = args.dataset or DEFAULT_DATASET[mode]
@@ -223,6 +228,7 @@ def resolve_run(args: argparse.Namespace, regs: Registries) -> tuple[RunSettings
     values.setdefault("threads", default_threads())
     world, devices, device = data_parallel(args, mode)
     settings = RunSettings(**values, dataset=dataset, device=device, world_size=world, devices=devices,
+                           slurm=slurm.resolve(args, device),
                        data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None,
                        resume_from=str(Path(args.resume_from).resolve()) if args.resume_from else None,
                        compile_cache=str(Path(args.compile_cache).resolve()) if args.compile_cache else None,
@@ -236,17 +242,18 @@ def data_parallel(args: argparse.Namespace, mode: str) -> tuple[int, tuple[Devic
     --devices cuda:0,cuda:1 (GPUs). The cell's device is what rows, probes and hooks use, so with --devices
     it is the first GPU, never the default cpu."""
     device = parse_device(args.device) if args.device else None
-    if args.executor == "ray" and device not in (None, CPU, Device("cuda", 0)):
-        raise ConvbenchError(f"with --executor ray a GPU cell runs on the GPU Ray reserves for its task: use --device "
-                             f"cuda, not {device}")
+    if args.executor in ("ray", "slurm") and device not in (None, CPU, Device("cuda", 0)):
+        where = "Ray reserves for its task" if args.executor == "ray" else "its Slurm job is given"
+        raise ConvbenchError(f"with --executor {args.executor} a GPU cell runs on the GPU {where}: use --device cuda, "
+                             f"not {device}")
     if not (args.nproc or args.devices):
         return 1, None, device or CPU
     if args.nproc and args.devices:
         raise ConvbenchError("give --nproc (CPU processes) or --devices (GPUs), not both")
     if mode == "speed":
         raise ConvbenchError("data-parallel runs (--nproc, --devices) are for train mode")
-    if args.executor == "ray":
-        raise ConvbenchError("data-parallel cells run with the local executor; drop --executor ray")
+    if args.executor in ("ray", "slurm"):
+        raise ConvbenchError(f"data-parallel cells run with the local executor; drop --executor {args.executor}")
     if args.devices:
         devices = parse_gpu_list(args.devices)
         if device is not None and device != devices[0]:

@@ -68,7 +68,7 @@ def run_cells(plan: Plan, regs: Registries, meta: dict[str, Any]) -> int:
         print(f"warning: {line.describe(run_dir)}", flush=True)
     executor: Executor | None = None
     try:  # the announcement is inside: a signal handled as print returns must still leave a resumable run
-        executor = make_executor(settings.executor, settings.ray_address, run_dir)
+        executor = make_executor(settings, run_dir)
         probes = probe_all(plan, meta, regs, executor)
     except KeyboardInterrupt:
         if executor is not None:
