@@ -121,6 +121,7 @@ class RunSettings:
     slurm: SlurmSettings | None = None  # with --executor slurm
     world_size: int = 1                 # data parallel: processes or devices per cell
     devices: tuple[Device, ...] | None = None
+    launcher: str | None = None         # started by torchrun or srun: every cell one rank per process (orchestrator.launcher)
     pythons: tuple[str, ...] = ()       # "framework=interpreter": whose workers run in another environment
 
     @property

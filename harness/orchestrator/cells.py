@@ -11,9 +11,11 @@ from typing import Any, Callable
 
 from harness.atomic import WriteFailed, write_atomic
 from harness.devices import visible_ids
+from harness.errors import ConvbenchError
 from harness.frameworks import FrameworkSpec
 from harness.hardware import nvml as nvml_facts
 from harness.hardware import telemetry
+from harness.orchestrator import launcher
 from harness.orchestrator.workers import Worker, WorkerResult, rank_env, signal_name, worker_env
 from harness.results.records import Row, add_note, failure_row, fill
 from harness.settings import Cell
@@ -46,7 +48,9 @@ def run_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_line: Callable[
     sampler = telemetry.Sampler(nvml=nvml, gpu_handles=handles).start()
     route = telemetry_router(sampler, on_line)
     try:
-        if cell.dp_mode == "processes":
+        if cell.run.launcher:
+            rows = run_launched_rank(cell, spec, cell_dir, route, gpu_env)
+        elif cell.dp_mode == "processes":
             rows = run_process_group_cell(cell, spec, cell_dir, route, gpu_env)
         else:
             env = {**worker_env(spec, cell.run.threads), **gpu_env}
@@ -105,6 +109,33 @@ def rank_cells(cell: Cell) -> list[Cell]:
     devices = cell.devices or (cell.device,) * cell.world_size
     return [cell.with_run(device=devices[rank], threads=threads).replace(
         rank=rank, checkpoint=cell.checkpoint if rank == 0 else None) for rank in range(cell.world_size)]
+
+
+def run_launched_rank(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_line: Callable[[str], None],
+                      gpu_env: dict[str, str]) -> list[Row]:
+    """This process's rank of a cell whose ranks torchrun or srun started (one convbench per rank, each running the
+    same cells in the same order): one worker, its rank's share of the data, meeting the other ranks at the
+    launcher's MASTER_ADDR on this cell's own port. Rank 0's worker writes the checkpoint."""
+    launch = launcher.launched()
+    if launch is None:
+        raise ConvbenchError(f"cell {cell.name} was planned under {cell.run.launcher}, but this process was not started "
+                             "by a launcher")
+    port = launcher.next_port(launch)   # taken for every cell, so the ranks keep agreeing on the next one's
+    threads = max(1, cell.run.threads // launch.local_world)
+    if cell.world_size == 1:   # the single-process baseline: every rank trains it alone at once, on its own device
+        baseline = cell.with_run(threads=threads)
+        env = {**worker_env(spec, threads), **gpu_env}
+        worker = Worker(baseline, env, cell_dir / "worker.log", cell.python, job_file=cell_dir / "cell.json")
+        rows = rows_from_result(baseline, worker.run(cell.run.timeout, on_line, cell.run.stall_timeout), cell_dir)
+        return add_note(rows, f"started by {launch.describe()}; the single-process baseline, trained by every rank "
+                              f"alone at the same time on its own device: this is rank {launch.rank}'s")
+    ranked = cell.with_run(threads=threads).replace(rank=launch.rank,
+                                                    checkpoint=cell.checkpoint if launch.rank == 0 else None)
+    env = {**worker_env(spec, threads), **launch.rank_env(port), **gpu_env}
+    env.pop("TORCHELASTIC_USE_AGENT_STORE", None)   # the worker's store is its own, not torchrun's agent's
+    worker = Worker(ranked, env, cell_dir / "worker.log", cell.python, job_file=cell_dir / "cell.json")
+    rows = rows_from_result(ranked, worker.run(cell.run.timeout, on_line, cell.run.stall_timeout), cell_dir)
+    return add_note(rows, f"started by {launch.describe()}; this cell's port {port}")
 
 
 def run_process_group_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_line: Callable[[str], None],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from harness import __version__
 from harness.datasets import DATASETS
 from harness.devices import CPU, Device, parse_device, parse_gpu_list
 from harness.errors import ConvbenchError
-from harness.orchestrator import interpreters, slurm
+from harness.orchestrator import interpreters, launcher, slurm
 from harness.orchestrator.checks import (
     check_batch_fits,
     check_batches,
@@ -147,7 +148,13 @@ def new_plan(args: argparse.Namespace, argv: list[str], regs: Registries) -> Pla
         check_compile_cache(settings.compile_cache)
     # after the checks of what was typed, so a machine without a framework still hears about a typo first
     frameworks, left_out = frameworks_to_run(args.frameworks, regs.frameworks, settings.interpreter)
-    run_id, run_dir = new_run_dir(args.output or "results")
+    launch = launcher.launched()
+    if launch is not None and launch.rank > 0:   # rank 0 writes the run; this rank's own rows go to a folder of its own
+        follower = tempfile.mkdtemp(prefix=f"convbench-rank{launch.rank}-")
+        print(f"{launch.describe()}: rank 0 writes the run's results; this rank's rows and logs go to {follower}")
+        run_id, run_dir = new_run_dir(follower)
+    else:
+        run_id, run_dir = new_run_dir(args.output or "results")
     seeds = list(range(settings.seed, settings.seed + (args.seeds or 1)))
     plan = Plan(run_id, run_dir, argv, frameworks, [m.name for m in models], seeds, settings, bool(args.frameworks),
                 left_out, sweep, new=True, default_device=not (args.device or args.devices or args.nproc))
@@ -157,6 +164,9 @@ def new_plan(args: argparse.Namespace, argv: list[str], regs: Registries) -> Pla
 
 def resume_plan(args: argparse.Namespace, regs: Registries) -> Plan:
     libraries.require("convbench run")
+    if launch := launcher.launched():
+        raise ConvbenchError(f"started by {launch.source}: every rank must run the same cells, which a resume decides "
+                             "from rank 0's journal alone; resume without a launcher, or start a new run")
     given = [f"--{o.replace('_', '-')}" for o in (*MATRIX_OPTIONS, "output") if option_given(args, o)]
     if given:
         raise ConvbenchError(f"--resume continues the run in its own folder with its own settings; drop {', '.join(given)}")
@@ -227,8 +237,9 @@ def resolve_run(args: argparse.Namespace, regs: Registries) -> tuple[RunSettings
         values.update(epochs=None, target=None)
     values.setdefault("threads", default_threads())
     world, devices, device = data_parallel(args, mode)
+    launch = launcher.launched()
     settings = RunSettings(**values, dataset=dataset, device=device, world_size=world, devices=devices,
-                           slurm=slurm.resolve(args, device),
+                           slurm=slurm.resolve(args, device), launcher=launch.describe() if launch else None,
                        data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None,
                        resume_from=str(Path(args.resume_from).resolve()) if args.resume_from else None,
                        compile_cache=str(Path(args.compile_cache).resolve()) if args.compile_cache else None,
@@ -242,6 +253,8 @@ def data_parallel(args: argparse.Namespace, mode: str) -> tuple[int, tuple[Devic
     --devices cuda:0,cuda:1 (GPUs). The cell's device is what rows, probes and hooks use, so with --devices
     it is the first GPU, never the default cpu."""
     device = parse_device(args.device) if args.device else None
+    if launch := launcher.launched():
+        return launched_ranks(args, mode, launch, device)
     if args.executor in ("ray", "slurm") and device not in (None, CPU, Device("cuda", 0)):
         where = "Ray reserves for its task" if args.executor == "ray" else "its Slurm job is given"
         raise ConvbenchError(f"with --executor {args.executor} a GPU cell runs on the GPU {where}: use --device cuda, "
@@ -269,6 +282,29 @@ def data_parallel(args: argparse.Namespace, mode: str) -> tuple[int, tuple[Devic
     return len(devices), devices, device
 
 
+def launched_ranks(args: argparse.Namespace, mode: str, launch: launcher.Launched,
+                   device: Device | None) -> tuple[int, tuple[Device, ...] | None, Device]:
+    """Under torchrun or srun every cell is data parallel over the launched processes: (their number, no per-rank
+    list, this rank's device: its node's GPU LOCAL_RANK with --device cuda, else the CPU)."""
+    given = [flag for option, flag in launcher.REFUSED.items() if getattr(args, option, None)]
+    if given:
+        raise ConvbenchError(f"started by {launch.source} ({launch.world} processes): the launcher makes the ranks and "
+                             f"every rank runs the same cells; drop {', '.join(given)}")
+    if mode == "speed":
+        raise ConvbenchError(f"started by {launch.source}: data-parallel runs are for train mode; start speed mode "
+                             "without a launcher")
+    if args.executor in ("ray", "slurm"):
+        raise ConvbenchError(f"started by {launch.source}: each rank runs its own worker; drop --executor {args.executor}")
+    if len(args.batch_size or ()) > 1:
+        raise ConvbenchError(f"started by {launch.source}: a batch sweep stops at an out-of-memory on one rank, which "
+                             "the others cannot see; give one --batch-size")
+    if device is not None and device.is_gpu and device.index not in (None, 0, launch.local_rank):
+        raise ConvbenchError(f"started by {launch.source}: each rank trains on its node's GPU LOCAL_RANK "
+                             f"(cuda:{launch.local_rank} here); give --device cuda, not {device}")
+    here = Device("cuda", launch.local_rank) if device is not None and device.is_gpu else CPU
+    return launch.world, None, here
+
+
 def cell_name(framework: str, model: str, device: Device, world: int, seed: int, several_seeds: bool,
               swept: dict[str, Any] | None = None) -> str:
     """framework-model-device, then the swept values (only those swept: -b64), -xN data parallel, -sN seeds."""
@@ -290,6 +326,10 @@ def prepare_cell(fw: str, model: str, seed: int, plan: Plan, probe: Probe, regs:
                 device_name=dev.get("description") if dev else None, dp_mode=spec.data_parallel if world > 1 else None)
     if world > 1 and spec.data_parallel is None:
         return cell, [failure_row(cell, "unavailable", f"the {fw} plugin has no data-parallel engine")]
+    if settings.launcher and spec.data_parallel != "processes":
+        return cell, [failure_row(cell, "unavailable", f"started by {settings.launcher.partition(':')[0]}, each process "
+                                  f"is one rank: {fw}'s engine drives all its devices from one process (use --devices "
+                                  "without a launcher)")]
     if not probe.available:
         return cell, [failure_row(cell, "unavailable", probe.reason)]
     if dev is None:
