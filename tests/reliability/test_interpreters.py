@@ -63,8 +63,8 @@ def test_a_bare_name_is_looked_up_on_path_never_in_the_working_directory(tmp_pat
 
 
 @pytest.mark.parametrize("text, message", [
-    ('[pyhton]\ntorch = "/envs/torch/bin/python"\n', "unknown table [pyhton]; known tables: [python]"),
-    ('torch = "/envs/torch/bin/python"\n', "unknown key 'torch' outside a table; known tables: [python]"),
+    ('[pyhton]\ntorch = "/envs/torch/bin/python"\n', "unknown table [pyhton]; known tables: [python], [slurm]"),
+    ('torch = "/envs/torch/bin/python"\n', "unknown key 'torch' outside a table; known tables: [python], [slurm]"),
     ('[python]\ntorch = "/x"\n[python.extra]\n', "[python] maps framework names to interpreter paths"),
 ])
 def test_a_config_file_with_an_unknown_table_or_key_is_refused(tmp_path, text, message):
@@ -126,7 +126,7 @@ def test_cli_not_a_program_and_a_bad_config_are_one_line(tmp_path, not_a_program
     proc = run_cli("plugins", "--config", str(tmp_path / "convbench.toml"), timeout=300)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
         f"convbench: error: config file {str(tmp_path / 'convbench.toml')!r}: unknown table [pyhton]; known tables: "
-        "[python]"], proc.stderr[-2000:]
+        "[python], [slurm]"], proc.stderr[-2000:]
 
 
 @pytest.mark.e2e
