@@ -166,6 +166,15 @@ def make_run(root: Path, *, run_id: str = "synthetic", mode: str = "train", data
 PATIENCE_S = 300
 
 
+def edit_json(path: Path, **changes) -> None:
+    """Rewrites a JSON object file with ``changes`` (a key given None is removed): an old or a damaged run's file."""
+    data = json.loads(path.read_text())
+    data.update(changes)
+    for key in [k for k, v in changes.items() if v is None]:
+        del data[key]
+    path.write_text(json.dumps(data))
+
+
 def wait_for(predicate, seconds: float = PATIENCE_S) -> None:
     deadline = time.monotonic() + seconds
     while not predicate():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import FAULT_ENV, run_cli, wait_for
+from helpers import FAULT_ENV, edit_json, run_cli, wait_for
 
 from harness import __version__
 from harness.errors import ConvbenchError
@@ -121,11 +121,7 @@ def test_meta_of_a_resume_keeps_the_run_start_and_records_the_resume(tmp_path):
 
 def saved_plan(run_dir: Path, **changes) -> Path:
     Plan("r", run_dir, ["run"], ["faulty"], ["fault_ok"], [0], RunSettings(epochs=1)).save()
-    data = json.loads((run_dir / "plan.json").read_text())
-    data.update(changes)
-    for key in [k for k, v in changes.items() if v is None]:
-        del data[key]
-    (run_dir / "plan.json").write_text(json.dumps(data))
+    edit_json(run_dir / "plan.json", **changes)
     return run_dir
 
 

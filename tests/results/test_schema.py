@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pandas as pd
 import pytest
-from helpers import make_run, needs, run_cli
+from helpers import edit_json, make_run, needs, run_cli
 
 from harness.errors import ConvbenchError
 from harness.orchestrator.plan import Plan
@@ -123,11 +123,7 @@ def test_a_real_train_run_and_a_real_speed_run_are_valid(tmp_path):
 # ---- versions: a newer major refused, older folders read ---------------------------------------------------------
 
 def with_meta(run_dir: Path, **changes) -> Path:
-    meta = json.loads((run_dir / "meta.json").read_text())
-    meta.update(changes)
-    for key in [k for k, v in changes.items() if v is None]:
-        del meta[key]
-    (run_dir / "meta.json").write_text(json.dumps(meta))
+    edit_json(run_dir / "meta.json", **changes)
     return run_dir
 
 
