@@ -124,6 +124,8 @@ def test_speed_mode_rows_and_raw_samples(tmp_path):
                                                        # --steps N's one window of N steps, its seconds per step
                                                        "forward pipelined": 1, "forward_backward pipelined": 1,
                                                        "train_step pipelined": 1}
+    for phase, pipelined_ms in zip(df["phase"], df["pipelined_ms"]):
+        assert pipelined_ms == pytest.approx(1000 * samples[f"{phase} pipelined"][0])
     assert "Forward across 7 steps," in proc.stdout and "Forward-backward across 7 steps," in proc.stdout
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["cpu_peak_gflops"] > 0

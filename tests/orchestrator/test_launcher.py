@@ -3,7 +3,6 @@ launcher's MASTER_ADDR instead of 127.0.0.1."""
 from __future__ import annotations
 
 import csv
-import os
 import socket
 import subprocess
 import sys
@@ -118,18 +117,3 @@ def test_torchrun_starts_one_convbench_per_rank_and_rank_0_writes_the_run(tmp_pa
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "torchrun: rank 1 of 2 (local rank 1 of 2)" in proc.stdout and "rank 0 writes the run's results" in proc.stdout
     check_rank0_run(out, "torchrun")
-
-
-@pytest.mark.e2e
-@needs("torch")
-def test_srun_tasks_meet_at_the_master_addr_the_job_script_exports(tmp_path):
-    """What srun sets in each task of a two-task step (no Slurm here): two real convbench processes."""
-    out, port = tmp_path / "out", free_port()
-    procs = [subprocess.Popen([sys.executable, "-m", "harness", *ARGS, "--output", str(out)], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True,
-                              env={**os.environ, "SLURM_PROCID": str(rank), "SLURM_STEP_NUM_TASKS": "2",
-                                   "SLURM_LOCALID": str(rank), "SLURM_STEP_TASKS_PER_NODE": "2",
-                                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}) for rank in (0, 1)]
-    outputs = [p.communicate(timeout=600)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-3000:] for o in outputs)
-    check_rank0_run(out, "srun")

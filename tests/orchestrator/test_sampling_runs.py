@@ -123,26 +123,11 @@ def test_a_speed_cell_samples_until_its_rule_stops_it(tmp_path):
 
 @pytest.mark.e2e
 @needs("torch")
-def test_the_windows_samples_are_kept_beside_the_steps(tmp_path):
-    """Windows (a GPU's, JAX's on the CPU, or --steps N's one) are raw samples too: samples.json keeps each window's
-    seconds per step under "<phase> pipelined", and pipelined_ms is their median."""
-    proc = run_cli("run", "--mode", "speed", "--frameworks", "torch", "--models", "lenet5", "--batch-size", "8",
-                   "--threads", "1", "--steps", "4", "--output", str(tmp_path))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    run_dir = next(tmp_path.iterdir())
-    samples = json.loads((run_dir / "cells" / "torch-lenet5-cpu" / "samples.json").read_text())
-    for r in csv.DictReader(open(run_dir / "results.csv")):
-        assert len(samples[r["phase"]]) == 4 and len(samples[f"{r['phase']} pipelined"]) == 1
-        assert float(r["pipelined_ms"]) == pytest.approx(1000 * samples[f"{r['phase']} pipelined"][0])
-
-
-@pytest.mark.e2e
-@needs("torch")
 def test_a_budgeted_run_plans_each_cell(tmp_path):
     out = tmp_path / "out"
     proc = run_cli("run", "--mode", "speed", "--frameworks", "torch", "--models", "lenet5,simple_cnn", "--batch-size",
-                   "8", "--threads", "1", "--budget", "40s", "--output", str(out))
+                   "8", "--threads", "1", "--budget", "20s", "--output", str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     plans = [line for line in proc.stdout.splitlines() if line.startswith("[budget] cell")]
     assert [p.split(":")[0] for p in plans] == ["[budget] cell 1/2", "[budget] cell 2/2"]
-    assert "[budget] 40s planned; " in proc.stdout
+    assert "[budget] 20s planned; " in proc.stdout
