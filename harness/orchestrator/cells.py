@@ -48,14 +48,16 @@ def run_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_line: Callable[
     sampler = telemetry.Sampler(nvml=nvml, gpu_handles=handles).start()
     route = telemetry_router(sampler, on_line)
     try:
-        if cell.run.launcher:
-            rows = run_launched_rank(cell, spec, cell_dir, route, gpu_env)
-        elif cell.dp_mode == "processes":
+        if cell.dp_mode == "processes" and not cell.run.launcher:
             rows = run_process_group_cell(cell, spec, cell_dir, route, gpu_env)
-        else:
-            env = {**worker_env(spec, cell.run.threads), **gpu_env}
-            worker = Worker(cell, env, cell_dir / "worker.log", cell.python, job_file=cell_dir / "cell.json")
-            rows = rows_from_result(cell, worker.run(cell.run.timeout, route, cell.run.stall_timeout), cell_dir)
+        else:   # one worker: the cell's, or under torchrun/srun this process's rank of it
+            one, rank_env_, note = launched_rank(cell) if cell.run.launcher else (cell, {}, None)
+            env = {**worker_env(spec, one.run.threads), **rank_env_, **gpu_env}
+            if rank_env_:
+                env.pop("TORCHELASTIC_USE_AGENT_STORE", None)   # the worker's store is its own, not torchrun's agent's
+            worker = Worker(one, env, cell_dir / "worker.log", cell.python, job_file=cell_dir / "cell.json")
+            rows = add_note(rows_from_result(one, worker.run(cell.run.timeout, route, cell.run.stall_timeout), cell_dir),
+                            note)
     finally:  # Ctrl-C or SIGTERM mid-cell: the sampler thread stops with the cell
         readings = sampler.stop()
     if (readings.host_busy_fraction or 0) > telemetry.BUSY_THRESHOLD:
@@ -111,31 +113,23 @@ def rank_cells(cell: Cell) -> list[Cell]:
         rank=rank, checkpoint=cell.checkpoint if rank == 0 else None) for rank in range(cell.world_size)]
 
 
-def run_launched_rank(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_line: Callable[[str], None],
-                      gpu_env: dict[str, str]) -> list[Row]:
-    """This process's rank of a cell whose ranks torchrun or srun started (one convbench per rank, each running the
-    same cells in the same order): one worker, its rank's share of the data, meeting the other ranks at the
-    launcher's MASTER_ADDR on this cell's own port. Rank 0's worker writes the checkpoint."""
+def launched_rank(cell: Cell) -> tuple[Cell, dict[str, str], str]:
+    """(the worker's cell, its rank variables, the row's note) for this process's part of a cell under torchrun or
+    srun (one convbench per rank, each running the same cells in the same order): a data-parallel cell's rank, with
+    its share of the data, meeting the other ranks at the launcher's MASTER_ADDR on this cell's own port (rank 0's
+    worker writes the checkpoint); the single-process baseline, which every rank trains alone at the same time on its
+    own device. The node's threads are shared among its ranks."""
     launch = launcher.launched()
     if launch is None:
         raise ConvbenchError(f"cell {cell.name} was planned under {cell.run.launcher}, but this process was not started "
                              "by a launcher")
-    port = launcher.next_port(launch)   # taken for every cell, so the ranks keep agreeing on the next one's
-    threads = max(1, cell.run.threads // launch.local_world)
-    if cell.world_size == 1:   # the single-process baseline: every rank trains it alone at once, on its own device
-        baseline = cell.with_run(threads=threads)
-        env = {**worker_env(spec, threads), **gpu_env}
-        worker = Worker(baseline, env, cell_dir / "worker.log", cell.python, job_file=cell_dir / "cell.json")
-        rows = rows_from_result(baseline, worker.run(cell.run.timeout, on_line, cell.run.stall_timeout), cell_dir)
-        return add_note(rows, f"started by {launch.describe()}; the single-process baseline, trained by every rank "
-                              f"alone at the same time on its own device: this is rank {launch.rank}'s")
-    ranked = cell.with_run(threads=threads).replace(rank=launch.rank,
-                                                    checkpoint=cell.checkpoint if launch.rank == 0 else None)
-    env = {**worker_env(spec, threads), **launch.rank_env(port), **gpu_env}
-    env.pop("TORCHELASTIC_USE_AGENT_STORE", None)   # the worker's store is its own, not torchrun's agent's
-    worker = Worker(ranked, env, cell_dir / "worker.log", cell.python, job_file=cell_dir / "cell.json")
-    rows = rows_from_result(ranked, worker.run(cell.run.timeout, on_line, cell.run.stall_timeout), cell_dir)
-    return add_note(rows, f"started by {launch.describe()}; this cell's port {port}")
+    one = cell.with_run(threads=max(1, cell.run.threads // launch.local_world))
+    if cell.world_size == 1:
+        return one, {}, (f"started by {launch.describe()}; the single-process baseline, trained by every rank alone at "
+                         f"the same time on its own device: this is rank {launch.rank}'s")
+    port = launcher.next_port(launch)
+    ranked = one.replace(rank=launch.rank, checkpoint=cell.checkpoint if launch.rank == 0 else None)
+    return ranked, launch.rank_env(port), f"started by {launch.describe()}; this cell's port {port}"
 
 
 def run_process_group_cell(cell: Cell, spec: FrameworkSpec, cell_dir: Path, on_line: Callable[[str], None],

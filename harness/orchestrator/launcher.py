@@ -94,9 +94,9 @@ _cells = itertools.count()
 
 
 def next_port(launch: Launched) -> int:
-    """The rendezvous port of the next cell: MASTER_PORT + 1 + the cell's place in the run. Every rank runs the same
-    cells in the same order, so they agree; each cell's process group gets a store of its own (rank 0's worker hosts
-    it), and a port the previous cell's store left in TIME_WAIT is never reused."""
+    """The rendezvous port of the next data-parallel cell: MASTER_PORT + 1 + (2 + N) x its place in the run. Every
+    rank runs the same cells in the same order, so they agree; each cell's process group gets a store of its own
+    (rank 0's worker hosts it), and a port the previous cell's store left in TIME_WAIT is never reused."""
     return launch.master_port + 1 + (2 + launch.world) * next(_cells)
 
 
