@@ -15,7 +15,8 @@ from harness import hookspec
 if TYPE_CHECKING:
     from harness.frameworks import DeviceInfo, FrameworkSpec
     from harness.model.graph import ModelDef
-    from harness.native import NativeModel
+    from harness.model.layers import LayerSpec
+    from harness.native import LayerModel, NativeModel
     from harness.registry import Registry
 
 
@@ -65,6 +66,26 @@ def convbench_build_model(framework: str, model: "ModelDef", device: str, settin
         device string as this worker names it, or None). A plugin built on
         ``harness.FrameworkPlugin`` receives the typed ``BuildSettings`` instead.
     :return: an object implementing ``harness.native.NativeModel``, or None.
+    """
+
+
+@hookspec(firstresult=True)
+def convbench_build_layer(framework: str, model: "ModelDef", layer: "LayerSpec", device: str,
+                          settings: dict[str, Any]) -> "LayerModel | None":
+    """Optional: realise one node of ``model`` alone, for ``convbench explain``'s per-layer times.
+
+    Called in a worker process of ``framework``. Stops at first non-None result; an implementation returns None for
+    frameworks it does not provide. The harness then loads the node's share of the shared initial weights with
+    ``set_weights``. The node must be built by the same code, with the same execution settings, as
+    ``convbench_build_model`` builds it inside the network: explain compares the sum of the nodes' times with the
+    network's step. A plugin on ``harness.FrameworkPlugin`` implements ``build_layer``.
+
+    :param framework: the framework name, as registered.
+    :param model: the whole network's definition (for the shapes of the node's inner layers).
+    :param layer: the node: its dotted path, graph node, input and output shapes, ``input_grad`` and ``training_only``.
+    :param device: a device string such as ``cpu`` or ``cuda:0``.
+    :param settings: as for ``convbench_build_model``.
+    :return: an object implementing ``harness.native.LayerModel``, or None.
     """
 
 

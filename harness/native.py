@@ -95,3 +95,32 @@ class PipelinedModel(NativeModel, Protocol):
     def read_losses(self, losses: list[object]) -> list[float]:
         """Waits for the steps that made ``losses`` and returns them as floats, in order; for data-parallel
         processes, each the mean over the processes (the global batch's loss, as ``train_step`` returns it)."""
+
+
+class LayerModel(Protocol):
+    """Optional (``convbench explain``): one node of a network built alone, as ``convbench_build_layer`` returns it.
+
+    The node is a ``harness.model.layers.LayerSpec``: a layer or an Aux-free block, at the input shape it sees in
+    the network, built exactly as the network builds it (the same layer code, execution settings, numerics
+    switches, layout, precision and optimiser), so its time is its share of the network's step. Arrays are numpy,
+    float32, in NCHW order for 4-D tensors ((N, F) after flattening): the plugin converts to its layout.
+    """
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """The node's parameters and statistics, keyed as in the whole model's portable weights (``<path>.<param>``):
+        exactly the keys under the node's path. Raises on a missing key or a shape mismatch."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Evaluation-mode output of a batch of inputs (N, *input_shape): (N, *output_shape)."""
+
+    def prepare(self, x: np.ndarray, grad: np.ndarray) -> object:
+        """The input (N, *input_shape) and a gradient for the output (N, *output_shape) as native tensors on the
+        device, once, outside any timed region."""
+
+    def run_phase(self, phase: str, batch: object, lr: float) -> None:
+        """One step of ``phase`` on a prepared batch, without waiting for the device: ``forward`` (evaluation mode,
+        no gradients), ``forward_backward`` (training mode: the output, then the backward pass of
+        ``sum(output * grad)`` to every parameter and, where ``spec.input_grad``, to the input, as the network's
+        backward does; no update) or ``train_step`` (that and the SGD update of the node's parameters, momentum
+        and weight decay as the network's). A node without parameters and without ``input_grad`` has no backward:
+        its training phases are its training-mode forward."""

@@ -19,7 +19,8 @@ from harness.devices import CPU, Device, parse_device
 from harness.errors import ConvbenchError
 from harness.frameworks import DeviceInfo, FrameworkSpec
 from harness.model.graph import ModelDef
-from harness.native import PHASES, NativeModel
+from harness.model.layers import LayerSpec
+from harness.native import PHASES, LayerModel, NativeModel
 from harness.registry import Registry, unknown_name
 from harness.settings import BuildSettings
 
@@ -98,6 +99,12 @@ class FrameworkPlugin:
         """The native model on ``execution.device`` (imports the framework)."""
         raise NotImplementedError
 
+    def build_layer(self, model: ModelDef, layer: LayerSpec, execution: Execution,
+                    settings: BuildSettings) -> LayerModel | None:
+        """Optional: one node of ``model`` built alone (``harness.native.LayerModel``), by the same code and
+        execution as ``build`` builds it in the network; None (the default): this plugin has no layer cells."""
+        return None
+
     def discover(self) -> list[DeviceInfo]:
         """The devices the framework sees, ``cpu`` first (imports the framework)."""
         raise NotImplementedError
@@ -154,6 +161,14 @@ class FrameworkPlugin:
         an autotuning switch): applied to this worker before ``build``; None removes a variable."""
         return {}
 
+    def apply_environment(self, execution: Execution) -> None:
+        """Sets (or removes) the variables of ``environment`` in this worker, before the framework builds anything."""
+        for name, value in self.environment(execution).items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
     def _check(self, kind: str, value: str, offered: tuple[str, ...], supported: tuple[str, ...]) -> None:
         if value not in offered:
             raise ConvbenchError(unknown_name(kind, value, offered))
@@ -170,11 +185,7 @@ class FrameworkPlugin:
         if not isinstance(settings, BuildSettings):
             settings = BuildSettings.from_dict(settings or {})
         execution = self.execution(settings, self.device(device))
-        for name, value in self.environment(execution).items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        self.apply_environment(execution)
         if settings.compile_cache and settings.compile in self.spec.compile_cache_modes:
             os.makedirs(settings.compile_cache, exist_ok=True)
             self.use_compile_cache(settings.compile_cache, execution)
@@ -184,6 +195,20 @@ class FrameworkPlugin:
     def convbench_build_model(self, framework: str, model: ModelDef, device: str,
                               settings: dict[str, Any]) -> NativeModel | None:
         return self.native(model, device, settings) if framework == self.name else None
+
+    def native_layer(self, model: ModelDef, layer: LayerSpec, device: str | Device = CPU,
+                     settings: BuildSettings | dict[str, Any] | None = None) -> LayerModel | None:
+        """The node built alone, settings validated and the environment applied as for ``native``."""
+        if not isinstance(settings, BuildSettings):
+            settings = BuildSettings.from_dict(settings or {})
+        execution = self.execution(settings, self.device(device))
+        self.apply_environment(execution)
+        return self.build_layer(model, layer, execution, settings)
+
+    @hookimpl
+    def convbench_build_layer(self, framework: str, model: ModelDef, layer: LayerSpec, device: str,
+                              settings: dict[str, Any]) -> LayerModel | None:
+        return self.native_layer(model, layer, device, settings) if framework == self.name else None
 
     @hookimpl
     def convbench_discover_devices(self, framework: str) -> list[DeviceInfo] | None:

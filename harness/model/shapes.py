@@ -161,3 +161,8 @@ def _layer(node: Node, shape: Shape, path: str, model: str) -> tuple[Shape, int,
     if isinstance(node, Flatten):
         return (math.prod(shape),), 0, 0, {}
     raise ConvbenchError(f"{model}: unknown node type {type(node).__name__} at {path!r}")
+
+
+def node_output_shape(node: Node, shape: Shape, path: str = "", model: str = "model") -> Shape:
+    """The per-image output shape of one node (a layer or a container at ``path``) on an input of ``shape``."""
+    return _infer(node, tuple(shape), path, [], {}, model)

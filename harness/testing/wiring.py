@@ -30,7 +30,7 @@ OPTIONS = {"framework": "framework under test", "models": "comma-separated model
                               "paddle_nets, jax_nets)",
            "speed-tolerance": "largest plugin / reference train_step time ratio the speed check accepts (default 1.05)",
            "speed-batch": "batch of the speed check (default 32)"}
-CHECKS = ("contract", "training", "capabilities", "speed")   # the check modules of harness.testing, in order
+CHECKS = ("contract", "training", "capabilities", "layers", "speed")   # the check modules of harness.testing, in order
 KIT = pytest.StashKey["Kit"]()
 
 
@@ -103,6 +103,12 @@ class Kit:
                                                     settings=full.to_dict())
         assert native is not None, f"no plugin builds models for framework {self.framework!r}"
         return native
+
+    def build_layer(self, model: ModelDef, layer: Any, device: str = CPU.name, **settings: Any) -> Any:
+        """The plugin's cell of one node through ``convbench_build_layer`` (None: the plugin has no layer cells)."""
+        full = BuildSettings(**{"momentum": 0.9, "weight_decay": 0.0, "seed": 0, "threads": self.threads, **settings})
+        return self.pm.hook.convbench_build_layer(framework=self.framework, model=model, layer=layer, device=device,
+                                                  settings=full.to_dict())
 
     def inputs(self, tmp_factory: pytest.TempPathFactory) -> Path:
         """The verify command's shared weights and input batches, one pair per model, written once."""

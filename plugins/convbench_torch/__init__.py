@@ -7,6 +7,7 @@ from typing import Any
 from harness.devices import Device
 from harness.frameworks import DeviceInfo, FrameworkSpec
 from harness.model.graph import ModelDef
+from harness.model.layers import LayerSpec
 from harness.plugin_base import CUDNN_WORKSPACE_MB, Execution, FrameworkPlugin
 from harness.settings import BuildSettings
 
@@ -34,6 +35,10 @@ class TorchPlugin(FrameworkPlugin):
     def build(self, model: ModelDef, execution: Execution, settings: BuildSettings) -> Any:
         from convbench_torch.model import TorchModel
         return TorchModel(model, execution, settings)
+
+    def build_layer(self, model: ModelDef, layer: LayerSpec, execution: Execution, settings: BuildSettings) -> Any:
+        from convbench_torch.layer_cell import TorchLayer
+        return TorchLayer(model, layer, execution, settings)
 
     def discover(self) -> list[DeviceInfo]:
         from convbench_torch.device import discover
