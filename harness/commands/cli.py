@@ -18,7 +18,7 @@ from harness import __version__
 from harness.atomic import refused_write
 from harness.errors import ConvbenchError
 
-COMMANDS = ("run", "verify", "eval", "list", "plugins", "report", "compare", "doctor", "history", "export")
+COMMANDS = ("run", "verify", "eval", "list", "plugins", "report", "compare", "doctor", "explain", "history", "export")
 PREFIX = "convbench: error: "   # the one prefix of every error line
 
 

@@ -13,12 +13,15 @@ import numpy as np
 from harness.errors import ConvbenchError
 from harness.plugin_manager import build_registries, get_plugin_manager
 from harness.settings import BuildSettings, Cell, RunSettings
-from harness.worker.protocol import DoctorJob, EvalJob, GemmJob, InfoJob, Job, ProbeJob, VerifyJob
+from harness.worker.protocol import DoctorJob, EvalJob, ExplainJob, GemmJob, InfoJob, Job, ProbeJob, VerifyJob
 
 
 def run(job: Job, progress: TextIO) -> dict[str, Any]:
     if isinstance(job, Cell):
         return cell(job, progress)
+    if isinstance(job, ExplainJob):
+        from harness.worker.explain_cell import run_explain
+        return run_explain(job, progress)
     handlers = {ProbeJob: probe, InfoJob: info, GemmJob: gemm, EvalJob: evaluate, VerifyJob: verification_logits,
                 DoctorJob: doctor}
     return handlers[type(job)](job)  # type: ignore[operator]

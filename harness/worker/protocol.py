@@ -78,9 +78,18 @@ class DoctorJob:
     threads: int
 
 
-Job = Union[Cell, ProbeJob, InfoJob, GemmJob, EvalJob, VerifyJob, DoctorJob]
+@dataclass(frozen=True)
+class ExplainJob:
+    """``convbench explain``: one framework's per-layer times of ``cell.model`` (``cell.run``: the speed settings;
+    ``depth`` None: every layer, N: the nodes N levels below the body)."""
+    cell: Cell
+    phase: str = "train_step"
+    depth: int | None = None
+
+
+Job = Union[Cell, ProbeJob, InfoJob, GemmJob, EvalJob, VerifyJob, DoctorJob, ExplainJob]
 KINDS: dict[str, type] = {"cell": Cell, "probe": ProbeJob, "info": InfoJob, "gemm": GemmJob, "eval": EvalJob,
-                          "verify": VerifyJob, "doctor": DoctorJob}
+                          "verify": VerifyJob, "doctor": DoctorJob, "explain": ExplainJob}
 
 
 def kind_of(job: Job) -> str:

@@ -1,0 +1,118 @@
+"""``convbench explain`` in one framework's worker: the whole network's phase, then each node of its graph built alone
+(a layer cell, ``convbench_build_layer``) and timed the same way, on the input shape it sees in the network.
+
+Every series is speed mode's per-step one (``speed_cell.step_timer``: the device synchronised before and after each
+step; the first step apart, compilation and tuning in it; adaptive warm-up and stopping, ``sampling``); the median
+with its 95 % interval is kept with the raw samples. The network's step and the cells' steps run in the same worker
+with the same build settings, so ``network - sum of cells`` is what no layer accounts for (the loss, joins of
+branches and residual additions, the framework's per-step work between layers, and any fusion across layers).
+"""
+from __future__ import annotations
+
+import gc
+from typing import Any, Callable, TextIO
+
+import numpy as np
+
+from harness.errors import ConvbenchError
+from harness.model.layers import LayerSpec, layer_specs
+from harness.model.shapes import model_summary
+from harness.model.weights import init_weights
+from harness.plugin_manager import build_registries, get_plugin_manager
+from harness.results import stats
+from harness.settings import Cell
+from harness.worker import checks
+from harness.worker.context import build_native
+from harness.worker.protocol import ExplainJob, emit
+from harness.worker.sampling import StopRule, sample_series
+from harness.worker.speed_cell import SPEED_LR, step_timer
+
+
+def phases_of(phase: str) -> tuple[str, ...]:
+    """What each node is timed for: the forward pass and, for a training phase, that phase too."""
+    return ("forward",) if phase == "forward" else ("forward", phase)
+
+
+def timed(step: Callable[[], None], sync: Callable[[], None], rule: StopRule) -> dict[str, Any]:
+    """The first step alone, then speed mode's per-step series: milliseconds (median, interval) and raw samples."""
+    first = step_timer(step, sync)()
+    series = sample_series(step_timer(step, sync), rule)
+    s = stats.sample_stats(series.samples)
+    return {"ms": 1000 * s.median, "ms_ci_low": 1000 * s.ci_low, "ms_ci_high": 1000 * s.ci_high, "n": s.n,
+            "warmup": len(series.warmup), "stop": series.stop, "stable": series.stable(rule.target),
+            "first_step_s": first, "samples": series.samples}
+
+
+def run_explain(job: ExplainJob, progress: TextIO) -> dict[str, Any]:
+    cell, phases = job.cell, phases_of(job.phase)
+    pm = get_plugin_manager()
+    model = build_registries(pm).models.get(cell.model)
+    specs = layer_specs(model, job.depth)
+    n = cell.batch_size
+    rule = StopRule(target=cell.run.precision_target, max_time_s=cell.run.max_time, min_samples=cell.run.min_steps)
+    weights = init_weights(model, cell.seed)
+    rng = np.random.default_rng(cell.seed)
+    images = rng.random((n, *model.input_shape), dtype=np.float32)
+
+    def sync() -> None:
+        pm.hook.convbench_synchronize(framework=cell.framework, device=cell.local_device.name)
+
+    build_layer(pm, cell, model, specs[0])   # a plugin without layer cells is told before anything is timed
+    emit(progress, event="phase", name=f"{cell.model}: the whole network")
+    network, execution = time_network(pm, cell, model, weights, images, phases, rng, sync, rule)
+    gc.collect()
+
+    layers = []
+    for i, spec in enumerate(specs, 1):
+        emit(progress, event="phase", name=f"{spec.path} ({i}/{len(specs)})")
+        layers.append({**describe(spec), **time_layer(pm, cell, model, spec, weights, images, phases, rng, sync, rule)})
+        gc.collect()
+    return {"framework": cell.framework, "model": cell.model, "phase": job.phase, "depth": job.depth,
+            "batch_size": n, "device": cell.device.name, "device_name": cell.device_name,
+            "framework_version": cell.framework_version, "flops_per_image": model_summary(model).flops,
+            "execution": execution, "network": network, "layers": layers, "method": "layer cells"}
+
+
+def time_network(pm: Any, cell: Cell, model: Any, weights: dict[str, np.ndarray], images: np.ndarray,
+                 phases: tuple[str, ...], rng: np.random.Generator, sync: Callable[[], None],
+                 rule: StopRule) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The whole network's phases, as speed mode times them, and its execution as it ran."""
+    native = build_native(pm, cell.framework, model, cell.local_device, cell.build_settings())
+    native.set_weights(weights)
+    batch = native.prepare_batch(images, rng.integers(0, model.num_classes, len(images)))
+    network = {phase: timed(lambda phase=phase: native.run_phase(phase, batch, SPEED_LR), sync, rule)
+               for phase in phases}
+    return network, checks.execution_info(native, getattr(native, "execution_info", dict)())
+
+
+def build_layer(pm: Any, cell: Cell, model: Any, spec: LayerSpec) -> Any:
+    layer = pm.hook.convbench_build_layer(framework=cell.framework, model=model, layer=spec,
+                                          device=cell.local_device.name, settings=cell.build_settings().to_dict())
+    if layer is None:
+        raise ConvbenchError(f"the {cell.framework} plugin has no layer cells (convbench_build_layer, docs/plugins.md)")
+    return layer
+
+
+def describe(spec: LayerSpec) -> dict[str, Any]:
+    return {"path": spec.path, "kind": spec.kind, "input_shape": list(spec.input_shape),
+            "output_shape": list(spec.output_shape), "flops_per_image": spec.flops, "params": spec.params,
+            "training_only": spec.training_only}
+
+
+def time_layer(pm: Any, cell: Cell, model: Any, spec: LayerSpec, weights: dict[str, np.ndarray], images: np.ndarray,
+               phases: tuple[str, ...], rng: np.random.Generator, sync: Callable[[], None],
+               rule: StopRule) -> dict[str, Any]:
+    """The node's cell timed for each phase (None for a forward the network skips: an auxiliary head's)."""
+    layer = build_layer(pm, cell, model, spec)
+    layer.set_weights(spec.weights(weights))
+    n = len(images)
+    # the node reading the images gets them; any other a unit-normal input (values do not change a dense layer's
+    # work), and an output gradient of the size a mean loss gives
+    x = images if not spec.input_grad else rng.standard_normal((n, *spec.input_shape), dtype=np.float32)
+    grad = rng.standard_normal((n, *spec.output_shape), dtype=np.float32) / np.float32(n)
+    batch = layer.prepare(x, grad)
+    out: dict[str, Any] = {}
+    for phase in phases:
+        skipped = phase == "forward" and spec.training_only
+        out[phase] = None if skipped else timed(lambda phase=phase: layer.run_phase(phase, batch, SPEED_LR), sync, rule)
+    return out

@@ -1,0 +1,63 @@
+"""``convbench explain`` end to end in real subprocesses: torch's layer cells timed beside its network, a framework
+whose plugin has no layer cells reported without losing the other's results, and bad input in one line."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from helpers import FAULT_ENV, needs, run_cli
+
+QUICK = ("--max-time", "0.2", "--min-steps", "3", "--batch-size", "8", "--threads", "1")
+
+
+@needs("torch")
+def test_a_framework_without_layer_cells_keeps_the_others(tmp_path):
+    proc = run_cli("explain", "--model", "fault_ok", "--frameworks", "torch,faulty", *QUICK, "--output", str(tmp_path),
+                   env=FAULT_ENV)
+    assert proc.returncode == 1, proc.stderr
+    assert "faulty: not timed: the faulty plugin has no layer cells (convbench_build_layer, docs/plugins.md)" \
+        in proc.stdout.splitlines(), proc.stdout
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "convbench explain: fault_ok train_step on cpu, batch 8 (layer cells)"
+    assert [line.split()[0] for line in lines[3:8]] == ["flatten", "fc", "(sum", "(network)", "(unattributed)"]
+    assert "[explain] torch: fc (2/2)" in proc.stderr and "Traceback" not in proc.stderr
+    folder = next(tmp_path.iterdir())
+    saved = json.loads((folder / "explain.json").read_text())
+    torch, faulty = saved["frameworks"]
+    assert faulty["framework"] == "faulty" and "error" in faulty
+    assert [x["path"] for x in torch["layers"]] == ["flatten", "fc"]
+    fc = torch["layers"][1]
+    assert fc["flops_per_image"] == 2 * 3072 * 10 and len(fc["train_step"]["samples"]) == fc["train_step"]["n"] >= 3
+    assert torch["execution"]["compile"] == "eager" and torch["worker_env"]["OMP_NUM_THREADS"] == "1"
+    with open(folder / "explain.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["layer"] for r in rows] == ["flatten", "fc", "(sum of layers)", "(network)", "(unattributed)"]
+    assert all(r["framework"] == "torch" and r["batch_size"] == "8" for r in rows)
+    assert "faulty: not timed" in (folder / "report.html").read_text()
+
+
+@needs("torch")
+def test_blocks_of_a_network_forward_only(tmp_path):
+    proc = run_cli("explain", "--model", "resnet32", "--frameworks", "torch", "--depth", "1", "--phase", "forward",
+                   *QUICK, "--output", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    table = proc.stdout.split("\n\n")[0].splitlines()
+    assert [line.split()[0] for line in table[3:9]] == ["stem", "stage1", "stage2", "stage3", "gap", "fc"]
+    assert table[4].split()[1] == "Seq"
+    with open(next(tmp_path.iterdir()) / "explain.csv", newline="") as fh:
+        row = next(csv.DictReader(fh))
+    assert row["forward_ms"] and "backward_ms" not in row and "train_step_ms" not in row
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--model", "vgg17"), "unknown model 'vgg17'"),
+    (("--model", "vgg16", "--depth", "0"), "argument --depth"),
+    (("--model", "vgg16", "--phase", "backward"), "argument --phase"),
+    (("--model", "vgg16", "--frameworks", "torch,mxnet"), "unknown framework 'mxnet'"),
+    (("--model", "vgg16", "--max-time", "-1"), "argument --max-time"),
+])
+def test_bad_input_is_one_line(tmp_path, args, message):
+    proc = run_cli("explain", *args, "--output", str(tmp_path))
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not any(tmp_path.iterdir())
