@@ -74,7 +74,7 @@ def convbench_build_layer(framework: str, model: "ModelDef", layer: "LayerSpec",
                           settings: dict[str, Any]) -> "LayerModel | None":
     """Optional: realise one node of ``model`` alone, for ``convbench explain``'s per-layer times.
 
-    Called in a worker process of ``framework``. Stops at first non-None result; an implementation returns None for
+    Called in a worker process of ``framework``. Stops at first non-None result. An implementation returns None for
     frameworks it does not provide. The harness then loads the node's share of the shared initial weights with
     ``set_weights``. The node must be built by the same code, with the same execution settings, as
     ``convbench_build_model`` builds it inside the network: explain compares the sum of the nodes' times with the

@@ -48,6 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help="forward, forward_backward or train_step (default); each node's forward is timed too")
     ex.add_argument("--depth", type=positive_int, metavar="N",
                     help="time the nodes N levels below the network's body (1: its blocks); default: every layer")
+    ex.add_argument("--method", type=one_of("cells", "profiler"), default="cells",
+                    help="cells (default): each node built alone by the plugin and timed; profiler: the framework's "
+                         "profiler over the network's own step, its ops mapped to layers (torch)")
     ex.add_argument("--batch-size", type=positive_int, metavar="N",
                     help="default: speed mode's (128, or 32 for 224x224 models)")
     ex.add_argument("--threads", type=positive_int, help="CPU threads per worker (default: all cores)")
@@ -56,7 +59,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ex.add_argument("--min-steps", type=positive_int, metavar="N", default=MIN_STEPS,
                     help=f"samples before a series may stop (default {MIN_STEPS})")
     ex.add_argument("--precision-target", type=fraction_pct_arg, metavar="PCT", default=TARGET,
-                    help=f"stop a series once its median's 95 %% interval is within PCT %% (default {100 * TARGET:g})")
+                    help=f"stop a series once its median's 95 %% interval is within PCT %% of it (default {100 * TARGET:g}%%, "
+                         f"a fraction of {TARGET:g})")
     ex.add_argument("--compile", type=one_of("auto", "none", "default", "xla"), default="auto",
                     help="auto (default), none, default or xla, as in convbench run")
     ex.add_argument("--precision", type=one_of("fp32", "bf16", "fp16"), default="fp32", help="default fp32")
@@ -96,7 +100,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                            threads=threads, compile=args.compile, precision=args.precision, layout=args.layout,
                            tf32=args.tf32, autotune=args.autotune, seed=args.seed, max_time=args.max_time,
                            min_steps=args.min_steps, precision_target=args.precision_target)
-    request = ExplainRequest(model.name, args.phase, args.depth, settings, args.timeout)
+    request = ExplainRequest(model.name, args.phase, args.depth, settings, args.timeout, args.method)
     _, folder = new_run_dir(Path(args.output) if args.output else Path("results") / "explain")
     say(f"{model.name} {args.phase} on {device}, batch {batch}: {len(specs)} "
         f"{'layers' if args.depth is None else f'nodes at depth {args.depth}'} per framework, "
@@ -112,7 +116,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         payloads.append(payload)
         save(folder, model.name, args.phase, payloads)   # each framework's result kept as it comes
     ex = results.load(payloads, model.name, args.phase)
-    print(f"convbench explain: {model.name} {args.phase} on {device}, batch {batch} (layer cells)")
+    how = {"cells": "layer cells: each node built alone", "profiler": "the profiler over the network's step"}
+    print(f"convbench explain: {model.name} {args.phase} on {device}, batch {batch} ({how[args.method]})")
     if ex.payloads:
         print(results.table(ex))
         print()

@@ -23,6 +23,7 @@ class ExplainRequest:
     depth: int | None
     run: RunSettings          # speed settings: batch size resolved, device, threads, execution switches, sampling
     timeout: float | None = None
+    method: str = "cells"     # cells: each node built alone; profiler: the framework's profiler over the network's step
 
 
 def explain_cell(request: ExplainRequest, spec: FrameworkSpec, probe: Probe, device: Device) -> Cell:
@@ -51,7 +52,7 @@ def explain_framework(request: ExplainRequest, spec: FrameworkSpec, probe: Probe
         if event is not None and event.get("event") == "phase":
             say(f"{spec.name}: {describe_event(event)}")
 
-    job = ExplainJob(explain_cell(request, spec, probe, device), request.phase, request.depth)
+    job = ExplainJob(explain_cell(request, spec, probe, device), request.phase, request.depth, request.method)
     try:
         result = run_job(job, env, log, request.timeout, on_line=heard, python=python)
     except WorkerStartError as exc:

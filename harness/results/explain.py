@@ -198,10 +198,16 @@ def write_csv(ex: Explained, path: Path) -> None:
 
 
 def remainder_lines(ex: Explained) -> list[str]:
-    """Per framework: how much of the network's step the nodes account for."""
-    return [f"{fw}: network {ms_text(ex.network_ms(fw))} ms, layers {ms_text(ex.sum_ms(fw))} ms, unattributed "
-            f"{ms_text(ex.remainder_ms(fw))} ms ({pct(ex.remainder_ms(fw), ex.network_ms(fw))} of the network)"
-            for fw in ex.frameworks]
+    """Per framework: how much of the network's step the nodes account for, and by which method."""
+    lines = []
+    for p in ex.payloads:
+        fw = p["framework"]
+        profiled = p.get("profiled_step_ms", {}).get(ex.phase)
+        seen = f"; the profiled step {ms_text(profiled)} ms" if profiled is not None else ""
+        lines.append(f"{fw}: network {ms_text(ex.network_ms(fw))} ms, layers {ms_text(ex.sum_ms(fw))} ms, unattributed "
+                     f"{ms_text(ex.remainder_ms(fw))} ms ({pct(ex.remainder_ms(fw), ex.network_ms(fw))} of the network)"
+                     f" [{p['method']}{seen}]")
+    return lines
 
 
 def unstable(ex: Explained) -> list[str]:
@@ -209,7 +215,7 @@ def unstable(ex: Explained) -> list[str]:
     out = []
     for payload in ex.payloads:
         bad = [layer["path"] for layer in payload["layers"]
-               if any(t is not None and not t["stable"] for t in (layer.get(ph) for ph in ("forward", ex.phase)))]
+               if any(t is not None and t["stable"] is False for t in (layer.get(ph) for ph in ("forward", ex.phase)))]
         if bad:
             out.append(f"{payload['framework']}: {len(bad)} of {len(payload['layers'])} nodes short of the precision "
                        f"target ({', '.join(bad[:4])}{', ...' if len(bad) > 4 else ''})")

@@ -19,8 +19,8 @@ def layers_figure(ex: Explained) -> str:
     for fw in ex.frameworks:
         timings = [ex.layer(fw, p).get(ex.phase) for p in paths]
         x = [t["ms"] if t else None for t in timings]
-        plus = [t["ms_ci_high"] - t["ms"] if t else None for t in timings]
-        minus = [t["ms"] - t["ms_ci_low"] if t else None for t in timings]
+        plus = [t["ms_ci_high"] - t["ms"] if t and t["ms_ci_high"] is not None else None for t in timings]
+        minus = [t["ms"] - t["ms_ci_low"] if t and t["ms_ci_low"] is not None else None for t in timings]
         fig.add_trace(go.Bar(name=fw, y=paths, x=x, orientation="h", marker_color=colour(fw, ex.frameworks),
                              error_x={"type": "data", "array": plus, "arrayminus": minus, "visible": True},
                              hovertemplate="%{y}: %{x:.3f} ms<extra>" + fw + "</extra>"))
@@ -28,8 +28,8 @@ def layers_figure(ex: Explained) -> str:
                       xaxis_title=f"{ex.phase}, ms per step (median, 95 % interval)",
                       yaxis={"autorange": "reversed", "automargin": True}, legend={"orientation": "h", "y": 1.02},
                       margin={"l": 60, "r": 20, "t": 40, "b": 50})
-    return figure_div(fig, f"{ex.model} {ex.phase}: time per layer",
-                      "each node built alone and timed as speed mode times a step (docs/explain.md)")
+    methods = sorted({p["method"] for p in ex.payloads})
+    return figure_div(fig, f"{ex.model} {ex.phase}: time per layer", f"{', '.join(methods)} (docs/explain.md)")
 
 
 def layer_table(ex: Explained) -> str:
@@ -45,8 +45,9 @@ def settings_table(ex: Explained) -> str:
 
 def render(ex: Explained) -> str:
     body = [f"<h1>convbench explain: {esc(ex.model)}, {esc(ex.phase)}</h1>",
-            '<p class="note">Every node of the network built alone by each framework\'s plugin (layer cells) and timed '
-            "as speed mode times a step; the network's own step beside the sum of its nodes.</p>"]
+            '<p class="note">Layer cells: every node of the network built alone by each framework\'s plugin and timed as '
+            "speed mode times a step; profiler: the framework's profiler over the network's own step, its ops mapped to "
+            "layers. The network's own step beside the sum of its nodes.</p>"]
     lines = summaries(ex)
     if lines:
         body.append("<h2>Where the difference is</h2><ul class=\"summary\">"

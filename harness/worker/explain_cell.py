@@ -57,32 +57,65 @@ def run_explain(job: ExplainJob, progress: TextIO) -> dict[str, Any]:
     def sync() -> None:
         pm.hook.convbench_synchronize(framework=cell.framework, device=cell.local_device.name)
 
-    build_layer(pm, cell, model, specs[0])   # a plugin without layer cells is told before anything is timed
+    if job.method == "cells":
+        build_layer(pm, cell, model, specs[0])   # a plugin without layer cells is told before anything is timed
     emit(progress, event="phase", name=f"{cell.model}: the whole network")
-    network, execution = time_network(pm, cell, model, weights, images, phases, rng, sync, rule)
+    network, execution, by_profiler = whole_network(pm, job, model, specs, weights, images, rng, sync, rule, progress)
+    out = {"framework": cell.framework, "model": cell.model, "phase": job.phase, "depth": job.depth,
+           "batch_size": n, "device": cell.device.name, "device_name": cell.device_name,
+           "framework_version": cell.framework_version, "flops_per_image": model_summary(model).flops,
+           "execution": execution, "network": network}
+    if by_profiler is not None:
+        return {**out, **by_profiler}
     gc.collect()
-
     layers = []
     for i, spec in enumerate(specs, 1):
         emit(progress, event="phase", name=f"{spec.path} ({i}/{len(specs)})")
         layers.append({**describe(spec), **time_layer(pm, cell, model, spec, weights, images, phases, rng, sync, rule)})
         gc.collect()
-    return {"framework": cell.framework, "model": cell.model, "phase": job.phase, "depth": job.depth,
-            "batch_size": n, "device": cell.device.name, "device_name": cell.device_name,
-            "framework_version": cell.framework_version, "flops_per_image": model_summary(model).flops,
-            "execution": execution, "network": network, "layers": layers, "method": "layer cells"}
+    return {**out, "layers": layers, "method": "layer cells"}
 
 
-def time_network(pm: Any, cell: Cell, model: Any, weights: dict[str, np.ndarray], images: np.ndarray,
-                 phases: tuple[str, ...], rng: np.random.Generator, sync: Callable[[], None],
-                 rule: StopRule) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The whole network's phases, as speed mode times them, and its execution as it ran."""
+def whole_network(pm: Any, job: ExplainJob, model: Any, specs: list[LayerSpec], weights: dict[str, np.ndarray],
+                  images: np.ndarray, rng: np.random.Generator, sync: Callable[[], None], rule: StopRule,
+                  progress: TextIO) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+    """The network's phases timed as speed mode times them, its execution as it ran, and with ``--method profiler``
+    its layers as the profiler attributes them (the model is freed on return, before any layer cell is built)."""
+    cell, phases = job.cell, phases_of(job.phase)
     native = build_native(pm, cell.framework, model, cell.local_device, cell.build_settings())
     native.set_weights(weights)
+    if job.method == "profiler" and not callable(getattr(native, "profile_layers", None)):
+        raise ConvbenchError(f"the {cell.framework} plugin maps no profiler to layers (profile_layers); "
+                             f"use --method cells")
     batch = native.prepare_batch(images, rng.integers(0, model.num_classes, len(images)))
     network = {phase: timed(lambda phase=phase: native.run_phase(phase, batch, SPEED_LR), sync, rule)
                for phase in phases}
-    return network, checks.execution_info(native, getattr(native, "execution_info", dict)())
+    execution = checks.execution_info(native, getattr(native, "execution_info", dict)())
+    by_profiler = profiled(native, batch, specs, phases, cell.run.min_steps, progress) if job.method == "profiler" \
+        else None
+    return network, execution, by_profiler
+
+
+def profiled(native: Any, batch: Any, specs: list[LayerSpec], phases: tuple[str, ...], steps: int,
+             progress: TextIO) -> dict[str, Any]:
+    """Each node's share of the network's own step as the framework's profiler attributes it (the plugin's
+    ``profile_layers``: milliseconds per step by leaf layer path), summed over the node's layers."""
+    found: dict[str, dict[str, Any]] = {}
+    for phase in phases:
+        emit(progress, event="phase", name=f"{phase}: {steps} profiled steps")
+        found[phase] = native.profile_layers(phase, batch, SPEED_LR, steps)
+    layers = []
+    for spec in specs:
+        row = describe(spec)
+        for phase in phases:
+            mine = [ms for path, ms in found[phase]["layers"].items() if path == spec.path or path.startswith(spec.path + ".")]
+            skipped = phase == "forward" and spec.training_only
+            row[phase] = None if skipped else {"ms": sum(mine), "ms_ci_low": None, "ms_ci_high": None, "n": steps,
+                                               "stable": None, "first_step_s": None}
+        layers.append(row)
+    clock = found[phases[-1]].get("clock", "")
+    return {"layers": layers, "method": f"profiler ({clock})" if clock else "profiler",
+            "profiled_step_ms": {phase: found[phase]["step_ms"] for phase in phases}}
 
 
 def build_layer(pm: Any, cell: Cell, model: Any, spec: LayerSpec) -> Any:

@@ -81,10 +81,12 @@ class DoctorJob:
 @dataclass(frozen=True)
 class ExplainJob:
     """``convbench explain``: one framework's per-layer times of ``cell.model`` (``cell.run``: the speed settings;
-    ``depth`` None: every layer, N: the nodes N levels below the body)."""
+    ``depth`` None: every layer, N: the nodes N levels below the body; ``method``: "cells", each node built alone,
+    or "profiler", the framework's profiler over the network's own step)."""
     cell: Cell
     phase: str = "train_step"
     depth: int | None = None
+    method: str = "cells"
 
 
 Job = Union[Cell, ProbeJob, InfoJob, GemmJob, EvalJob, VerifyJob, DoctorJob, ExplainJob]

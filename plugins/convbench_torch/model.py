@@ -174,6 +174,16 @@ class TorchModel:
             batch.y.record_stream(stream)
         return batch.x, batch.y
 
+    def profile_layers(self, phase: str, batch: Batch, lr: float, steps: int) -> dict[str, Any]:
+        """``convbench explain --method profiler``: each leaf layer's share of ``phase`` from torch.profiler."""
+        from convbench_torch.profile import profile_layers
+        gpu = self.device.type == "cuda"
+
+        def sync() -> None:
+            if gpu:
+                torch.cuda.synchronize(self.device)
+        return profile_layers(self.net, PREFIX, lambda: self.run_phase(phase, batch, lr), sync, steps, gpu)
+
     def run_phase(self, phase: str, batch: Batch, lr: float) -> None:
         x, y = self._ready(batch)
         if phase == "forward":

@@ -61,3 +61,26 @@ def test_bad_input_is_one_line(tmp_path, args, message):
     proc = run_cli("explain", *args, "--output", str(tmp_path))
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not any(tmp_path.iterdir())
+
+
+@needs("torch")
+def test_the_profiler_maps_every_layer_of_the_step(tmp_path):
+    proc = run_cli("explain", "--model", "resnet32", "--frameworks", "torch", "--method", "profiler", "--depth", "1",
+                   *QUICK, "--output", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "(the profiler over the network's step)" in proc.stdout.splitlines()[0]
+    saved = json.loads((next(tmp_path.iterdir()) / "explain.json").read_text())["frameworks"][0]
+    assert saved["method"] == "profiler (CPU time of each op)"
+    stages = {x["path"]: x["train_step"]["ms"] for x in saved["layers"]}
+    assert list(stages) == ["stem", "stage1", "stage2", "stage3", "gap", "fc"] and all(v > 0 for v in stages.values())
+    # every layer's ops lie inside the profiled step: their sum cannot exceed it
+    assert sum(stages.values()) <= saved["profiled_step_ms"]["train_step"]
+    assert "[profiler (CPU time of each op); the profiled step " in proc.stdout
+
+
+def test_a_plugin_without_a_profiler_mapping_is_told(tmp_path):
+    proc = run_cli("explain", "--model", "fault_ok", "--frameworks", "faulty", "--method", "profiler", *QUICK,
+                   "--output", str(tmp_path), env=FAULT_ENV)
+    assert proc.returncode == 1
+    assert "faulty: not timed: the faulty plugin maps no profiler to layers (profile_layers); use --method cells" \
+        in proc.stdout.splitlines()
