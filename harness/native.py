@@ -124,3 +124,13 @@ class LayerModel(Protocol):
         backward does; no update) or ``train_step`` (that and the SGD update of the node's parameters, momentum
         and weight decay as the network's). A node without parameters and without ``input_grad`` has no backward:
         its training phases are its training-mode forward."""
+
+
+class ProfiledModel(TimedModel, Protocol):
+    """Optional (``convbench explain --method profiler``): the framework's own profiler over the network's step."""
+
+    def profile_layers(self, phase: str, batch: object, lr: float, steps: int) -> dict[str, object]:
+        """Profiles ``steps`` steps of ``phase`` on a prepared batch (after a warm step, the device synchronised) and
+        returns {"layers": {leaf layer path: milliseconds per step}, "step_ms": every profiled op's milliseconds per
+        step, "steps": steps, "clock": what was summed, in words}. A layer's time is its forward ops' and their
+        backward's; what belongs to no layer (the loss, a fused update of every parameter) is left out."""
