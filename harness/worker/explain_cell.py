@@ -10,6 +10,7 @@ branches and residual additions, the framework's per-step work between layers, a
 from __future__ import annotations
 
 import gc
+from functools import partial
 from typing import Any, Callable, TextIO
 
 import numpy as np
@@ -33,13 +34,17 @@ def phases_of(phase: str) -> tuple[str, ...]:
     return ("forward",) if phase == "forward" else ("forward", phase)
 
 
-def timed(step: Callable[[], None], sync: Callable[[], None], rule: StopRule) -> dict[str, Any]:
-    """The first step alone, then speed mode's per-step series: milliseconds (median, interval) and raw samples."""
+QUEUED_UNITS = 10   # steps per sample where synchronising waits for queued work (a GPU; JAX on the CPU too)
+
+
+def timed(step: Callable[[], None], sync: Callable[[], None], rule: StopRule, units: int) -> dict[str, Any]:
+    """The first step alone, then speed mode's series: each sample ``units`` steps between two synchronisations
+    (1: a step alone), in milliseconds per step (median, interval) with the raw samples."""
     first = step_timer(step, sync)()
-    series = sample_series(step_timer(step, sync), rule)
+    series = sample_series(step_timer(step, sync, units), rule)
     s = stats.sample_stats(series.samples)
     return {"ms": 1000 * s.median, "ms_ci_low": 1000 * s.ci_low, "ms_ci_high": 1000 * s.ci_high, "n": s.n,
-            "warmup": len(series.warmup), "stop": series.stop, "stable": series.stable(rule.target),
+            "units": units, "warmup": len(series.warmup), "stop": series.stop, "stable": series.stable(rule.target),
             "first_step_s": first, "samples": series.samples}
 
 
@@ -57,10 +62,15 @@ def run_explain(job: ExplainJob, progress: TextIO) -> dict[str, Any]:
     def sync() -> None:
         pm.hook.convbench_synchronize(framework=cell.framework, device=cell.local_device.name)
 
+    # where a step only queues work, a lone step's time is mostly launching and waiting: each sample is then a few
+    # steps back to back, for the network and every node alike (docs/explain.md)
+    queued = cell.local_device.is_gpu or bool(getattr(pm.get_plugin(cell.framework), "async_on_cpu", False))
+    clock = partial(timed, sync=sync, rule=rule, units=QUEUED_UNITS if queued else 1)
+
     if job.method == "cells":
         build_layer(pm, cell, model, specs[0])   # a plugin without layer cells is told before anything is timed
     emit(progress, event="phase", name=f"{cell.model}: the whole network")
-    network, execution, by_profiler = whole_network(pm, job, model, specs, weights, images, rng, sync, rule, progress)
+    network, execution, by_profiler = whole_network(pm, job, model, specs, weights, images, rng, clock, progress)
     out = {"framework": cell.framework, "model": cell.model, "phase": job.phase, "depth": job.depth,
            "batch_size": n, "device": cell.device.name, "device_name": cell.device_name,
            "framework_version": cell.framework_version, "flops_per_image": model_summary(model).flops,
@@ -71,13 +81,13 @@ def run_explain(job: ExplainJob, progress: TextIO) -> dict[str, Any]:
     layers = []
     for i, spec in enumerate(specs, 1):
         emit(progress, event="phase", name=f"{spec.path} ({i}/{len(specs)})")
-        layers.append({**describe(spec), **time_layer(pm, cell, model, spec, weights, images, phases, rng, sync, rule)})
+        layers.append({**describe(spec), **time_layer(pm, cell, model, spec, weights, images, phases, rng, clock)})
         gc.collect()
     return {**out, "layers": layers, "method": "layer cells"}
 
 
 def whole_network(pm: Any, job: ExplainJob, model: Any, specs: list[LayerSpec], weights: dict[str, np.ndarray],
-                  images: np.ndarray, rng: np.random.Generator, sync: Callable[[], None], rule: StopRule,
+                  images: np.ndarray, rng: np.random.Generator, clock: Callable[..., dict[str, Any]],
                   progress: TextIO) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
     """The network's phases timed as speed mode times them, its execution as it ran, and with ``--method profiler``
     its layers as the profiler attributes them (the model is freed on return, before any layer cell is built)."""
@@ -88,7 +98,7 @@ def whole_network(pm: Any, job: ExplainJob, model: Any, specs: list[LayerSpec], 
         raise ConvbenchError(f"the {cell.framework} plugin maps no profiler to layers (profile_layers); "
                              f"use --method cells")
     batch = native.prepare_batch(images, rng.integers(0, model.num_classes, len(images)))
-    network = {phase: timed(lambda phase=phase: native.run_phase(phase, batch, SPEED_LR), sync, rule)
+    network = {phase: clock(lambda phase=phase: native.run_phase(phase, batch, SPEED_LR))
                for phase in phases}
     execution = checks.execution_info(native, getattr(native, "execution_info", dict)())
     by_profiler = profiled(native, batch, specs, phases, cell.run.min_steps, progress) if job.method == "profiler" \
@@ -133,8 +143,7 @@ def describe(spec: LayerSpec) -> dict[str, Any]:
 
 
 def time_layer(pm: Any, cell: Cell, model: Any, spec: LayerSpec, weights: dict[str, np.ndarray], images: np.ndarray,
-               phases: tuple[str, ...], rng: np.random.Generator, sync: Callable[[], None],
-               rule: StopRule) -> dict[str, Any]:
+               phases: tuple[str, ...], rng: np.random.Generator, clock: Callable[..., dict[str, Any]]) -> dict[str, Any]:
     """The node's cell timed for each phase (None for a forward the network skips: an auxiliary head's)."""
     layer = build_layer(pm, cell, model, spec)
     layer.set_weights(spec.weights(weights))
@@ -147,5 +156,5 @@ def time_layer(pm: Any, cell: Cell, model: Any, spec: LayerSpec, weights: dict[s
     out: dict[str, Any] = {}
     for phase in phases:
         skipped = phase == "forward" and spec.training_only
-        out[phase] = None if skipped else timed(lambda phase=phase: layer.run_phase(phase, batch, SPEED_LR), sync, rule)
+        out[phase] = None if skipped else clock(lambda phase=phase: layer.run_phase(phase, batch, SPEED_LR))
     return out
