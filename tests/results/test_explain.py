@@ -48,7 +48,7 @@ def test_remainder_and_the_sentence_naming_the_layers():
     assert "conv2" in text.splitlines()[4] and "tensorflow" in text.splitlines()[4] and "1.67" in text.splitlines()[4]
     assert "(unattributed)" in text and "4 (+13 %)" in text
     assert explain.remainder_lines(ex)[1] == ("tensorflow: network 30.0 ms, layers 26.0 ms, unattributed 4 ms "
-                                              "(+13 % of the network)")
+                                              "(+13 % of the network) [layer cells]")
 
 
 def test_sentence_names_up_to_three_layers_until_half_the_difference():
