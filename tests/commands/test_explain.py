@@ -19,7 +19,7 @@ def test_a_framework_without_layer_cells_keeps_the_others(tmp_path):
     assert "faulty: not timed: the faulty plugin has no layer cells (convbench_build_layer, docs/plugins.md)" \
         in proc.stdout.splitlines(), proc.stdout
     lines = proc.stdout.splitlines()
-    assert lines[0] == "convbench explain: fault_ok train_step on cpu, batch 8 (layer cells)"
+    assert lines[0] == "convbench explain: fault_ok train_step on cpu, batch 8 (layer cells: each node built alone)"
     assert [line.split()[0] for line in lines[3:8]] == ["flatten", "fc", "(sum", "(network)", "(unattributed)"]
     assert "[explain] torch: fc (2/2)" in proc.stderr and "Traceback" not in proc.stderr
     folder = next(tmp_path.iterdir())
