@@ -70,7 +70,8 @@ def test_kit_passes(tmp_path: Path, framework: str, reference: str, models: list
     passed = {name for name, outcome in outcomes.items() if outcome == "passed"}
     checks = ["test_timing_phases[lenet5]", "test_sgd_matches_torch_rule", "test_train_step_lowers_loss",
               "test_batch_norm_conventions", "test_auxiliary_head_and_dropout", "test_momentum_buffers",
-              "test_auxiliary_heads_are_skipped_at_evaluation"]
+              "test_auxiliary_heads_are_skipped_at_evaluation", "test_cells_chain_to_the_network[lenet5]",
+              "test_linear_cell_backward_and_update"]
     if framework == "tensorflow":   # its steps take NHWC: the optional channels-last hand-over is checked too
         checks += ["test_nhwc_batches_equal_nchw_batches", "test_held_batches_equal_host_batches"]
     if reference != framework:  # else the kit skips the logits checks
@@ -81,7 +82,7 @@ def test_kit_passes(tmp_path: Path, framework: str, reference: str, models: list
 
 BROKEN = '''
 """A torch-backed framework "broken": logits 1% off, SGD without weight decay, momentum buffers reversed,
-auxiliary heads computed (and dropped) at evaluation."""
+auxiliary heads computed (and dropped) at evaluation; convolution cells 1% off, cells updating without weight decay."""
 from harness import hookimpl
 from harness.frameworks import FrameworkSpec
 
@@ -89,7 +90,7 @@ from harness.frameworks import FrameworkSpec
 class Broken:
     def __init__(self, inner):
         self.inner = inner
-        for group in inner.optimizer.param_groups:
+        for group in inner.optimizer.param_groups if inner.optimizer is not None else ():
             group["weight_decay"] = 0.0
 
     def __getattr__(self, name):
@@ -104,6 +105,19 @@ class Broken:
 
     def get_momentum(self):
         return {k: v[::-1].copy() for k, v in self.inner.get_momentum().items()}
+
+
+class BrokenLayer(Broken):
+    def forward(self, x):   # convolutions 1% off (the chain of cells fails); a Linear cell only updates wrongly
+        return self.inner.forward(x) * (1.01 if self.inner.layer.kind == "Conv" else 1.0)
+
+
+@hookimpl
+def convbench_build_layer(framework, model, layer, device, settings):
+    if framework != "broken":
+        return None
+    from convbench_torch import plugin
+    return BrokenLayer(plugin.native_layer(model, layer, device, settings))
 
 
 @hookimpl
@@ -130,14 +144,16 @@ def test_kit_fails_for_a_broken_plugin(tmp_path: Path):
     assert proc.returncode == 1, proc.stdout[-3000:]
     failed = {name for name, outcome in outcomes.items() if outcome == "failed"}
     expected = {"test_logits_match_reference[lenet5]", "test_sgd_matches_torch_rule", "test_momentum_buffers",
-                "test_auxiliary_heads_are_skipped_at_evaluation"}
+                "test_auxiliary_heads_are_skipped_at_evaluation", "test_cells_chain_to_the_network[lenet5]",
+                "test_linear_cell_backward_and_update"}
     assert expected <= failed, ({name: outcomes.get(name) for name in expected - failed}, proc.stdout[-3000:])
     for check in ("test_parameter_count[lenet5]", "test_weights_round_trip[lenet5]", "test_timing_phases[lenet5]"):
         assert outcomes[check] == "passed", (check, outcomes)
     assert "logits differ from torch" in proc.stdout
     for nodeid in ("harness/testing/contract.py::TestContract::test_logits_match_reference[lenet5]",
                    "harness/testing/training.py::TestTraining::test_sgd_matches_torch_rule",
-                   "harness/testing/capabilities.py::TestCapabilities::test_momentum_buffers"):
+                   "harness/testing/capabilities.py::TestCapabilities::test_momentum_buffers",
+                   "harness/testing/layers.py::TestLayers::test_linear_cell_backward_and_update"):
         assert f"FAILED {nodeid}" in proc.stdout, nodeid   # each check in the module named after what broke
 
 

@@ -30,27 +30,25 @@ def cell(kit: Kit, model: Any, spec: LayerSpec, weights: dict[str, np.ndarray], 
 class TestLayers:
     """Layer cells (docs/plugins.md, 'Layer cells'), where the plugin has them."""
 
-    @pytest.mark.parametrize("depth", [None, 1])
-    def test_cells_chain_to_the_network(self, convbench_kit: Kit, convbench_model: str,
-                                        convbench_native: Any, depth: int | None) -> None:
-        """Each cell's forward, fed the previous cell's output, ends in the network's logits (every layer, or at
-        depth 1 every block; a model with branches is checked at depth 1, its blocks)."""
+    def test_cells_chain_to_the_network(self, convbench_kit: Kit, convbench_model: str, convbench_native: Any) -> None:
+        """Each cell's forward, fed the previous cell's output, ends in the network's logits: the blocks at depth 1,
+        and every layer where no branch or residual join lies between them."""
         model = convbench_kit.model(convbench_model)
-        specs = layer_specs(model, depth)
-        if not chains(model, specs):
-            specs = layer_specs(model, 1)
         weights = init_weights(model, 0)
         x = np.random.default_rng(3).random((2, *model.input_shape), dtype=np.float32)
         convbench_native.set_weights(weights)
         expected = convbench_native.forward(x)
-        h = x
-        for spec in specs:
-            if spec.training_only:
-                continue
-            out = cell(convbench_kit, model, spec, weights).forward(h)
-            assert out.shape == (2, *spec.output_shape), f"{spec.path}: output {out.shape}"
-            h = out
-        assert relative_error(h, expected) <= TOLERANCE, f"{model.name}: chained cells differ from the network"
+        cuts = [1] + ([None] if chains(model, layer_specs(model)) else [])
+        for depth in cuts:
+            h = x
+            for spec in layer_specs(model, depth):
+                if spec.training_only:
+                    continue
+                out = cell(convbench_kit, model, spec, weights).forward(h)
+                assert out.shape == (2, *spec.output_shape), f"{spec.path}: output {out.shape}"
+                h = out
+            where = "every layer" if depth is None else f"the blocks at depth {depth}"
+            assert relative_error(h, expected) <= TOLERANCE, f"{model.name}: {where} chained differ from the network"
 
     def test_linear_cell_backward_and_update(self, convbench_kit: Kit) -> None:
         """A Linear cell's train_step is backward of sum(output * grad) and the network's SGD rule (momentum, weight
