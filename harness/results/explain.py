@@ -81,22 +81,27 @@ def table(ex: Explained) -> str:
 
 def table_rows(ex: Explained) -> tuple[list[str], list[list[Any]]]:
     """(header, rows): a row per node, a column per framework (median ms of the phase), the slowest framework and its
-    ratio to the fastest; then the sum of the nodes, the whole network and the unattributed remainder."""
+    ratio to the fastest, then each framework's achieved GFLOP/s; then the sum of the nodes, the whole network and the
+    unattributed remainder."""
     fws = ex.frameworks
     first = ex.payloads[0]
-    header = ["layer", "kind", "MFLOP/img", *[f"{fw} ms" for fw in fws], "slowest", "x fastest"]
-    body: list[list[Any]] = []
-    for layer in first["layers"]:
-        values = {fw: ex.ms(fw, layer["path"]) for fw in fws}
+    batch, factor = first["batch_size"], PASS_FACTOR[ex.phase]
+    header = ["layer", "kind", "MFLOP/img", *[f"{fw} ms" for fw in fws], "slowest", "x fastest",
+              *[f"{fw} GFLOP/s" for fw in fws]]
+
+    def rate(flops: int, ms: float | None) -> str:
+        return f"{flops * factor * batch / ms / 1e6:.3g}" if flops and ms else "-"
+
+    def row(name: str, kind: str, flops: int | None, values: dict[str, float | None]) -> list[Any]:
         worst, ratio = slowest(values)
-        body.append([layer["path"], layer["kind"], f"{layer['flops_per_image'] / 1e6:.3g}",
-                     *[ms_text(values[fw]) for fw in fws], worst, "-" if ratio is None else f"{ratio:.2f}"])
-    for name, value in ((SUM, ex.sum_ms), (NETWORK, ex.network_ms)):
-        values = {fw: value(fw) for fw in fws}
-        worst, ratio = slowest(values)
-        body.append([name, "", "", *[ms_text(values[fw]) for fw in fws], worst, "-" if ratio is None else f"{ratio:.2f}"])
+        return [name, kind, "" if flops is None else f"{flops / 1e6:.3g}", *[ms_text(values[fw]) for fw in fws], worst,
+                "-" if ratio is None else f"{ratio:.2f}", *[rate(flops or 0, values[fw]) for fw in fws]]
+    body = [row(x["path"], x["kind"], x["flops_per_image"], {fw: ex.ms(fw, x["path"]) for fw in fws})
+            for x in first["layers"]]
+    body.append(row(SUM, "", None, {fw: ex.sum_ms(fw) for fw in fws}))
+    body.append(row(NETWORK, "", first["flops_per_image"], {fw: ex.network_ms(fw) for fw in fws}))
     body.append([REMAINDER, "", "", *[f"{ms_text(ex.remainder_ms(fw))} ({pct(ex.remainder_ms(fw), ex.network_ms(fw))})"
-                                      for fw in fws], "", ""])
+                                      for fw in fws], "", "", *["" for _ in fws]])
     return header, body
 
 
