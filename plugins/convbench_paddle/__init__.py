@@ -8,6 +8,7 @@ from typing import Any
 from harness.devices import Device
 from harness.frameworks import DeviceInfo, FrameworkSpec
 from harness.model.graph import ModelDef
+from harness.model.layers import LayerSpec
 from harness.plugin_base import CUDNN_WORKSPACE_MB, Execution, FrameworkPlugin
 from harness.settings import BuildSettings
 
@@ -30,6 +31,10 @@ class PaddlePlugin(FrameworkPlugin):
     def build(self, model: ModelDef, execution: Execution, settings: BuildSettings) -> Any:
         from convbench_paddle.model import PaddleModel
         return PaddleModel(model, execution, settings)
+
+    def build_layer(self, model: ModelDef, layer: LayerSpec, execution: Execution, settings: BuildSettings) -> Any:
+        from convbench_paddle.layer_cell import PaddleLayer
+        return PaddleLayer(model, layer, execution, settings)
 
     def discover(self) -> list[DeviceInfo]:
         from convbench_paddle.device import discover

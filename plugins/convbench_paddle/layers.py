@@ -4,14 +4,16 @@ Paddle differs from the graph's (PyTorch's) conventions in four places, each cor
 batch-norm momentum is the opposite weight and the running variance is biased (``BatchNorm``),
 ceil-mode pooling keeps a last window that starts in the right padding (``MaxPool``), and the
 built-in cross-entropy clamps log-probabilities at -64 (``cross_entropy``). Linear weights are
-stored (in, out); the model transposes them on import and export.
+stored (in, out); ``PortableState`` transposes them on import and export.
 """
 from __future__ import annotations
 
+import numpy as np
 import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
+from harness.errors import ConvbenchError
 from harness.model import graph as g
 from harness.model.shapes import ModelSummary, pool_output_size
 
@@ -157,6 +159,35 @@ class Net(nn.Layer):
     def forward(self, x: paddle.Tensor) -> tuple[paddle.Tensor, AuxList]:
         aux: AuxList = []
         return self.body(x, aux), aux
+
+
+class PortableState:
+    """A layer tree's parameters and statistics under their portable keys: each state key's ``prefix`` replaced by
+    ``into`` (``body.conv1.weight`` -> ``conv1.weight`` for a network), the Linear weights transposed on the way
+    in and out (paddle stores them (in, out), the portable weights (out, in))."""
+
+    def __init__(self, layer: nn.Layer, prefix: str, into: str = "") -> None:
+        def key(name: str) -> str:
+            return into + name[len(prefix):]
+        self.tensors = {key(k): v for k, v in layer.state_dict().items()}
+        self.transposed = {key(f"{name}.weight") for name, sub in layer.named_sublayers()
+                           if isinstance(sub, nn.Linear)}
+
+    def numpy(self) -> dict[str, np.ndarray]:
+        # Tensor.numpy() copies; paddle's own transpose of the linear weights is the fast one
+        return {key: (t.T if key in self.transposed else t).numpy() for key, t in self.tensors.items()}
+
+    def load(self, weights: dict[str, np.ndarray]) -> None:
+        """Copies ``weights`` in (``set_value`` copies); ConvbenchError on a missing or extra key or a wrong shape."""
+        if set(weights) != set(self.tensors):
+            raise ConvbenchError(f"weights {sorted(weights)} do not match {sorted(self.tensors)}")
+        for key, value in weights.items():
+            target, flip = self.tensors[key], key in self.transposed
+            expected = tuple(target.shape[::-1] if flip else target.shape)
+            if np.shape(value) != expected:
+                raise ConvbenchError(f"{key}: shape {np.shape(value)}, expected {expected}")
+            value = np.asarray(value, np.float32)
+            target.set_value(value.T if flip else value)
 
 
 def cross_entropy(logits: paddle.Tensor, labels: paddle.Tensor, reduction: str = "mean") -> paddle.Tensor:

@@ -1,16 +1,15 @@
 """PaddleModel: the NativeModel (and TimedModel) of the paddle plugin, in dygraph mode."""
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import numpy as np
 import paddle
 
 from convbench_paddle import parallel
-from convbench_paddle.device import paddle_place
-from convbench_paddle.execution import parse
-from convbench_paddle.layers import Net, cross_entropy, loss_fn
+from convbench_paddle.execution import start
+from convbench_paddle.layers import Net, PortableState, cross_entropy, loss_fn
+from convbench_paddle.sgd import Sgd
 from harness.model.graph import ModelDef
 from harness.model.shapes import model_summary
 from harness.model.weights import check_momentum, check_weights
@@ -27,32 +26,17 @@ class PaddleModel:
         dp = settings.parallel if settings.parallel and settings.parallel.mode == "processes" else None
         self.world = dp.world_size if dp else 1
         self.rank = dp.rank if dp else 0
-        self.place = paddle_place(execution.device)   # a data-parallel rank gets its own device here
-        self.execution = parse(execution, self.place)
-        self.execution.apply(execution.autotune)
-        paddle.disable_static()
-        paddle.set_device(self.place)
-        if settings.threads:  # math-library threads; OpenMP threads come from the worker's env
-            paddle.base.core.set_num_threads(settings.threads)
-        paddle.seed(settings.seed)
+        self.place, self.execution = start(execution, settings)
         self.net = Net(model, model_summary(model))
-        self.run = self.net
-        if self.execution.compile == "to_static":  # SOT mode: falls back to dygraph where it cannot capture
-            self.run = paddle.jit.to_static(self.net, full_graph=False)  # the first call traces
+        self.run = self.execution.wrap(self.net)
         if self.world > 1:  # one process per device; gradients averaged during backward
             parallel.init_process_group(execution.device, self.rank, self.world)
             self.run = parallel.wrap(self.run)
         self.params = [p for p in self.net.parameters() if not p.stop_gradient]
-        wd = settings.weight_decay
-        # paddle's momentum op: v = m * v + (g + wd * w); w -= lr * v, i.e. torch's SGD with dampening 0
-        self.optimizer = paddle.optimizer.Momentum(
-            learning_rate=0.0, momentum=settings.momentum, parameters=self.params,
-            use_nesterov=False, weight_decay=paddle.regularizer.L2Decay(wd) if wd else None)
-        self.lr: float | None = None
-        self.scaler = paddle.amp.GradScaler() if self.execution.amp_dtype == "float16" else None
-        self.transposed = {f"{name}.weight"[len(PREFIX):] for name, layer in self.net.named_sublayers()
-                           if isinstance(layer, paddle.nn.Linear)}  # paddle stores (in, out)
-        self.state = {k[len(PREFIX):]: v for k, v in self.net.state_dict().items()}
+        self.sgd = Sgd(self.params, settings, paddle.amp.GradScaler() if self.execution.amp_dtype == "float16" else None)
+        self.optimizer = self.sgd.optimizer
+        self.weights = PortableState(self.net, PREFIX)
+        self.state, self.transposed = self.weights.tensors, self.weights.transposed
 
     def execution_info(self) -> dict[str, Any]:
         return {"world_size": self.world, **self.execution.info(self.place)}
@@ -62,14 +46,11 @@ class PaddleModel:
         return sum(int(p.size) for p in self.params)  # running statistics are buffers, not parameters
 
     def get_weights(self) -> dict[str, np.ndarray]:
-        # Tensor.numpy() copies; paddle's own transpose of the linear weights is the fast one
-        return {key: (tensor.T if key in self.transposed else tensor).numpy() for key, tensor in self.state.items()}
+        return self.weights.numpy()
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         check_weights(self.model, weights)
-        for key, value in weights.items():
-            value = np.asarray(value, np.float32)
-            self.state[key].set_value(value.T if key in self.transposed else value)  # set_value copies
+        self.weights.load(weights)
 
     def _trainable(self) -> dict[str, paddle.Tensor]:
         return {key: t for key, t in self.state.items() if not t.stop_gradient}
@@ -95,37 +76,23 @@ class PaddleModel:
         self.optimizer.set_state_dict(state)
 
     # -- steps -------------------------------------------------------------------------------------
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.execution.amp_dtype is None:
-            return contextlib.nullcontext()
-        return paddle.amp.auto_cast(level="O1", dtype=self.execution.amp_dtype)
-
-    def _fp32(self, t: paddle.Tensor) -> paddle.Tensor:
-        return t if self.execution.amp_dtype is None else t.astype("float32")
-
     def _logits(self, x: paddle.Tensor) -> paddle.Tensor:
         self.net.eval()
-        with paddle.no_grad(), self._autocast():
+        with paddle.no_grad(), self.execution.autocast():
             logits, _ = self.run(x)
-        return self._fp32(logits)
+        return self.execution.fp32(logits)
 
     def _step(self, x: paddle.Tensor, y: paddle.Tensor, lr: float, update: bool) -> paddle.Tensor:
         """Training-mode loss and gradients (cleared first); with ``update``, the SGD step too."""
         self.net.train()
-        self.optimizer.clear_grad(set_to_zero=False)
-        with self._autocast():
+        self.sgd.clear()
+        fp32 = self.execution.fp32
+        with self.execution.autocast():
             logits, aux = self.run(x)
-            loss = loss_fn(self._fp32(logits), [(w, self._fp32(a)) for w, a in aux], y)
-        (self.scaler.scale(loss) if self.scaler else loss).backward()
+            loss = loss_fn(fp32(logits), [(w, fp32(a)) for w, a in aux], y)
+        self.sgd.backward(loss)
         if update:
-            if lr != self.lr:  # set_lr writes a device tensor: skip it when nothing changed
-                self.optimizer.set_lr(float(lr))
-                self.lr = lr
-            if self.scaler:
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-            else:
-                self.optimizer.step()
+            self.sgd.step(lr)
         return loss
 
     # -- NativeModel -------------------------------------------------------------------------------

@@ -4,8 +4,9 @@ Paddle must not share a process with TensorFlow (protobuf clash) and is not reli
 with torch, so this test process imports neither: each framework runs once in its own subprocess
 (this file run as a script), realises every model of the registry plus two extra ones that cover
 every node type with dropout off, and writes what it computed to an .npz that the tests compare.
-A third subprocess runs the paddle-only checks (errors, hooks, speed-mode phases, to_static). The
-three run side by side with one thread each: about a minute on two idle cores.
+A third subprocess runs the paddle-only checks (errors, hooks, speed-mode phases, to_static, layer
+cells; the kit's TestLayers checks the cells' numbers). The three run side by side with one thread
+each: about a minute on two idle cores.
 """
 from __future__ import annotations
 
@@ -203,13 +204,54 @@ def checks(out: str) -> None:
     after, ref = compiled.get_weights(), plain.get_weights()
     res["to_static_weight_diff"] = max(float(np.abs(after[k] - ref[k]).max()) for k in ref)
     res["info"] = [compiled.execution_info(), plain.execution_info()]
+    res.update(cell_checks(pm, net, weights))
     res["tf_or_torch_loaded"] = [m for m in ("torch", "tensorflow") if m in sys.modules]
     with open(out, "w") as fh:
         json.dump(res, fh)
 
 
+def cell_checks(pm: Any, net: g.ModelDef, weights: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Layer cells built one after another in one process: to_static ones (a convolution on 3 channels, then cells
+    on 8, an LRN among them) compute what dygraph ones do, before and after two train steps; the AMP dtype probe
+    finds nodes inside blocks and auxiliary heads (on the CPU, where paddle's AMP keeps float32); a wrong weight
+    key is one ConvbenchError naming the cell."""
+    from convbench_paddle.execution import PaddleExecution
+    from convbench_paddle.layer_cell import input_dtype
+
+    from harness.errors import ConvbenchError
+    from harness.model.layers import layer_spec
+    res: dict[str, Any] = {}
+    diffs = []
+    for path in ("conv1", "pool1", "lrn", "mix", "fc1"):
+        spec, rng = layer_spec(net, path), np.random.default_rng(SEED)
+        x = rng.standard_normal((4, *spec.input_shape), dtype=np.float32)
+        grad = rng.standard_normal((4, *spec.output_shape), dtype=np.float32)
+        outs = []
+        for mode in ("default", "none"):
+            cell = pm.hook.convbench_build_layer(framework="paddle", model=net, layer=spec, device="cpu",
+                                                 settings=dict(SETTINGS, compile=mode))
+            cell.set_weights(spec.weights(weights))
+            batch = cell.prepare(x, grad)
+            first = cell.forward(x)
+            for lr in LRS:
+                cell.run_phase("train_step", batch, lr)
+            outs.append((first, cell.forward(x)))
+        diffs.append(max(float(np.abs(a - b).max()) for a, b in zip(*outs)))
+    res["cells/to_static_diff"] = max(diffs)
+    amp = PaddleExecution("bf16", "bfloat16", "dygraph", False)
+    res["cells/input_dtype"] = [input_dtype(net, path, amp) for path in ("conv1", "mix.b.conv", "aux1.head.fc")]
+    try:
+        cell.set_weights({"fc1.weight": weights["fc1.weight"]})
+        res["cells/bad_weights"] = None
+    except ConvbenchError as exc:
+        res["cells/bad_weights"] = str(exc)
+    return res
+
+
 def _launch(mode: str, out: Path) -> subprocess.Popen[str]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
+    # the caller's path kept after ours, as helpers.run_cli does (a worktree's plugins/ before the installed ones)
+    path = [str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH")]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, path)))
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = "1"  # the three workers run side by side
     return subprocess.Popen([sys.executable, __file__, mode, str(out)], env=env, cwd=ROOT,
@@ -359,6 +401,13 @@ def test_to_static_matches_dygraph(check_results: dict[str, Any]) -> None:
     assert check_results["tf_or_torch_loaded"] == []
     assert [i["compile"] for i in check_results["info"]] == ["to_static", "dygraph"]
     assert check_results["info"][1]["precision"] == "fp32" and check_results["info"][1]["layout"] == "nchw"
+
+
+@needs("paddle")
+def test_layer_cells(check_results: dict[str, Any]) -> None:
+    assert check_results["cells/to_static_diff"] <= 1e-5
+    assert check_results["cells/input_dtype"] == ["float32"] * 3
+    assert check_results["cells/bad_weights"].startswith("fc1: weights ['fc1.weight'] do not match")
 
 
 if __name__ == "__main__":
