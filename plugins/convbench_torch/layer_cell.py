@@ -9,7 +9,7 @@ from torch import nn
 
 from convbench_torch.device import torch_device
 from convbench_torch.execution import TorchExecution
-from convbench_torch.layers import Container, build
+from convbench_torch.layers import Container, Net, build
 from harness.errors import ConvbenchError
 from harness.model.graph import ModelDef
 from harness.model.layers import LayerSpec
@@ -55,6 +55,21 @@ class TorchLayer:
                                          weight_decay=settings.weight_decay) if params else None
         self.run = self.execution.wrap(self.net)
         self.grads: dict[torch.dtype, torch.Tensor] = {}
+        self.input_dtype = torch.float32 if self.execution.precision == "fp32" else self._network_input_dtype(model)
+
+    def _network_input_dtype(self, model: ModelDef) -> torch.dtype:
+        """Under autocast a node's input is half precision after a convolution or matmul, float32 after the images
+        or an op autocast keeps in float32: the dtype it has in the network, read from one training-mode pass of the
+        whole network on two images."""
+        net = Net(model, model_summary(model)).to(self.device)
+        seen: list[torch.dtype] = []
+        module = net.body.get_submodule(self.layer.path)
+        handle = module.register_forward_pre_hook(lambda mod, args: seen.append(args[0].dtype))
+        net.train()
+        with torch.no_grad(), self.execution.autocast(self.device.type):
+            net(torch.rand(2, *model.input_shape, device=self.device))
+        handle.remove()
+        return seen[0] if seen else torch.float32
 
     def _keys(self) -> dict[str, str]:
         """Portable key -> this module's state key."""
@@ -84,7 +99,8 @@ class TorchLayer:
         return out.float().contiguous().cpu().numpy()
 
     def prepare(self, x: np.ndarray, grad: np.ndarray) -> Batch:
-        return Batch(self._tensor(x).requires_grad_(self.layer.input_grad), self._tensor(grad))
+        """The input in the dtype the node reads in the network (half precision inside an autocast network)."""
+        return Batch(self._tensor(x).to(self.input_dtype).requires_grad_(self.layer.input_grad), self._tensor(grad))
 
     def _grad(self, dtype: torch.dtype, grad: torch.Tensor) -> torch.Tensor:
         """The output's gradient in the output's dtype (bf16 under autocast), converted once."""
