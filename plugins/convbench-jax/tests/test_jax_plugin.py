@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 
 from harness.errors import ConvbenchError
-from harness.model.graph import Dropout, Flatten, Linear, ModelDef, Seq
+from harness.model.graph import BatchNorm, Conv, Dropout, Flatten, Linear, ModelDef, ReLU, Seq
+from harness.model.layers import layer_spec
 from harness.model.weights import init_weights
 from harness.plugin_manager import build_registries, get_plugin_manager
+from harness.testing.numerics import relative_error
 
 PM = get_plugin_manager()
 LENET = build_registries(PM).models.get("lenet5")
@@ -111,3 +113,74 @@ def test_no_drain_inside_a_timed_window(monkeypatch):
             native.run_phase(phase, prepared, 1e-3)
         assert not drains, phase
         real()   # the window's end
+
+
+# layer cells (convbench explain): what the kit's checks (chaining, a Linear cell's SGD rule) leave to the plugin
+BLOCKY = ModelDef("blocky", (3, 32, 32), 3, Seq("net", (
+    Seq("block", (Conv("conv", 4, 3, padding=1), BatchNorm("bn"), ReLU("relu"))),
+    Flatten("flatten"), Dropout("drop", 0.5), Linear("fc", 3))))
+
+
+def layer_cell(path: str, **extra):
+    spec = layer_spec(BLOCKY, path)
+    layer = PM.hook.convbench_build_layer(framework="jax", model=BLOCKY, layer=spec, device="cpu",
+                                          settings={**SETTINGS, **extra})
+    layer.set_weights(spec.weights(init_weights(BLOCKY, 0)))
+    return spec, layer
+
+
+def test_block_cell_threads_statistics_as_the_network():
+    """The first block's train_step (lr 0) moves the running statistics as the network's step does on the same
+    images; forward_backward leaves them, as the network's does. NCHW and bf16 cells take the same NCHW arrays."""
+    x, y = batch(4)
+    native = build(BLOCKY)
+    native.train_step(x, y, 0.0)
+    expected = native.get_weights()
+    spec, layer = layer_cell("block")
+    before = layer.forward(x)
+    prepared = layer.prepare(x, np.ones((4, *spec.output_shape), np.float32))
+    layer.run_phase("forward_backward", prepared, 0.0)
+    np.testing.assert_array_equal(layer.forward(x), before)
+    layer.run_phase("train_step", prepared, 0.0)
+    for key in ("block.bn.running_mean", "block.bn.running_var"):
+        np.testing.assert_allclose(np.asarray(layer.stats[key]), expected[key], rtol=1e-5, atol=1e-7, err_msg=key)
+    assert relative_error(layer_cell("block", layout="nchw")[1].forward(x), before) <= 1e-5
+    assert relative_error(layer_cell("block", precision="bf16")[1].forward(x), before) <= 3e-2
+
+
+def test_linear_cell_returns_its_input_gradient_and_is_tracked():
+    """The input's gradient is an output of the jitted step (so XLA computes it): g @ W; a new learning rate does not
+    retrace; synchronize waits for the cell's steps; wrong weights are one clear error."""
+    from convbench_jax import device
+    spec, layer = layer_cell("fc")
+    w, rng = init_weights(BLOCKY, 0), np.random.default_rng(1)
+    x = rng.standard_normal((4, *spec.input_shape), dtype=np.float32)
+    g = rng.standard_normal((4, 3), dtype=np.float32)
+    prepared = layer.prepare(x, g)
+    layer.run_phase("forward_backward", prepared, 0.1)
+    out, _, gx = layer._last
+    assert relative_error(np.asarray(out), x @ w["fc.weight"].T + w["fc.bias"]) <= 1e-5
+    assert relative_error(np.asarray(gx), g @ w["fc.weight"]) <= 1e-5
+    for lr in (0.1, 0.05):
+        layer.run_phase("train_step", prepared, lr)
+    assert layer._train._cache_size() == 1
+    assert any(stream.startswith("layer fc") for stream in device._PENDING)
+    assert PM.hook.convbench_synchronize(framework="jax", device="cpu") is True
+    assert not device._PENDING
+    with pytest.raises(ConvbenchError, match="do not match"):
+        layer.set_weights({"fc.weight": w["fc.weight"]})
+    with pytest.raises(ValueError, match="unknown phase"):
+        layer.run_phase("backward", prepared, 0.1)
+
+
+def test_dropout_cell_draws_a_mask_per_step():
+    """A dropout cell's training phases draw a fresh mask each step (the key threaded as the network's step
+    threads it): its input gradient is the output gradient, dropped or doubled."""
+    spec, layer = layer_cell("drop")
+    x, g = np.ones((4, *spec.input_shape), np.float32), np.ones((4, *spec.output_shape), np.float32)
+    prepared, masks = layer.prepare(x, g), []
+    for _ in range(2):
+        layer.run_phase("forward_backward", prepared, 0.1)
+        masks.append(np.asarray(layer._last[2]))
+    assert set(np.unique(masks)) == {0.0, 2.0} and not np.array_equal(*masks)
+    np.testing.assert_array_equal(layer.forward(x), x)

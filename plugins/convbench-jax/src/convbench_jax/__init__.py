@@ -11,6 +11,7 @@ from typing import Any
 from harness.devices import Device
 from harness.frameworks import DeviceInfo, FrameworkSpec
 from harness.model.graph import ModelDef
+from harness.model.layers import LayerSpec
 from harness.plugin_base import XLA_NO_AUTOTUNE, Execution, FrameworkPlugin, xla_flags
 from harness.settings import BuildSettings
 
@@ -57,6 +58,12 @@ class JaxPlugin(FrameworkPlugin):
         configure_threads(settings.threads)
         from convbench_jax.model import JaxModel
         return JaxModel(model, execution, settings)
+
+    def build_layer(self, model: ModelDef, layer: LayerSpec, execution: Execution, settings: BuildSettings) -> Any:
+        from convbench_jax.device import configure_threads
+        configure_threads(settings.threads)
+        from convbench_jax.layer_cell import JaxLayer
+        return JaxLayer(model, layer, execution, settings)
 
     def discover(self) -> list[DeviceInfo]:
         from convbench_jax.device import discover

@@ -16,7 +16,7 @@ import numpy as np
 from jax import lax
 
 from harness.model import graph as g
-from harness.model.shapes import pool_output_size
+from harness.model.shapes import ModelSummary, pool_output_size
 
 Arrays = dict[str, jax.Array]
 
@@ -180,13 +180,56 @@ LAYERS: dict[type, Callable[[Any, str, jax.Array, Ctx], jax.Array]] = {
 }
 
 
+def to_layout(x: jax.Array, layout: Layout, dtype: Any) -> jax.Array:
+    """An NCHW (or (N, F)) float32 tensor as the layers take it: in the compute dtype, channels last for NHWC."""
+    x = x.astype(dtype)
+    return jnp.transpose(x, (0, 2, 3, 1)) if x.ndim == 4 and layout.name == "nhwc" else x
+
+
+def from_layout(x: jax.Array, layout: Layout) -> jax.Array:
+    """A layer's output back in NCHW (or (N, F)) order, float32."""
+    x = x.astype(jnp.float32)
+    return jnp.transpose(x, (0, 3, 1, 2)) if x.ndim == 4 and layout.name == "nhwc" else x
+
+
+def apply_node(node: g.Node, path: str, params: Arrays, stats: Arrays, x: jax.Array, train: bool,
+               key: jax.Array | None, layout: Layout,
+               dtype: Any) -> tuple[jax.Array, list[tuple[float, jax.Array]], Arrays]:
+    """Runs one node (the network's body, a block or a layer, at dotted ``path``) on ``x`` in the layout and compute
+    dtype: (its output, [(weight, aux logits)] of the auxiliary heads it ran, the statistics with its updates)."""
+    ctx = Ctx(params, stats, train, key, layout, dtype)
+    out = run(node, path, x, ctx)
+    return out, ctx.aux, {**stats, **ctx.new_stats}
+
+
 def apply(model: g.ModelDef, params: Arrays, stats: Arrays, images: jax.Array, train: bool,
           key: jax.Array | None, layout: Layout, dtype: Any) -> tuple[jax.Array, list[tuple[float, jax.Array]], Arrays]:
     """Runs the network on NCHW ``images``: (fp32 logits, [(weight, fp32 aux logits)], updated statistics)."""
-    x = images.astype(dtype)
-    if layout.name == "nhwc":
-        x = jnp.transpose(x, (0, 2, 3, 1))
-    ctx = Ctx(params, stats, train, key, layout, dtype)
-    logits = run(model.body, "", x, ctx)
-    stats_out = {**stats, **ctx.new_stats}
-    return logits.astype(jnp.float32), [(w, a.astype(jnp.float32)) for w, a in ctx.aux], stats_out
+    logits, aux, stats_out = apply_node(model.body, "", params, stats, to_layout(images, layout, dtype), train, key,
+                                        layout, dtype)
+    return logits.astype(jnp.float32), [(w, a.astype(jnp.float32)) for w, a in aux], stats_out
+
+
+class NativeOrder:
+    """Portable <-> native order of a network's weights: conv kernels OIHW <-> HWIO (NHWC), dense weights
+    (out, in) <-> (in, out); everything else as it is."""
+
+    def __init__(self, summary: ModelSummary, layout: Layout) -> None:
+        self.layout = layout
+        self.kind = {f"{layer.path}.weight": type(layer.node).__name__ for layer in summary.layers
+                     if isinstance(layer.node, (g.Conv, g.Linear))}
+
+    def shape(self, key: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(self.native(key, np.broadcast_to(np.float32(0), shape)).shape)  # no allocation
+
+    def native(self, key: str, value: np.ndarray) -> np.ndarray:
+        kind = self.kind.get(key)
+        if kind == "Conv" and self.layout.name == "nhwc":
+            return value.transpose(2, 3, 1, 0)  # OIHW -> HWIO
+        return value.T if kind == "Linear" else value
+
+    def portable(self, key: str, value: np.ndarray) -> np.ndarray:
+        kind = self.kind.get(key)
+        if kind == "Conv" and self.layout.name == "nhwc":
+            return value.transpose(3, 2, 0, 1)  # HWIO -> OIHW
+        return value.T if kind == "Linear" else value

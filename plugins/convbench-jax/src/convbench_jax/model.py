@@ -14,7 +14,7 @@ import numpy as np
 
 from convbench_jax.device import jax_device, track
 from convbench_jax.execution import JaxExecution
-from convbench_jax.layers import Arrays, Layout
+from convbench_jax.layers import Arrays, Layout, NativeOrder
 from convbench_jax.optim import initial_scale
 from convbench_jax.parallel import AXIS, Replicas, replica_devices
 from convbench_jax.steps import make_steps
@@ -39,10 +39,8 @@ class JaxModel:
         self.execution.apply()
         self.layout = Layout(self.execution.layout)
         summary = model_summary(model)
-        # which weights need a native order: conv kernels (OIHW <-> HWIO) and dense weights ((out,in) <-> (in,out))
-        self._kind = {f"{layer.path}.weight": type(layer.node).__name__ for layer in summary.layers
-                      if isinstance(layer.node, (g.Conv, g.Linear))}
-        zeros = {k: jnp.zeros(self._native_shape(k, s), jnp.float32, device=self.placement)
+        self.order = NativeOrder(summary, self.layout)   # the layout's order of conv kernels and dense weights
+        zeros = {k: jnp.zeros(self.order.shape(k, s), jnp.float32, device=self.placement)
                  for k, s in summary.param_shapes.items()}  # placeholders until set_weights
         self.params = {k: v for k, v in zeros.items() if k.rsplit(".", 1)[1] not in STATS}
         self.stats = {k: v for k, v in zeros.items() if k.rsplit(".", 1)[1] in STATS}
@@ -63,21 +61,6 @@ class JaxModel:
         return {"world_size": self.replicas.world if self.replicas else 1, **self.execution.info(self.device)}
 
     # weights ------------------------------------------------------------------------------------------
-    def _native_shape(self, key: str, shape: tuple[int, ...]) -> tuple[int, ...]:
-        return tuple(self._to_native(key, np.broadcast_to(np.float32(0), shape)).shape)  # no allocation
-
-    def _to_native(self, key: str, value: np.ndarray) -> np.ndarray:
-        kind = self._kind.get(key)
-        if kind == "Conv" and self.layout.name == "nhwc":
-            return value.transpose(2, 3, 1, 0)  # OIHW -> HWIO
-        return value.T if kind == "Linear" else value
-
-    def _to_portable(self, key: str, value: np.ndarray) -> np.ndarray:
-        kind = self._kind.get(key)
-        if kind == "Conv" and self.layout.name == "nhwc":
-            return value.transpose(3, 2, 0, 1)  # HWIO -> OIHW
-        return value.T if kind == "Linear" else value
-
     def _put(self, arrays: dict[str, np.ndarray]) -> Arrays:
         return {k: jax.device_put(np.ascontiguousarray(v, np.float32), self.placement) for k, v in arrays.items()}
 
@@ -87,20 +70,20 @@ class JaxModel:
     def get_weights(self) -> dict[str, np.ndarray]:
         arrays = {**self.params, **self.stats}
         # np.array copies: the caller gets writeable arrays that no later (donating) step can touch
-        return {k: np.array(self._to_portable(k, np.asarray(v)), np.float32, order="C") for k, v in arrays.items()}
+        return {k: np.array(self.order.portable(k, np.asarray(v)), np.float32, order="C") for k, v in arrays.items()}
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         check_weights(self.model, weights)
-        native = {k: self._to_native(k, np.asarray(v, np.float32)) for k, v in weights.items()}
+        native = {k: self.order.native(k, np.asarray(v, np.float32)) for k, v in weights.items()}
         self.params = self._put({k: native[k] for k in self.params})
         self.stats = self._put({k: native[k] for k in self.stats})
 
     def get_momentum(self) -> dict[str, np.ndarray]:
-        return {k: np.array(self._to_portable(k, np.asarray(v)), np.float32, order="C") for k, v in self.velocity.items()}
+        return {k: np.array(self.order.portable(k, np.asarray(v)), np.float32, order="C") for k, v in self.velocity.items()}
 
     def set_momentum(self, momentum: dict[str, np.ndarray]) -> None:
         check_momentum(self.model, momentum)
-        self.velocity = self._put({k: self._to_native(k, np.asarray(momentum[k], np.float32)) for k in self.params})
+        self.velocity = self._put({k: self.order.native(k, np.asarray(momentum[k], np.float32)) for k in self.params})
 
     # steps --------------------------------------------------------------------------------------------
     def prepare_batch(self, images: np.ndarray, labels: np.ndarray) -> tuple[jax.Array, jax.Array]:

@@ -1,5 +1,6 @@
 """The pure step functions a JaxModel jits: logits, evaluation, gradients and the SGD training step (the update
 and fp16's loss scaling are ``optim``'s). ``lr`` is an argument (traced, so a new value does not retrace).
+``make_layer_steps`` gives a layer cell's (``convbench explain``): the same node code, key and update rule.
 
 With ``axis`` (data parallel, see ``parallel``) ``grads`` and ``train`` are the body of one replica under
 shard_map: its own slice's batch statistics and a dropout key folded with its index; the loss differentiated is
@@ -17,9 +18,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from convbench_jax.layers import Arrays, Layout, apply
+from convbench_jax.layers import Arrays, Layout, apply, apply_node
 from convbench_jax.optim import sgd, skip_non_finite
-from harness.model.graph import ModelDef
+from harness.model.graph import ModelDef, Node
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -79,3 +80,48 @@ def make_steps(model: ModelDef, layout: Layout, dtype: Any, momentum: float, wei
 
     return Steps(logits, evaluate, grads, train)
 
+
+
+@dataclass(frozen=True)
+class LayerSteps:
+    """A layer cell's steps: ``x`` is the node's input and ``g`` its output's gradient, both in the layout and
+    compute dtype; ``out`` the node's output, ``gx`` the input's gradient (None without ``input_grad``)."""
+    forward: Callable[..., jax.Array]  # (params, stats, x) -> out
+    grads: Callable[..., Any]          # (params, stats, key, x, g) -> (out, grads, gx, stats, key)
+    train: Callable[..., Any]          # (params, stats, velocity, key, x, g, lr)
+    #                                    -> (params, stats, velocity, key, out, gx)
+
+
+def make_layer_steps(node: Node, path: str, layout: Layout, dtype: Any, momentum: float, weight_decay: float,
+                     input_grad: bool) -> LayerSteps:
+    """One node's steps as the network's steps run it: ``grads`` is its share of the network's backward, the
+    cotangent ``g`` pulled back through the node (the vjp of ``sum(out * g)``) to every parameter and, with
+    ``input_grad``, to the input; ``train`` adds the network's SGD update. No loss scaling (fp16 included)."""
+    def forward(params: Arrays, stats: Arrays, x: jax.Array) -> jax.Array:
+        return apply_node(node, path, params, stats, x, False, None, layout, dtype)[0]
+
+    def grads(params: Arrays, stats: Arrays, key: jax.Array, x: jax.Array,
+              g: jax.Array) -> tuple[jax.Array, Arrays, jax.Array | None, Arrays, jax.Array]:
+        key, sub = jax.random.split(key)   # as the network's step: a fresh dropout key per step
+
+        def f(p: Arrays, inp: jax.Array) -> tuple[jax.Array, Arrays]:
+            out, _, new_stats = apply_node(node, path, p, stats, inp, True, sub, layout, dtype)
+            return out, new_stats
+
+        if input_grad:
+            out, pullback, new_stats = jax.vjp(f, params, x, has_aux=True)
+            gp, gx = pullback(g.astype(out.dtype))
+        elif params:
+            out, pullback, new_stats = jax.vjp(lambda p: f(p, x), params, has_aux=True)
+            (gp,), gx = pullback(g.astype(out.dtype)), None
+        else:   # nothing to differentiate: the training-mode forward
+            (out, new_stats), gp, gx = f(params, x), {}, None
+        return out, gp, gx, new_stats, key
+
+    def train(params: Arrays, stats: Arrays, velocity: Arrays, key: jax.Array, x: jax.Array, g: jax.Array,
+              lr: jax.Array) -> tuple[Arrays, Arrays, Arrays, jax.Array, jax.Array, jax.Array | None]:
+        out, gp, gx, new_stats, key = grads(params, stats, key, x, g)
+        new_params, new_velocity, _ = sgd(params, velocity, gp, lr, momentum, weight_decay)
+        return new_params, new_stats, new_velocity, key, out, gx
+
+    return LayerSteps(forward, grads, train)
