@@ -203,6 +203,9 @@ class FrameworkPlugin:
             settings = BuildSettings.from_dict(settings or {})
         execution = self.execution(settings, self.device(device))
         self.apply_environment(execution)
+        if settings.compile_cache and settings.compile in self.spec.compile_cache_modes:
+            os.makedirs(settings.compile_cache, exist_ok=True)
+            self.use_compile_cache(settings.compile_cache, execution)
         return self.build_layer(model, layer, execution, settings)
 
     @hookimpl
