@@ -141,6 +141,9 @@ def difference(ex: Explained, slow: str, fast: str) -> str:
         named.append(f"{path} ({100 * d / total:.0f} %)")
         covered += d
     rest = ex.remainder_ms(slow) - ex.remainder_ms(fast)
+    if abs(rest) > total:   # the nodes' sums miss the networks' steps by more than the difference itself
+        return (f"{head}; the layers do not account for it: the unattributed remainder differs by {rest:+.1f} ms "
+                f"({ms_text(ex.remainder_ms(slow))} ms in {slow}, {ms_text(ex.remainder_ms(fast))} ms in {fast})")
     where = f", {100 * covered / total:.0f} % of it in {', '.join(named)}" if named else ""
     return f"{head}{where}; unattributed remainder {100 * rest / total:+.0f} % of it"
 

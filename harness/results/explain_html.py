@@ -26,8 +26,9 @@ def layers_figure(ex: Explained) -> str:
                              hovertemplate="%{y}: %{x:.3f} ms<extra>" + fw + "</extra>"))
     fig.update_layout(barmode="group", template="plotly_white", height=120 + 14 * len(paths) * max(1, len(ex.frameworks)),
                       xaxis_title=f"{ex.phase}, ms per step (median, 95 % interval)",
-                      yaxis={"autorange": "reversed", "automargin": True}, legend={"orientation": "h", "y": 1.02},
-                      margin={"l": 60, "r": 20, "t": 40, "b": 50})
+                      yaxis={"autorange": "reversed", "automargin": True},
+                      legend={"orientation": "h", "x": 0, "y": 1, "yanchor": "bottom"},
+                      margin={"l": 60, "r": 20, "t": 60, "b": 50})
     methods = sorted({p["method"] for p in ex.payloads})
     return figure_div(fig, f"{ex.model} {ex.phase}: time per layer", f"{', '.join(methods)} (docs/explain.md)")
 
