@@ -7,6 +7,7 @@ from typing import Any
 from harness.devices import Device
 from harness.frameworks import DeviceInfo, FrameworkSpec
 from harness.model.graph import ModelDef
+from harness.model.layers import LayerSpec
 from harness.plugin_base import CUDNN_WORKSPACE_MB, XLA_NO_AUTOTUNE, Execution, FrameworkPlugin, xla_flags
 from harness.settings import BuildSettings
 
@@ -36,6 +37,10 @@ class TensorFlowPlugin(FrameworkPlugin):
     def build(self, model: ModelDef, execution: Execution, settings: BuildSettings) -> Any:
         from convbench_tensorflow.model import TFModel
         return TFModel(model, execution, settings)
+
+    def build_layer(self, model: ModelDef, layer: LayerSpec, execution: Execution, settings: BuildSettings) -> Any:
+        from convbench_tensorflow.layer_cell import TFLayer
+        return TFLayer(model, layer, execution, settings)
 
     def discover(self) -> list[DeviceInfo]:
         from convbench_tensorflow.device import discover

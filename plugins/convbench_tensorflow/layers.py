@@ -220,7 +220,7 @@ class Dropout:
 class Flatten:
     """C-major (NCHW) flatten, so portable linear weights apply unchanged; no transpose when H = W = 1, nor
     when the next Linear reads NHWC order (``Net`` arranges that where nothing but element-wise layers lie
-    between them)."""
+    between them: ``flat_order``)."""
 
     def __init__(self, node: g.Flatten, in_shape: tuple[int, ...]) -> None:
         self.size = math.prod(in_shape)
@@ -276,38 +276,79 @@ class Container:
         return tf.concat(outs, axis=-1) if self.kind == "Concat" else outs[0] + outs[1]
 
 
-class Net:
-    """The whole network. ``params`` maps every portable key to its ``Param``, in definition order."""
+ChannelsHW = tuple[int, int, int]
 
-    def __init__(self, model: g.ModelDef, summary: ModelSummary, compute_dtype: tf.DType, seed: int) -> None:
+
+@dataclass
+class FlatOrder:
+    """Where the network keeps a flattened activation in NHWC (h, w, c) order instead of the portable (c, h, w): from
+    a spatial Flatten through the element-wise layers after it (ReLU, Dropout) to the Linear that reads it, whose
+    weight columns are then in that order, so the flatten needs no transpose. ``writes``: the layers whose output is
+    in that order, ``reads``: those whose input is; each path -> the (c, h, w) flattened."""
+    writes: dict[str, ChannelsHW] = field(default_factory=dict)
+    reads: dict[str, ChannelsHW] = field(default_factory=dict)
+
+
+def flat_order(body: g.Node, summary: ModelSummary) -> FlatOrder:
+    """The network's NHWC-ordered flat activations, in build order: a branching container (Concat, Residual, Aux)
+    ends the search, as its next layer built is not the next one run; so does any layer but ReLU and Dropout."""
+    inputs = {layer.path: layer.input_shape for layer in summary.layers}
+    order = FlatOrder()
+    pending: list[str] = []   # a spatial Flatten and the element-wise layers after it so far
+
+    def visit(node: g.Node, path: str) -> None:
+        nonlocal pending
+        if isinstance(node, (g.Seq, g.Concat, g.Residual, g.Aux)):
+            branches = not isinstance(node, g.Seq)
+            if branches:
+                pending = []
+            for child in g.children(node):
+                visit(child, f"{path}.{child.name}" if path else child.name)
+            if branches:
+                pending = []
+        elif isinstance(node, (g.ReLU, g.Dropout)):
+            if pending:
+                pending.append(path)
+        elif isinstance(node, g.Linear) and pending:
+            chw = inputs[pending[0]]
+            order.writes.update((p, chw) for p in pending)
+            order.reads.update((p, chw) for p in (*pending[1:], path))
+            pending = []
+        else:
+            shape = inputs.get(path, ())
+            spatial = isinstance(node, g.Flatten) and len(shape) == 3 and shape[1] * shape[2] > 1
+            pending = [path] if spatial else []
+
+    visit(body, "")
+    return order
+
+
+class Net:
+    """The whole network, or one node of it (``node`` at ``path``, for a layer cell) built exactly as the network
+    builds it. ``params`` maps every portable key to its ``Param``, in definition order."""
+
+    def __init__(self, model: g.ModelDef, summary: ModelSummary, compute_dtype: tf.DType, seed: int,
+                 node: g.Node | None = None, path: str = "") -> None:
         self.compute_dtype = compute_dtype
         self.inputs = {layer.path: layer.input_shape for layer in summary.layers}
+        self.order = flat_order(model.body, summary)
         self.params: dict[str, Param] = {}
         self.generator = tf.random.Generator.from_seed(seed)
-        self._flatten: Flatten | None = None   # a spatial Flatten whose output no layer has mixed yet
-        self.body = self._build(model.body, "")
+        self.body = self._build(model.body if node is None else node, path)
         self.trainable = [p.var for p in self.params.values() if p.var.trainable]
 
     def _build(self, node: g.Node, path: str) -> Any:
         if isinstance(node, (g.Seq, g.Concat, g.Residual, g.Aux)):
-            if not isinstance(node, g.Seq):
-                self._flatten = None   # branches: the next layer built is not the next one run
-            built = Container(node, [self._build(c, f"{path}.{c.name}" if path else c.name) for c in g.children(node)])
-            if not isinstance(node, g.Seq):
-                self._flatten = None
-            return built
+            return Container(node, [self._build(c, f"{path}.{c.name}" if path else c.name) for c in g.children(node)])
         if isinstance(node, g.Dropout):
             return Dropout(node, self.generator)
-        if isinstance(node, g.ReLU):
-            return Stateless(node)   # element-wise: a pending flatten's order passes through
         if type(node) not in LEAVES:
-            self._flatten = None
             return Stateless(node)
         layer = LEAVES[type(node)](node, self.inputs[path])
-        if isinstance(layer, Linear) and self._flatten is not None:
-            layer.read_nhwc(self._flatten.chw)   # fc weights in NHWC column order: the flatten needs no transpose
-            self._flatten.transpose = False
-        self._flatten = layer if isinstance(layer, Flatten) and layer.spatial else None
+        if isinstance(layer, Linear) and path in self.order.reads:
+            layer.read_nhwc(self.order.reads[path])   # fc weights in NHWC column order: the flatten needs no transpose
+        if isinstance(layer, Flatten) and path in self.order.writes:
+            layer.transpose = False
         for key, param in getattr(layer, "params", dict)().items():
             self.params[f"{path}.{key}"] = param
         return layer

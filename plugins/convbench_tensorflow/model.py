@@ -22,7 +22,7 @@ import tensorflow as tf
 from convbench_tensorflow.device import configure, tf_device
 from convbench_tensorflow.execution import TFExecution
 from convbench_tensorflow.parallel import Replicas, replica_devices
-from convbench_tensorflow.steps import ReplicatedSteps, Steps
+from convbench_tensorflow.steps import LearningRate, ReplicatedSteps, Steps
 from harness.errors import ConvbenchError
 from harness.model.graph import ModelDef
 from harness.model.weights import check_momentum, check_weights
@@ -96,8 +96,7 @@ class TFModel:
             self.steps = ReplicatedSteps(Replicas(devices), model, settings, self.execution, self.on_cpu)
         self.device, self.world = self.steps.device, self.steps.world
         self.net, self.optimizer, self.scaler = self.steps.net, self.steps.optimizer, self.steps.scaler
-        self._lr_value: float | None = None
-        self._lr_tensor: tf.Tensor | None = None
+        self._lr = LearningRate(self.device)
         self.held: HeldSet | None = None   # made by hold_train_set
 
     def execution_info(self) -> dict[str, Any]:
@@ -172,13 +171,6 @@ class TFModel:
 
     def read_losses(self, losses: list[tf.Tensor]) -> list[float]:
         return [float(v) for v in tf.stack(losses).numpy()]
-
-    def _lr(self, lr: float) -> tf.Tensor:
-        """The learning rate as a float32 tensor, made once per value (a new value does not retrace)."""
-        if self._lr_value != lr:
-            with tf.device(self.device):
-                self._lr_tensor, self._lr_value = tf.constant(lr, tf.float32), lr
-        return self._lr_tensor
 
     def evaluate(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
         with tf.device(self.device):

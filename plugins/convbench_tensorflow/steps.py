@@ -48,6 +48,22 @@ def host_tensor(images: np.ndarray) -> tf.Tensor:
     return tf.experimental.dlpack.from_dlpack(out.__dlpack__())
 
 
+class LearningRate:
+    """The learning rate as a float32 tensor on ``device``, made once per value: a step takes it as an argument, so
+    a new value does not retrace, and a repeated one makes no new tensor."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.value: float | None = None
+        self.tensor: tf.Tensor | None = None
+
+    def __call__(self, lr: float) -> tf.Tensor:
+        if self.value != lr or self.tensor is None:
+            with tf.device(self.device):
+                self.tensor, self.value = tf.constant(lr, tf.float32), lr
+        return self.tensor
+
+
 def held_images(images: tf.Tensor, plan: tf.Tensor, geometry: tuple[int, int, int]) -> tf.Tensor:
     """The batch's images gathered from the held training set: one gather, cropped and flipped by index.
     ``geometry``: (pad, h, w); pad 0: ``images`` is (n, h, w, c), else (n * hp * wp, c) padded pixel rows."""

@@ -350,6 +350,68 @@ def test_low_precision_stays_close_to_fp32(precision: str) -> None:
     assert all(v.dtype == np.float32 and np.isfinite(v).all() for v in weights.values())  # fp32 master weights
 
 
+def chain_net() -> g.ModelDef:
+    """Batch norm in both shapes, and a flat activation the network keeps in NHWC order across two cells (the
+    Flatten, a ReLU and the Linear that reads it: ``layers.flat_order``)."""
+    def seq(name: str, *nodes: g.Node) -> g.Seq:
+        return g.Seq(name, tuple(nodes))
+    body = seq("net", seq("stem", g.Conv("conv", 4, 3, 1, 1, bias=False), g.BatchNorm("bn"), g.ReLU("relu")),
+               g.MaxPool("pool", 2, 2), g.Flatten("flatten"), g.ReLU("relu"), g.Linear("fc1", 16), g.BatchNorm("bn1"),
+               g.ReLU("relu1"), g.Linear("fc2", 10))
+    return g.ModelDef("chain", (3, 8, 8), 10, body)
+
+
+@pytest.mark.parametrize("mode, depth", [("auto", None), ("xla", 1), ("none", None)])
+def test_layer_cells_backward_chains_to_the_network_step(mode: str, depth: int | None) -> None:
+    """Chained on their native tensors (the output of one the input of the next, the input gradient of one the
+    output gradient of the one before), the cells' forward_backward steps give the network's gradients, and their
+    train steps its weights and batch-norm statistics after a step, under each compile mode."""
+    import tensorflow as tf
+    from convbench_tensorflow import plugin
+
+    from harness.model.layers import layer_specs
+    model = chain_net()
+    weights = verification_weights(model, SEED)
+    images, labels = batch(model)
+    native = build(model, weights, compile=mode)
+    _, grads = native.steps.grads(*native.prepare_batch(images, labels))
+    def trainable(net):  # type: ignore[no-untyped-def]
+        return [(key, p) for key, p in net.params.items() if p.var.trainable]
+    expected = {key: p.to_portable(grad.numpy()) for (key, p), grad in zip(trainable(native.net), grads)}
+    cells = []
+    for spec in layer_specs(model, depth):
+        cell = plugin.native_layer(model, spec, "cpu", {**SETTINGS, "compile": mode})
+        cell.set_weights(spec.weights(weights))
+        cells.append(cell)
+    # the flat activation crosses the cells' boundaries in the network's NHWC order, with no transpose anywhere
+    assert [(c.layer.path, c.reads, c.writes) for c in cells if c.reads or c.writes] == [
+        ("flatten", None, (4, 4, 4)), ("relu", (4, 4, 4), (4, 4, 4)), ("fc1", (4, 4, 4), None)]
+    n = len(images)
+    inputs = [cells[0].prepare(images, np.zeros((n, *cells[0].layer.output_shape), np.float32)).x]
+    for cell in cells:   # the training-mode forward, by the timed step itself (a zero output gradient)
+        zero = cell.prepare(np.zeros((n, *cell.layer.input_shape), np.float32),
+                            np.zeros((n, *cell.layer.output_shape), np.float32)).grad
+        inputs.append(cell.grads_step(inputs[-1], zero)[0])
+    logits = inputs.pop().numpy()
+    softmax = np.exp(logits - logits.max(1, keepdims=True))
+    softmax /= softmax.sum(1, keepdims=True)
+    grad = tf.constant((softmax - np.eye(10, dtype=np.float32)[labels]) / len(labels))
+    for cell, x in zip(reversed(cells), reversed(inputs)):   # backward, last cell first
+        _, cell_grads = cell.grads_step(x, grad)
+        for (key, p), value in zip(trainable(cell.net), cell_grads):
+            np.testing.assert_allclose(p.to_portable(value.numpy()), expected[key], rtol=0,
+                                       atol=1e-5 * max(1.0, float(np.abs(expected[key]).max())), err_msg=key)
+        cell.train_step(x, grad, cell.lr(0.05))
+        grad = cell_grads[-1] if cell.layer.input_grad else None
+    native.train_step(images, labels, 0.05)
+    after = native.get_weights()
+    for cell in cells:
+        for key, p in cell.net.params.items():
+            np.testing.assert_allclose(p.to_portable(p.var.numpy()), after[key], rtol=0, atol=1e-5, err_msg=key)
+        assert cell.tracing_counts() == ({"forward": 0, "forward_backward": 0, "train_step": 0} if mode == "none" else
+                                         {"forward": 0, "forward_backward": 1, "train_step": 1})
+
+
 def test_lrn_matches_torch_formula_for_odd_and_even_sizes() -> None:
     import tensorflow as tf
     from convbench_tensorflow.layers import LRN, Context
