@@ -90,6 +90,16 @@ def name_list(text: str) -> list[str]:
     return names
 
 
+def names_once(text: str) -> list[str]:
+    """``name_list`` with each name once (--frameworks, --models): a name given twice would make two cells of one
+    name, the second's files and row replacing the first's."""
+    names = name_list(text)
+    twice = [n for n in dict.fromkeys(names) if names.count(n) > 1]
+    if twice:
+        raise argparse.ArgumentTypeError(f"{', '.join(twice)} given twice in {text!r}")
+    return names
+
+
 def sweep_of(parse: Callable[[str], Any]) -> Callable[[str], list[Any]]:
     """An option that takes one value or a comma-separated sweep of them (``32,64,128``): a list of ``parse``'s
     values, each checked by it, none given twice. One value is a list of one (the run then is exactly as before)."""

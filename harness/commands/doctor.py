@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.commands.args import add_interpreter_options, device_arg, name_list, positive_int
+from harness.commands.args import add_interpreter_options, device_arg, names_once, positive_int
 from harness.devices import Device
 from harness.errors import ConvbenchError
 from harness.orchestrator.doctor import run_doctor
@@ -24,7 +24,7 @@ from harness.settings import default_threads
 def add_parser(sub: argparse._SubParsersAction) -> None:
     doc = sub.add_parser("doctor", help="check that every framework measures this machine correctly")
     doc.add_argument("--device", type=device_arg, help="cpu, cuda or cuda:N (default: the first GPU seen, else cpu)")
-    doc.add_argument("--frameworks", type=name_list,
+    doc.add_argument("--frameworks", type=names_once,
                      help="comma-separated; default: every installed one (and any given a --python)")
     doc.add_argument("--threads", type=positive_int, help="CPU threads per worker (default: all cores)")
     add_interpreter_options(doc)

@@ -16,7 +16,7 @@ from harness.commands.args import (
     add_interpreter_options,
     device_arg,
     fraction_pct_arg,
-    name_list,
+    names_once,
     non_negative_int,
     on_off,
     one_of,
@@ -41,7 +41,7 @@ MAX_TIME, MIN_STEPS, TARGET = 2.0, 10, 0.02   # per series: each node's forward 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     ex = sub.add_parser("explain", help="per-layer time of a network in every framework: where a difference comes from")
     ex.add_argument("--model", required=True, help="the network (convbench list models)")
-    ex.add_argument("--frameworks", type=name_list,
+    ex.add_argument("--frameworks", type=names_once,
                     help="comma-separated; default: every installed one (and any given a --python)")
     ex.add_argument("--device", type=device_arg, help="cpu (default), cuda or cuda:N")
     ex.add_argument("--phase", type=one_of(*PHASES), default="train_step",

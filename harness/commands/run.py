@@ -11,6 +11,7 @@ from harness.commands.args import (
     finite_float,
     fraction_pct_arg,
     name_list,
+    names_once,
     non_negative_int,
     on_off,
     one_of,
@@ -33,10 +34,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     d = RunSettings()
     run = sub.add_parser("run", help=HELP)
     run.add_argument("--mode", choices=("train", "speed"), help="train to accuracy (default) or time the step phases")
-    run.add_argument("--frameworks", type=name_list,
+    run.add_argument("--frameworks", type=names_once,
                      help="comma-separated; default: every installed one (and any given a --python); the run's output "
                           "names those left out and why")
-    run.add_argument("--models", type=name_list, help=f"comma-separated; default: {','.join(DEFAULT_MODELS)}")
+    run.add_argument("--models", type=names_once, help=f"comma-separated; default: {','.join(DEFAULT_MODELS)}")
     run.add_argument("--device", type=device_arg,
                      help="cpu, cuda or cuda:N (default cpu on every machine; on a machine with a GPU the run's first "
                           "line names it; with --devices, the first of them)")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness.commands.args import add_interpreter_options, name_list, non_negative_int, positive_int
+from harness.commands.args import add_interpreter_options, names_once, non_negative_int, positive_int
 from harness.model.verification import table
 from harness.orchestrator.interpreters import resolve_pythons
 from harness.orchestrator.verify import usable_frameworks, verify
@@ -13,9 +13,9 @@ from harness.settings import default_threads
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     ver = sub.add_parser("verify", help="prove equal parameter counts and equal logits across frameworks")
-    ver.add_argument("--frameworks", type=name_list,
+    ver.add_argument("--frameworks", type=names_once,
                      help="comma-separated; default: every installed one (and any given a --python)")
-    ver.add_argument("--models", type=name_list, help="comma-separated; default: every model")
+    ver.add_argument("--models", type=names_once, help="comma-separated; default: every model")
     ver.add_argument("--seed", type=non_negative_int, default=0,
                      help="seed of the shared weights and inputs every framework computes logits of (default 0)")
     ver.add_argument("--threads", type=positive_int, help="CPU threads per worker (default: all cores)")

@@ -41,6 +41,7 @@ def test_run_two_cells_end_to_end(tmp_path):
 @pytest.mark.e2e
 @pytest.mark.parametrize("args,message", [
     (["run", "--models", "vgg15"], "unknown model 'vgg15'"),
+    (["run", "--models", "lenet5,vgg16,lenet5"], "lenet5 given twice in 'lenet5,vgg16,lenet5'"),
     (["run", "--frameworks", "pytorch"], "unknown framework 'pytorch'"),
     (["run", "--dataset", "imagenet"], "unknown dataset 'imagenet'"),
     (["run", "--batch-size", "0"], "must be at least 1"),

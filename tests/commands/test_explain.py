@@ -56,6 +56,7 @@ def test_blocks_of_a_network_forward_only(tmp_path):
     (("--model", "vgg16", "--phase", "backward"), "argument --phase"),
     (("--model", "vgg16", "--frameworks", "torch,mxnet"), "unknown framework 'mxnet'"),
     (("--model", "vgg16", "--max-time", "-1"), "argument --max-time"),
+    (("--model", "vgg16", "--frameworks", "torch,torch"), "torch given twice in 'torch,torch'"),
 ])
 def test_bad_input_is_one_line(tmp_path, args, message):
     proc = run_cli("explain", *args, "--output", str(tmp_path))
