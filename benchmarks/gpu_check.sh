@@ -8,7 +8,8 @@
 # Each step's output goes to $OUT/<step>.log (and its last lines to the terminal); the run folders to
 # $OUT/results.tgz. A folder .whl/ of wheels (convbench's, convbench-jax's, any missing report library) is
 # installed first with pip --target when present, for a machine that cannot reach a package index.
-# Settings: STEPS (which of "machine doctor speed train train_vs_speed" run; all by default), DEVICE (cuda),
+# Settings: STEPS (which of "machine doctor speed train train_vs_speed explain" run; all but explain by default:
+# add it for `convbench explain`'s per-layer table, EXPLAIN_MODEL at EXPLAIN_DEPTH), DEVICE (cuda),
 # FRAMEWORKS (torch,jax), SPEED_MODELS, MAX_TIME, TRAIN_MODELS, TRAIN_ARGS (more options for the train run; with
 # TRAIN_ARGS2 a second train run), TVS_MODELS, ROUNDS, the LIMIT_* seconds.
 set -u
@@ -23,7 +24,12 @@ STEPS=${STEPS:-machine doctor speed train train_vs_speed}
 mkdir -p "$OUT"
 RUNS=$(mktemp -d)
 export PYTHONUNBUFFERED=1
-if [ -d .whl ]; then
+if [ -d .whl ]; then   # wheels older than the checkout's last commit would test old code (the plugins' workers import them)
+    head_time=$(git log -1 --format=%ct 2>/dev/null || echo 0)
+    for wheel in .whl/convbench*.whl; do
+        [ -e "$wheel" ] && [ "$(stat -c %Y "$wheel")" -lt "$head_time" ] && echo "warning: $wheel is older than the" \
+            "last commit: rebuild it (pip wheel --no-deps --no-build-isolation . plugins/convbench-jax -w .whl)"
+    done
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
         && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} || { echo "wheel install failed"; exit 1; }
 fi
@@ -50,4 +56,6 @@ step train "${LIMIT_TRAIN:-90}" "$PY" -m harness run --device "$DEVICE" --framew
     --frameworks "$FRAMEWORKS" --models "$TRAIN_MODELS" --output "$RUNS" $TRAIN_ARGS2
 step train_vs_speed "${LIMIT_TVS:-100}" "$PY" benchmarks/train_vs_speed.py --device "$DEVICE" \
     --frameworks "$FRAMEWORKS" --models "$TVS_MODELS" --rounds "${ROUNDS:-4}" --json "$OUT/train_vs_speed.json"
+step explain "${LIMIT_EXPLAIN:-200}" "$PY" -m harness explain --model "${EXPLAIN_MODEL:-vgg16}" --device "$DEVICE" \
+    --frameworks "$FRAMEWORKS" --depth "${EXPLAIN_DEPTH:-2}" --max-time "${EXPLAIN_MAX_TIME:-0.5}" --output "$RUNS/explain"
 tar -czf "$OUT/results.tgz" --exclude="*.html" --exclude="*.png" --exclude="*.npz" -C "$RUNS" . && echo "=== run folders: $OUT/results.tgz ($(du -h "$OUT/results.tgz" | cut -f1))"
