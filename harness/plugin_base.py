@@ -182,6 +182,13 @@ class FrameworkPlugin:
     def native(self, model: ModelDef, device: str | Device = CPU,
                settings: BuildSettings | dict[str, Any] | None = None) -> NativeModel:
         """The native model, settings validated: what ``convbench_build_model`` returns for this framework."""
+        settings, execution = self.prepare_build(device, settings)
+        return self.build(model, execution, settings)
+
+    def prepare_build(self, device: str | Device,
+                      settings: BuildSettings | dict[str, Any] | None) -> tuple[BuildSettings, Execution]:
+        """What every build does first: the settings typed and validated into an ``Execution``, the framework's
+        environment applied, and its persistent compilation cache turned on where the run asked for one."""
         if not isinstance(settings, BuildSettings):
             settings = BuildSettings.from_dict(settings or {})
         execution = self.execution(settings, self.device(device))
@@ -189,7 +196,7 @@ class FrameworkPlugin:
         if settings.compile_cache and settings.compile in self.spec.compile_cache_modes:
             os.makedirs(settings.compile_cache, exist_ok=True)
             self.use_compile_cache(settings.compile_cache, execution)
-        return self.build(model, execution, settings)
+        return settings, execution
 
     @hookimpl
     def convbench_build_model(self, framework: str, model: ModelDef, device: str,
@@ -199,13 +206,7 @@ class FrameworkPlugin:
     def native_layer(self, model: ModelDef, layer: LayerSpec, device: str | Device = CPU,
                      settings: BuildSettings | dict[str, Any] | None = None) -> LayerModel | None:
         """The node built alone, settings validated and the environment applied as for ``native``."""
-        if not isinstance(settings, BuildSettings):
-            settings = BuildSettings.from_dict(settings or {})
-        execution = self.execution(settings, self.device(device))
-        self.apply_environment(execution)
-        if settings.compile_cache and settings.compile in self.spec.compile_cache_modes:
-            os.makedirs(settings.compile_cache, exist_ok=True)
-            self.use_compile_cache(settings.compile_cache, execution)
+        settings, execution = self.prepare_build(device, settings)
         return self.build_layer(model, layer, execution, settings)
 
     @hookimpl
