@@ -101,6 +101,13 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                            tf32=args.tf32, autotune=args.autotune, seed=args.seed, max_time=args.max_time,
                            min_steps=args.min_steps, precision_target=args.precision_target)
     request = ExplainRequest(model.name, args.phase, args.depth, settings, args.timeout, args.method)
+    with tempfile.TemporaryDirectory(prefix="convbench-explain-") as tmp:
+        probes = {spec.name: probe_framework(spec, threads, Path(tmp) / "probe.log", pythons.get(spec.name))
+                  for spec in frameworks}
+    if not any(p.available and p.device(device) for p in probes.values()):   # before any folder is made
+        seen = "; ".join(f"{n} sees {', '.join(d['name'] for d in p.devices)}" if p.available else f"{n}: {p.reason}"
+                         for n, p in probes.items())
+        raise ConvbenchError(f"device {device.name!r} not found by any framework asked for ({seen})")
     _, folder = new_run_dir(Path(args.output) if args.output else Path("results") / "explain")
     say(f"{model.name} {args.phase} on {device}, batch {batch}: {len(specs)} "
         f"{'layers' if args.depth is None else f'nodes at depth {args.depth}'} per framework, "
@@ -108,9 +115,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     payloads: list[dict[str, Any]] = []
     for spec in frameworks:
         log = folder / f"{spec.name}.log"
-        with tempfile.TemporaryDirectory(prefix="convbench-explain-") as tmp:
-            probe = probe_framework(spec, threads, Path(tmp) / "probe.log", pythons.get(spec.name))
-        payload = explain_framework(request, spec, probe, log, pythons.get(spec.name), say)
+        payload = explain_framework(request, spec, probes[spec.name], log, pythons.get(spec.name), say)
         if "error" in payload:
             say(f"{spec.name}: not timed: {payload['error']}")
         payloads.append(payload)

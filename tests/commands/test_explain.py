@@ -79,6 +79,15 @@ def test_the_profiler_maps_every_layer_of_the_step(tmp_path):
     assert "[profiler (CPU time of each op); the profiled step " in proc.stdout
 
 
+@needs("torch")
+def test_a_device_no_framework_sees_is_one_line_and_no_folder(tmp_path):
+    proc = run_cli("explain", "--model", "lenet5", "--frameworks", "torch", "--device", "cuda:99", "--output", str(tmp_path))
+    assert proc.returncode == 2 and not any(tmp_path.iterdir())
+    assert proc.stderr.startswith("convbench: error: device 'cuda:99' not found by any framework asked for "
+                                  "(torch sees cpu"), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_a_plugin_without_a_profiler_mapping_is_told(tmp_path):
     proc = run_cli("explain", "--model", "fault_ok", "--frameworks", "faulty", "--method", "profiler", *QUICK,
                    "--output", str(tmp_path), env=FAULT_ENV)
