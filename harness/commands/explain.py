@@ -44,11 +44,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ex.add_argument("--frameworks", type=names_once,
                     help="comma-separated; default: every installed one (and any given a --python)")
     ex.add_argument("--device", type=device_arg, help="cpu (default), cuda or cuda:N")
-    ex.add_argument("--phase", type=one_of(*PHASES), default="train_step",
+    ex.add_argument("--phase", type=one_of(*PHASES), default="train_step", metavar="|".join(PHASES),
                     help="forward, forward_backward or train_step (default); each node's forward is timed too")
     ex.add_argument("--depth", type=positive_int, metavar="N",
                     help="time the nodes N levels below the network's body (1: its blocks); default: every layer")
-    ex.add_argument("--method", type=one_of("cells", "profiler"), default="cells",
+    ex.add_argument("--method", type=one_of("cells", "profiler"), default="cells", metavar="cells|profiler",
                     help="cells (default): each node built alone by the plugin and timed; profiler: the framework's "
                          "profiler over the network's own step, its ops mapped to layers (torch)")
     ex.add_argument("--batch-size", type=positive_int, metavar="N",
@@ -61,10 +61,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ex.add_argument("--precision-target", type=fraction_pct_arg, metavar="PCT", default=TARGET,
                     help=f"stop a series once its median's 95 %% interval is within PCT %% of it (default {100 * TARGET:g}%%, "
                          f"a fraction of {TARGET:g})")
-    ex.add_argument("--compile", type=one_of("auto", "none", "default", "xla"), default="auto",
+    ex.add_argument("--compile", type=one_of("auto", "none", "default", "xla"), default="auto", metavar="MODE",
                     help="auto (default), none, default or xla, as in convbench run")
-    ex.add_argument("--precision", type=one_of("fp32", "bf16", "fp16"), default="fp32", help="default fp32")
-    ex.add_argument("--layout", type=one_of("native", "nchw", "nhwc"), default="native", help="default native")
+    ex.add_argument("--precision", type=one_of("fp32", "bf16", "fp16"), default="fp32", metavar="fp32|bf16|fp16",
+                    help="as in convbench run (default fp32)")
+    ex.add_argument("--layout", type=one_of("native", "nchw", "nhwc"), default="native", metavar="native|nchw|nhwc",
+                    help="as in convbench run (default native)")
     ex.add_argument("--tf32", type=on_off, default=True, metavar="on|off", help="default on")
     ex.add_argument("--autotune", type=on_off, default=True, metavar="on|off", help="default on")
     ex.add_argument("--seed", type=non_negative_int, default=0, help="weights and inputs (default 0)")
