@@ -50,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help="time the nodes N levels below the network's body (1: its blocks); default: every layer")
     ex.add_argument("--method", type=one_of("cells", "profiler"), default="cells", metavar="cells|profiler",
                     help="cells (default): each node built alone by the plugin and timed; profiler: the framework's "
-                         "profiler over the network's own step, its ops mapped to layers (torch)")
+                         "profiler over the network's own step, its ops mapped to layers (torch, JAX)")
     ex.add_argument("--batch-size", type=positive_int, metavar="N",
                     help="default: speed mode's (128, or 32 for 224x224 models)")
     ex.add_argument("--threads", type=positive_int, help="CPU threads per worker (default: all cores)")

@@ -94,3 +94,15 @@ def test_a_plugin_without_a_profiler_mapping_is_told(tmp_path):
     assert proc.returncode == 1
     assert "faulty: not timed: the faulty plugin maps no profiler to layers (profile_layers); use --method cells" \
         in proc.stdout.splitlines()
+
+
+@needs("jax")
+def test_jax_profiler_maps_the_compiled_step_to_layers(tmp_path):
+    proc = run_cli("explain", "--model", "lenet5", "--frameworks", "jax", "--method", "profiler", *QUICK,
+                   "--output", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    saved = json.loads((next(tmp_path.iterdir()) / "explain.json").read_text())["frameworks"][0]
+    assert saved["method"] == "profiler (XLA ops in the trace)"
+    step = {x["path"]: x["train_step"]["ms"] for x in saved["layers"]}
+    assert step["conv1.conv"] > 0 and step["conv2.conv"] > 0 and step["fc1"] > 0   # forward and backward ops named
+    assert sum(step.values()) <= saved["profiled_step_ms"]["train_step"]

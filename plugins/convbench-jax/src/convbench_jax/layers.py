@@ -82,7 +82,8 @@ def run(node: g.Node, path: str, x: jax.Array, ctx: Ctx) -> jax.Array:
         if ctx.train:  # auxiliary heads only exist for the training loss
             ctx.aux.append((node.weight, run(node.head, join(path, node.head.name), x, ctx)))
         return x
-    return LAYERS[type(node)](node, path, x, ctx)
+    with jax.named_scope(path):   # in each HLO op's metadata: explain --method profiler maps the trace to layers
+        return LAYERS[type(node)](node, path, x, ctx)
 
 
 def conv(node: g.Conv, path: str, x: jax.Array, ctx: Ctx) -> jax.Array:

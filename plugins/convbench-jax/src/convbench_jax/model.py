@@ -18,6 +18,7 @@ from convbench_jax.layers import Arrays, Layout, NativeOrder
 from convbench_jax.optim import initial_scale
 from convbench_jax.parallel import AXIS, Replicas, replica_devices
 from convbench_jax.steps import make_steps
+from harness.errors import ConvbenchError
 from harness.model import graph as g
 from harness.model.shapes import model_summary
 from harness.model.weights import check_momentum, check_weights
@@ -128,6 +129,21 @@ class JaxModel:
         return float(loss), int(correct)
 
     # speed mode: dispatch only; convbench_synchronize waits for the tracked outputs -----------------
+    def profile_layers(self, phase: str, batch: tuple[jax.Array, jax.Array], lr: float, steps: int) -> dict[str, Any]:
+        """``convbench explain --method profiler``: each leaf layer's share of ``phase`` from JAX's profiler trace,
+        mapped to layers by the named scopes XLA keeps in the compiled step's metadata."""
+        from convbench_jax.device import synchronize
+        from convbench_jax.profile import profile_layers
+        if self.execution.compile == "eager" or self.replicas:
+            raise ConvbenchError("jax's profiler mapping needs one jitted step (--compile auto, one device)")
+        x, y = batch
+        compiled = {"forward": lambda: self._logits.lower(self.params, self.stats, x),
+                    "forward_backward": lambda: self._grads.lower(self.params, self.stats, self.key, self.scale, x, y),
+                    "train_step": lambda: self._train.lower(self.params, self.stats, self.velocity, self.key, self.scale,
+                                                            x, y, np.float32(lr))}[phase]().compile().as_text()
+        paths = [layer.path for layer in model_summary(self.model).layers]
+        return profile_layers(compiled, paths, lambda: self.run_phase(phase, batch, lr), synchronize, steps)
+
     def run_phase(self, phase: str, batch: tuple[jax.Array, jax.Array], lr: float) -> None:
         if phase == "forward":
             self._last = self._logits(self.params, self.stats, batch[0])
