@@ -36,10 +36,18 @@ class LayerSpec:
         """The node's type (Conv, BatchNorm, ... or Seq for a block)."""
         return type(self.node).__name__
 
+    def holds(self, path: str) -> bool:
+        """``path`` (a layer's, or a weight key) is this node's or lies under it."""
+        return within(path, self.path)
+
     def weights(self, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The node's entries of a whole model's portable weights (keys unchanged: ``<path>.<param>``)."""
-        prefix = self.path + "."
-        return {k: v for k, v in weights.items() if k.startswith(prefix)}
+        return {k: v for k, v in weights.items() if self.holds(k)}
+
+
+def within(path: str, node: str) -> bool:
+    """``path`` is the node at dotted path ``node`` or lies under it."""
+    return path == node or path.startswith(node + ".")
 
 
 def _has_aux(node: Node) -> bool:
@@ -61,8 +69,7 @@ def layer_specs(model: ModelDef, depth: int | None = None) -> list[LayerSpec]:
     out: list[LayerSpec] = []
 
     def spec(node: Node, path: str, training_only: bool) -> LayerSpec:
-        prefix = path + "."
-        mine = [x for x in leaves if x.path == path or x.path.startswith(prefix)]
+        mine = [x for x in leaves if within(x.path, path)]
         head: LayerInfo = mine[0]
         return LayerSpec(path, node, head.input_shape, node_output_shape(node, head.input_shape, path, model.name),
                          sum(x.flops for x in mine), sum(x.params for x in mine), head.path != first, training_only)
@@ -98,4 +105,4 @@ def chains(model: ModelDef, specs: list[LayerSpec]) -> bool:
     one's output), give the network's logits: no cell lies below a Concat or a Residual, whose branches read the
     same input rather than each other's outputs."""
     joins = [p for p, n in walk(model.body) if isinstance(n, (Concat, Residual))]
-    return not any(s.path.startswith(j + ".") for s in specs if not s.training_only for j in joins)
+    return not any(within(s.path, j) and s.path != j for s in specs if not s.training_only for j in joins)

@@ -118,7 +118,7 @@ def profiled(native: Any, batch: Any, specs: list[LayerSpec], phases: tuple[str,
     for spec in specs:
         row = describe(spec)
         for phase in phases:
-            mine = [ms for path, ms in found[phase]["layers"].items() if path == spec.path or path.startswith(spec.path + ".")]
+            mine = [ms for path, ms in found[phase]["layers"].items() if spec.holds(path)]
             skipped = phase == "forward" and spec.training_only
             row[phase] = None if skipped else {"ms": sum(mine), "ms_ci_low": None, "ms_ci_high": None, "n": steps,
                                                "stable": None, "first_step_s": None}

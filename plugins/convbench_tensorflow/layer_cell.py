@@ -55,7 +55,7 @@ class TFLayer:
             self.net = Net(model, summary, self.execution.dtype, settings.seed, layer.node, layer.path)
             self.optimizer = SGD(self.net.trainable, settings.momentum, settings.weight_decay)
         self.shapes = {key: summary.param_shapes[key] for key in self.net.params}
-        leaves = [x.path for x in summary.layers if x.path == layer.path or x.path.startswith(layer.path + ".")]
+        leaves = [x.path for x in summary.layers if layer.holds(x.path)]
         self.reads = self.net.order.reads.get(leaves[0])     # the input is flat in NHWC order
         self.writes = self.net.order.writes.get(leaves[-1])  # the output is
         # the image reader gets float32 images and casts them in its step, as the network's step does; every other

@@ -11,13 +11,12 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from convbench_jax.device import jax_device, track
 from convbench_jax.execution import JaxExecution
 from convbench_jax.layers import Arrays, Layout, NativeOrder, from_layout, to_layout
-from convbench_jax.model import STATS
+from convbench_jax.model import placeholders
 from convbench_jax.steps import make_layer_steps
 from harness.errors import ConvbenchError
 from harness.model.graph import ModelDef
@@ -41,13 +40,8 @@ class JaxLayer:
         self.layout = Layout(self.execution.layout)
         summary = model_summary(model)
         self.order = NativeOrder(summary, self.layout)
-        prefix = layer.path + "."
-        self.shapes = {k: tuple(s) for k, s in summary.param_shapes.items() if k.startswith(prefix)}
-        zeros = {k: jnp.zeros(self.order.shape(k, s), jnp.float32, device=self.device)
-                 for k, s in self.shapes.items()}  # placeholders until set_weights
-        self.params = {k: v for k, v in zeros.items() if k.rsplit(".", 1)[1] not in STATS}
-        self.stats = {k: v for k, v in zeros.items() if k.rsplit(".", 1)[1] in STATS}
-        self.velocity = jax.tree.map(jnp.zeros_like, self.params)
+        self.shapes = {k: tuple(s) for k, s in summary.param_shapes.items() if layer.holds(k)}
+        self.params, self.stats, self.velocity = placeholders(self.order, self.shapes, self.device)
         self.key = jax.device_put(jax.random.key(settings.seed), self.device)
         steps = make_layer_steps(layer.node, layer.path, self.layout, self.execution.dtype, settings.momentum,
                                  settings.weight_decay, layer.input_grad)

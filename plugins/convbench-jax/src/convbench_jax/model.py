@@ -28,6 +28,14 @@ from harness.settings import BuildSettings
 STATS = ("running_mean", "running_var")
 
 
+def placeholders(order: NativeOrder, shapes: dict[str, tuple[int, ...]], device: Any) -> tuple[Arrays, Arrays, Arrays]:
+    """Zero (parameters, batch-norm statistics, momentum) in the layout's order on ``device``, until set_weights."""
+    zeros = {k: jnp.zeros(order.shape(k, s), jnp.float32, device=device) for k, s in shapes.items()}
+    params = {k: v for k, v in zeros.items() if k.rsplit(".", 1)[1] not in STATS}
+    stats = {k: v for k, v in zeros.items() if k.rsplit(".", 1)[1] in STATS}
+    return params, stats, jax.tree.map(jnp.zeros_like, params)
+
+
 class JaxModel:
     def __init__(self, model: g.ModelDef, execution: Execution, settings: BuildSettings) -> None:
         self.model = model
@@ -41,11 +49,7 @@ class JaxModel:
         self.layout = Layout(self.execution.layout)
         summary = model_summary(model)
         self.order = NativeOrder(summary, self.layout)   # the layout's order of conv kernels and dense weights
-        zeros = {k: jnp.zeros(self.order.shape(k, s), jnp.float32, device=self.placement)
-                 for k, s in summary.param_shapes.items()}  # placeholders until set_weights
-        self.params = {k: v for k, v in zeros.items() if k.rsplit(".", 1)[1] not in STATS}
-        self.stats = {k: v for k, v in zeros.items() if k.rsplit(".", 1)[1] in STATS}
-        self.velocity = jax.tree.map(jnp.zeros_like, self.params)
+        self.params, self.stats, self.velocity = placeholders(self.order, summary.param_shapes, self.placement)
         self.key = jax.device_put(jax.random.key(settings.seed), self.placement)
         fp16 = self.execution.precision == "fp16"
         self.scale = jax.device_put(initial_scale(), self.placement) if fp16 else None
